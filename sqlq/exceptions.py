@@ -1,0 +1,108 @@
+"""Exceptions raised by sqlq.
+
+Names mirror huey's so that ``except huey.exceptions.X`` becomes ``except sqlq.X``.
+Every exception sqlq raises derives from :class:`SqlqError`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class SqlqError(Exception):
+    """Base class of every sqlq exception."""
+
+
+# huey's base class name, kept for code that catches it.
+HueyException = SqlqError
+
+
+class ConfigurationError(SqlqError):
+    """The queue, a task or the consumer was configured with invalid options."""
+
+
+class StorageError(SqlqError):
+    """The storage backend cannot be opened or used (bad file, locked, foreign schema...)."""
+
+
+class DatabaseLockedError(StorageError):
+    """The database stayed locked by another connection past the busy timeout."""
+
+
+class SerializationError(SqlqError, ValueError):
+    """A value could not be serialized (for example an unpicklable argument)."""
+
+
+class DeserializationError(SqlqError, ValueError):
+    """Stored bytes could not be turned back into a value."""
+
+
+class SignatureError(DeserializationError):
+    """Signed data failed verification: it was tampered with or signed with another secret."""
+
+
+class MessageDecodeError(DeserializationError):
+    """A task message is truncated, garbled or of an unknown format version."""
+
+
+class UnknownTaskError(SqlqError, KeyError):
+    """A message names a task that is not registered in this process."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else 'unknown task'
+
+
+class TaskException(SqlqError):
+    """A task failed; ``metadata`` holds the error, traceback, task id and name, retries."""
+
+    def __init__(self, metadata: Optional[dict] = None, *args: Any) -> None:
+        self.metadata = metadata or {}
+        super().__init__(*args)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr != 'metadata' and attr in self.__dict__.get('metadata', {}):
+            return self.metadata[attr]
+        raise AttributeError(attr)
+
+    def __str__(self) -> str:
+        return str(self.metadata.get('error') or super().__str__())
+
+
+class TaskLockedException(SqlqError):
+    """A task could not acquire its lock (see ``queue.lock_task``)."""
+
+
+class ResultTimeout(SqlqError):
+    """``Result.get(blocking=True, timeout=...)`` ran out of time."""
+
+
+class CancelExecution(SqlqError):
+    """Raised in a pre-execute hook (or a task) to cancel the task; ``retry=True`` retries it."""
+
+    def __init__(self, retry: Optional[bool] = None, *args: Any) -> None:
+        self.retry = retry
+        super().__init__(*args)
+
+
+class RetryTask(SqlqError):
+    """Raised by a task to be retried, optionally at ``eta`` or after ``delay`` seconds."""
+
+    def __init__(self, msg: Optional[str] = None, eta: Any = None, delay: Any = None,
+                 *args: Any, **kwargs: Any) -> None:
+        self.eta, self.delay = eta, delay
+        super().__init__(msg, *args, **kwargs) if msg is not None else super().__init__(*args, **kwargs)
+
+
+class TaskTimeout(SqlqError):
+    """A task ran longer than its ``timeout``."""
+
+
+class RateLimitExceeded(SqlqError):
+    """A rate limit was hit; the task is retried after ``delay`` seconds if ``retry``."""
+
+    def __init__(self, key: str, delay: float, retry: bool = True) -> None:
+        self.key, self.delay, self.retry = key, delay, retry
+        super().__init__('rate limit %r exceeded, retry in %.3fs' % (key, delay))
+
+
+# Exceptions whose retry does not use up one of the task's ``retries``.
+RETRYING_EXCEPTIONS = (RetryTask, RateLimitExceeded, TaskLockedException)
