@@ -87,9 +87,9 @@ class RetryTask(SqlqError):
     """Raised by a task to be retried, optionally at ``eta`` or after ``delay`` seconds."""
 
     def __init__(self, msg: Optional[str] = None, eta: Any = None, delay: Any = None,
-                 *args: Any, **kwargs: Any) -> None:
+                 *args: Any) -> None:
         self.eta, self.delay = eta, delay
-        super().__init__(msg, *args, **kwargs) if msg is not None else super().__init__(*args, **kwargs)
+        super().__init__(*((msg,) if msg is not None else ()), *args)
 
 
 class TaskTimeout(SqlqError):
