@@ -1,0 +1,19 @@
+"""Storage backends: byte-level queue, schedule, key/value and dead-letter stores.
+
+``SqliteStorage`` is imported lazily so that importing :mod:`sqlq.storage` does not need apsw.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+from sqlq.storage.memory import MemoryStorage
+
+__all__ = ['EMPTY', 'Claim', 'DeadLetter', 'Storage', 'MemoryStorage', 'SqliteStorage']
+
+
+def __getattr__(name: str) -> Any:
+    if name == 'SqliteStorage':
+        from sqlq.storage.sqlite import SqliteStorage
+        return SqliteStorage
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

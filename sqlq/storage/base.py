@@ -1,0 +1,339 @@
+"""The storage contract every sqlq backend implements.
+
+Storage is *bytes in, bytes out*: it never serializes, decodes or interprets a message. The task
+layer and the consumer talk to a backend only through :class:`Storage`, so a backend (SQLite,
+memory, later Redis) can be swapped without touching them.
+
+One :class:`Storage` instance serves one *named queue*. Several named queues may share one
+backend (one SQLite file, one Redis server): every method only ever sees and changes the data of
+its own ``name``.
+
+Delivery model
+--------------
+A message is *ready* after :meth:`Storage.enqueue`. :meth:`Storage.dequeue` *claims* the next
+ready message (highest priority first, FIFO within a priority) and returns a :class:`Claim`; the
+message stays stored, invisible to other dequeues, until its claim is settled by exactly one of
+
+* :meth:`Storage.ack` -- done, delete it;
+* :meth:`Storage.release` -- give it back, at its original place in the ready order;
+* :meth:`Storage.bury` -- move it to the dead letters with a reason.
+
+Settling is *fenced* by the claim's receipt: a receipt only settles the claim it came from. Once
+that claim is gone (settled, or -- with leases -- reclaimed by someone else, even if the same
+message was claimed again since) the call returns ``False`` and changes nothing.
+"""
+from __future__ import annotations
+
+import abc
+import os
+import secrets
+import socket
+import time
+from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional
+
+__all__ = ['EMPTY', 'Claim', 'DeadLetter', 'Storage']
+
+
+class _Empty:
+    """Type of :data:`EMPTY`; there is exactly one instance."""
+
+    _instance: Optional['_Empty'] = None
+
+    def __new__(cls) -> '_Empty':
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return '<EMPTY>'
+
+    def __reduce__(self) -> str:  # pickles as the module attribute: stays a singleton
+        return 'EMPTY'
+
+    def __copy__(self) -> '_Empty':
+        return self
+
+    def __deepcopy__(self, memo: dict) -> '_Empty':
+        return self
+
+
+#: Returned by :meth:`Storage.peek_data` and :meth:`Storage.pop_data` for a missing (or expired)
+#: key. Compare with ``is``: ``b''`` is a valid stored value.
+EMPTY = _Empty()
+
+
+class Claim(NamedTuple):
+    """A claimed message, returned by :meth:`Storage.dequeue`."""
+
+    #: The message bytes exactly as enqueued.
+    data: bytes
+    #: Opaque, hashable, picklable token for :meth:`~Storage.ack`, :meth:`~Storage.release` and
+    #: :meth:`~Storage.bury`. Its form is backend-specific; never build or inspect one.
+    receipt: Any
+    #: How many times this message has been claimed, this claim included (1 the first time).
+    attempts: int
+
+
+class DeadLetter(NamedTuple):
+    """A message that could not be processed, kept so that nothing is ever lost silently."""
+
+    id: int
+    data: bytes
+    reason: str
+    #: Unix epoch seconds (from the storage's clock) when it was buried / added.
+    failed_at: float
+    #: Times the message had been claimed when it was buried (0 if it never was).
+    attempts: int
+
+
+def _new_owner_id() -> str:
+    return '%s:%d:%s' % (socket.gethostname(), os.getpid(), secrets.token_hex(4))
+
+
+class Storage(abc.ABC):
+    """Byte-level storage of one named queue. Several named queues may share one backend/file.
+
+    ``clock`` returns the current time as unix epoch seconds; every timestamp the storage
+    records (claims, dead letters) and every ttl is measured with it, so tests can inject a
+    fake clock. Scheduled-message timestamps are given by the caller and are not compared with
+    the clock by the storage.
+
+    Every method is thread-safe. After :meth:`close` the storage must not be used.
+    """
+
+    def __init__(self, name: str = 'sqlq', *, clock: Callable[[], float] = time.time,
+                 **options: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError('queue name must be a non-empty string, not %r' % (name,))
+        self.name = name
+        self._clock = clock
+        self._owner_pid = -1
+        self._owner_id = ''
+
+    def __repr__(self) -> str:
+        return '<%s %r>' % (type(self).__name__, self.name)
+
+    @property
+    def owner_id(self) -> str:
+        """Identifies this process's claims: ``'hostname:pid:random'``; a new one after fork."""
+        pid = os.getpid()
+        if pid != self._owner_pid:
+            self._owner_id = _new_owner_id()
+            self._owner_pid = pid
+        return self._owner_id
+
+    # ------------------------------------------------------------------ ready queue
+
+    @abc.abstractmethod
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        """Add a ready message. Higher ``priority`` is dequeued first; FIFO within a priority."""
+
+    @abc.abstractmethod
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        """Enqueue ``(data, priority)`` pairs in order, all or none; return how many."""
+
+    @abc.abstractmethod
+    def dequeue(self) -> Optional[Claim]:
+        """Claim the next ready message for :attr:`owner_id`, or return ``None`` if none is ready.
+
+        The message is not deleted: it is counted by :meth:`claimed_size` until the claim is
+        settled with :meth:`ack`, :meth:`release` or :meth:`bury`.
+        """
+
+    @abc.abstractmethod
+    def ack(self, receipt: Any) -> bool:
+        """Delete the claimed message. ``False`` (and no change) if that claim no longer exists."""
+
+    @abc.abstractmethod
+    def release(self, receipt: Any) -> bool:
+        """Make the claimed message ready again, at its original priority and FIFO position.
+
+        Its attempt count is kept (the next claim reports one more). ``False`` if the claim is
+        gone.
+        """
+
+    @abc.abstractmethod
+    def bury(self, receipt: Any, reason: str) -> bool:
+        """Atomically move the claimed message to the dead letters with ``reason``.
+
+        The dead letter records the claim's attempt count and the current time. ``False`` (and
+        no change) if the claim is gone.
+        """
+
+    @abc.abstractmethod
+    def queue_size(self) -> int:
+        """Number of ready (unclaimed) messages."""
+
+    @abc.abstractmethod
+    def claimed_size(self) -> int:
+        """Number of claimed (running) messages."""
+
+    @abc.abstractmethod
+    def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
+        """Ready messages in dequeue order (at most ``limit``)."""
+
+    @abc.abstractmethod
+    def claimed_items(self) -> list[tuple[bytes, str, float]]:
+        """``(data, owner, claimed_at)`` of every claimed message, oldest claim first."""
+
+    @abc.abstractmethod
+    def flush_queue(self) -> None:
+        """Remove every ready and claimed message of this queue (outstanding receipts go stale)."""
+
+    # ------------------------------------------------------------------ schedule
+
+    @abc.abstractmethod
+    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
+        """Store a message to be released at ``timestamp`` (unix epoch seconds)."""
+
+    @abc.abstractmethod
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        """Atomically remove and return every message due at or before ``timestamp``.
+
+        Ordered by timestamp, then insertion order. Each message is returned to exactly one
+        caller, however many call concurrently.
+        """
+
+    @abc.abstractmethod
+    def next_scheduled_time(self) -> Optional[float]:
+        """The earliest scheduled timestamp, or ``None`` if nothing is scheduled."""
+
+    @abc.abstractmethod
+    def scheduled_items(self, limit: Optional[int] = None) -> list[bytes]:
+        """Scheduled messages in (timestamp, insertion) order, at most ``limit``."""
+
+    @abc.abstractmethod
+    def schedule_size(self) -> int:
+        """Number of scheduled messages."""
+
+    @abc.abstractmethod
+    def flush_schedule(self) -> None:
+        """Remove every scheduled message of this queue."""
+
+    # ------------------------------------------------------------------ key/value
+    # ``ttl`` is in seconds from ``clock()``; ``None`` means no expiry. A key whose ttl has run
+    # out is invisible to every method (as if deleted) and is deleted lazily.
+
+    @abc.abstractmethod
+    def put_data(self, key: str, value: bytes, is_result: bool = False,
+                 ttl: Optional[float] = None) -> None:
+        """Store ``value`` under ``key``, replacing any value, flag and ttl it had.
+
+        ``is_result`` marks task results (see :meth:`result_items`, :meth:`flush_results`).
+        """
+
+    @abc.abstractmethod
+    def peek_data(self, key: str) -> Any:
+        """The value stored under ``key``, or :data:`EMPTY`."""
+
+    @abc.abstractmethod
+    def pop_data(self, key: str) -> Any:
+        """Atomically read and delete ``key``: its value, or :data:`EMPTY`.
+
+        Of several concurrent callers only one gets the value.
+        """
+
+    @abc.abstractmethod
+    def delete_data(self, key: str) -> bool:
+        """Delete ``key``; ``True`` if a live value was deleted."""
+
+    @abc.abstractmethod
+    def has_data_for_key(self, key: str) -> bool:
+        """``True`` if ``key`` holds a live value."""
+
+    @abc.abstractmethod
+    def put_if_empty(self, key: str, value: bytes, ttl: Optional[float] = None) -> bool:
+        """Atomically store ``value`` if ``key`` holds no live value; ``True`` if written.
+
+        The key is stored as a non-result key (used for locks).
+        """
+
+    @abc.abstractmethod
+    def incr(self, key: str, amount: int = 1, ttl: Optional[float] = None) -> int:
+        """Atomically add ``amount`` to the integer counter at ``key``; return the new value.
+
+        A missing (or expired) key counts from 0 and is created with ``ttl``; incrementing an
+        existing key keeps its expiry (a fixed window). The value is stored as ASCII digits
+        (``b'-3'``), readable with :meth:`peek_data`. ``ValueError`` if ``key`` holds
+        something that is not an integer.
+        """
+
+    @abc.abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` (literally: no wildcards); return how many
+        live keys were deleted."""
+
+    @abc.abstractmethod
+    def result_store_size(self) -> int:
+        """Number of live keys stored with ``is_result=True``."""
+
+    @abc.abstractmethod
+    def result_items(self) -> dict[str, bytes]:
+        """Every live ``is_result`` key and its value."""
+
+    @abc.abstractmethod
+    def flush_results(self) -> None:
+        """Delete every ``is_result`` key of this queue (other keys are kept)."""
+
+    # ------------------------------------------------------------------ dead letters
+
+    @abc.abstractmethod
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
+        """Record a message that was never claimed (e.g. rejected at enqueue time); return its id."""
+
+    @abc.abstractmethod
+    def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
+        """Dead letters, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def dead_letter_count(self) -> int:
+        """Number of dead letters."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, ids: Optional[Iterable[int]] = None,
+                             priority: int = 0) -> int:
+        """Move dead letters (all if ``ids`` is ``None``) back to the ready queue.
+
+        They are enqueued in dead-letter order at the end of ``priority``'s FIFO, with a fresh
+        attempt count. Unknown ids are ignored. Returns how many were moved.
+        """
+
+    @abc.abstractmethod
+    def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
+        """Delete dead letters (all if ``ids`` is ``None``); return how many."""
+
+    # ------------------------------------------------------------------ whole storage
+
+    @abc.abstractmethod
+    def flush_all(self) -> None:
+        """Delete everything of this queue: messages, schedule, keys and dead letters."""
+
+    @abc.abstractmethod
+    def transaction(self) -> ContextManager[Any]:
+        """Group storage calls made in this thread into one atomic unit.
+
+        Every storage call made inside the ``with`` block, in this thread, commits when the
+        outermost block exits normally, or is rolled back (enqueues included) when an exception
+        leaves the block; the exception is re-raised. Blocks nest: an exception leaving an inner
+        block undoes only that block. Other threads and processes never see a partial
+        transaction. Yields the backend connection (the ``apsw.Connection`` for SQLite, so the
+        application can write its own tables in the same transaction; ``None`` in memory).
+        """
+
+    @abc.abstractmethod
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until another writer may have committed something.
+
+        ``True`` if a change was seen (it may be unrelated to this queue), ``False`` on timeout.
+        Must not be called inside :meth:`transaction`.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend's resources. Idempotent."""
+
+    def __enter__(self) -> 'Storage':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,389 @@
+"""In-process storage: each instance is an independent queue held in memory (like MemoryHuey).
+
+Meant for tests and for running tasks in one process. Thread-safe: one re-entrant lock guards
+all state; :meth:`MemoryStorage.transaction` holds it for the whole block, so other threads see
+the block's effects all at once or not at all.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import heapq
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from sqlq.exceptions import StorageError
+from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+
+__all__ = ['MemoryStorage']
+
+
+class _Message:
+    __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts')
+
+    def __init__(self, id: int, priority: int, data: bytes) -> None:
+        self.id = id
+        self.priority = priority
+        self.data = data
+        self.owner: Optional[str] = None
+        self.claimed_at: Optional[float] = None
+        self.attempts = 0
+
+
+class _State:
+    """Everything a MemoryStorage holds; copied whole to snapshot a transaction."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.messages: dict[int, _Message] = {}
+        self.ready: list[tuple[int, int]] = []            # heap of (-priority, id)
+        self.schedule: list[tuple[float, int, bytes]] = []  # heap of (ts, seq, data)
+        self.kv: dict[str, tuple[bytes, bool, Optional[float]]] = {}  # value, is_result, expires
+        self.dead: dict[int, DeadLetter] = {}             # insertion (= id) ordered
+
+    def next_id(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+def _bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
+
+
+class MemoryStorage(Storage):
+    """Byte-level storage held in this process's memory; see :class:`~sqlq.storage.base.Storage`."""
+
+    def __init__(self, name: str = 'sqlq', *, clock: Callable[[], float] = time.time,
+                 **options: Any) -> None:
+        super().__init__(name, clock=clock)
+        if options:
+            raise TypeError('unexpected MemoryStorage options: %s' % ', '.join(sorted(options)))
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._state = _State()
+        self._version = 0
+        self._tx_depth = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def _locked(self, write: bool = False) -> Iterator[_State]:
+        with self._lock:
+            if self._closed:
+                raise StorageError('storage %r is closed' % self.name)
+            yield self._state
+            if write:
+                self._version += 1
+                self._cond.notify_all()
+
+    def _live(self, st: _State, key: str) -> Optional[tuple[bytes, bool, Optional[float]]]:
+        entry = st.kv.get(key)
+        if entry is None:
+            return None
+        expires = entry[2]
+        if expires is not None and expires <= self._clock():
+            del st.kv[key]  # lazy expiry
+            return None
+        return entry
+
+    def _expires(self, ttl: Optional[float]) -> Optional[float]:
+        return None if ttl is None else self._clock() + ttl
+
+    @staticmethod
+    def _claimed(st: _State, receipt: Any) -> Optional[_Message]:
+        try:
+            msg_id, owner, attempts = receipt
+        except (TypeError, ValueError):
+            raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
+        msg = st.messages.get(msg_id)
+        if msg is None or msg.owner is None or msg.owner != owner or msg.attempts != attempts:
+            return None
+        return msg
+
+    # ------------------------------------------------------------------ ready queue
+
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        self.enqueue_many([(data, priority)])
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        prepared = [(_bytes(data), int(priority)) for data, priority in items]
+        with self._locked(write=bool(prepared)) as st:
+            for data, priority in prepared:
+                msg = _Message(st.next_id(), priority, data)
+                st.messages[msg.id] = msg
+                heapq.heappush(st.ready, (-priority, msg.id))
+        return len(prepared)
+
+    def dequeue(self) -> Optional[Claim]:
+        owner = self.owner_id
+        with self._locked() as st:
+            if not st.ready:
+                return None
+            _, msg_id = heapq.heappop(st.ready)
+            msg = st.messages[msg_id]
+            msg.owner = owner
+            msg.claimed_at = self._clock()
+            msg.attempts += 1
+            self._version += 1
+            self._cond.notify_all()
+            return Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts)
+
+    def ack(self, receipt: Any) -> bool:
+        with self._locked() as st:
+            msg = self._claimed(st, receipt)
+            if msg is None:
+                return False
+            del st.messages[msg.id]
+            self._version += 1
+            self._cond.notify_all()
+            return True
+
+    def release(self, receipt: Any) -> bool:
+        with self._locked() as st:
+            msg = self._claimed(st, receipt)
+            if msg is None:
+                return False
+            msg.owner = msg.claimed_at = None
+            heapq.heappush(st.ready, (-msg.priority, msg.id))
+            self._version += 1
+            self._cond.notify_all()
+            return True
+
+    def bury(self, receipt: Any, reason: str) -> bool:
+        with self._locked() as st:
+            msg = self._claimed(st, receipt)
+            if msg is None:
+                return False
+            del st.messages[msg.id]
+            dead_id = st.next_id()
+            st.dead[dead_id] = DeadLetter(dead_id, msg.data, str(reason), self._clock(),
+                                          msg.attempts)
+            self._version += 1
+            self._cond.notify_all()
+            return True
+
+    def queue_size(self) -> int:
+        with self._locked() as st:
+            return len(st.ready)
+
+    def claimed_size(self) -> int:
+        with self._locked() as st:
+            return len(st.messages) - len(st.ready)
+
+    def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
+        with self._locked() as st:
+            order = sorted(st.ready) if limit is None else heapq.nsmallest(limit, st.ready)
+            return [st.messages[msg_id].data for _, msg_id in order]
+
+    def claimed_items(self) -> list[tuple[bytes, str, float]]:
+        with self._locked() as st:
+            claimed = [m for m in st.messages.values() if m.owner is not None]
+            claimed.sort(key=lambda m: (m.claimed_at, m.id))
+            return [(m.data, m.owner, m.claimed_at) for m in claimed]  # type: ignore[misc]
+
+    def flush_queue(self) -> None:
+        with self._locked(write=True) as st:
+            st.messages.clear()
+            st.ready.clear()
+
+    # ------------------------------------------------------------------ schedule
+
+    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
+        data = _bytes(data)
+        with self._locked(write=True) as st:
+            heapq.heappush(st.schedule, (float(timestamp), st.next_id(), data))
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        with self._locked() as st:
+            due = []
+            while st.schedule and st.schedule[0][0] <= timestamp:
+                due.append(heapq.heappop(st.schedule)[2])
+            if due:
+                self._version += 1
+                self._cond.notify_all()
+            return due
+
+    def next_scheduled_time(self) -> Optional[float]:
+        with self._locked() as st:
+            return st.schedule[0][0] if st.schedule else None
+
+    def scheduled_items(self, limit: Optional[int] = None) -> list[bytes]:
+        with self._locked() as st:
+            order = sorted(st.schedule) if limit is None else heapq.nsmallest(limit, st.schedule)
+            return [item[2] for item in order]
+
+    def schedule_size(self) -> int:
+        with self._locked() as st:
+            return len(st.schedule)
+
+    def flush_schedule(self) -> None:
+        with self._locked(write=True) as st:
+            st.schedule.clear()
+
+    # ------------------------------------------------------------------ key/value
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False,
+                 ttl: Optional[float] = None) -> None:
+        value = _bytes(value)
+        with self._locked(write=True) as st:
+            st.kv[key] = (value, bool(is_result), self._expires(ttl))
+
+    def peek_data(self, key: str) -> Any:
+        with self._locked() as st:
+            entry = self._live(st, key)
+            return EMPTY if entry is None else entry[0]
+
+    def pop_data(self, key: str) -> Any:
+        with self._locked() as st:
+            entry = self._live(st, key)
+            if entry is None:
+                return EMPTY
+            del st.kv[key]
+            self._version += 1
+            self._cond.notify_all()
+            return entry[0]
+
+    def delete_data(self, key: str) -> bool:
+        with self._locked() as st:
+            if self._live(st, key) is None:
+                return False
+            del st.kv[key]
+            self._version += 1
+            self._cond.notify_all()
+            return True
+
+    def has_data_for_key(self, key: str) -> bool:
+        with self._locked() as st:
+            return self._live(st, key) is not None
+
+    def put_if_empty(self, key: str, value: bytes, ttl: Optional[float] = None) -> bool:
+        value = _bytes(value)
+        with self._locked() as st:
+            if self._live(st, key) is not None:
+                return False
+            st.kv[key] = (value, False, self._expires(ttl))
+            self._version += 1
+            self._cond.notify_all()
+            return True
+
+    def incr(self, key: str, amount: int = 1, ttl: Optional[float] = None) -> int:
+        with self._locked(write=True) as st:
+            entry = self._live(st, key)
+            if entry is None:
+                value, is_result, expires = int(amount), False, self._expires(ttl)
+            else:
+                value = _parse_counter(key, entry[0]) + int(amount)
+                is_result, expires = entry[1], entry[2]
+            st.kv[key] = (b'%d' % value, is_result, expires)
+            return value
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._locked(write=True) as st:
+            keys = [k for k in st.kv if k.startswith(prefix)]
+            live = sum(1 for k in keys if self._live(st, k) is not None)
+            for k in keys:
+                st.kv.pop(k, None)
+            return live
+
+    def result_store_size(self) -> int:
+        return len(self.result_items())
+
+    def result_items(self) -> dict[str, bytes]:
+        with self._locked() as st:
+            return {k: e[0] for k in list(st.kv)
+                    if (e := self._live(st, k)) is not None and e[1]}
+
+    def flush_results(self) -> None:
+        with self._locked(write=True) as st:
+            for k in [k for k, e in st.kv.items() if e[1]]:
+                del st.kv[k]
+
+    # ------------------------------------------------------------------ dead letters
+
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
+        data = _bytes(data)
+        with self._locked(write=True) as st:
+            dead_id = st.next_id()
+            st.dead[dead_id] = DeadLetter(dead_id, data, str(reason), self._clock(),
+                                          int(attempts))
+            return dead_id
+
+    def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
+        with self._locked() as st:
+            letters = list(st.dead.values())
+            return letters if limit is None else letters[:max(limit, 0)]
+
+    def dead_letter_count(self) -> int:
+        with self._locked() as st:
+            return len(st.dead)
+
+    def _select_dead(self, st: _State, ids: Optional[Iterable[int]]) -> list[int]:
+        if ids is None:
+            return list(st.dead)
+        return sorted({i for i in ids if i in st.dead})
+
+    def requeue_dead_letters(self, ids: Optional[Iterable[int]] = None,
+                             priority: int = 0) -> int:
+        with self._locked() as st:
+            chosen = self._select_dead(st, ids)
+            for dead_id in chosen:
+                letter = st.dead.pop(dead_id)
+                msg = _Message(st.next_id(), int(priority), letter.data)
+                st.messages[msg.id] = msg
+                heapq.heappush(st.ready, (-msg.priority, msg.id))
+            if chosen:
+                self._version += 1
+                self._cond.notify_all()
+            return len(chosen)
+
+    def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
+        with self._locked(write=True) as st:
+            chosen = self._select_dead(st, ids)
+            for dead_id in chosen:
+                del st.dead[dead_id]
+            return len(chosen)
+
+    # ------------------------------------------------------------------ whole storage
+
+    def flush_all(self) -> None:
+        with self._locked(write=True) as st:
+            seq = st.seq
+            self._state = _State()
+            self._state.seq = seq  # ids are never reused: stale receipts stay stale
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._locked():
+            snapshot = copy.deepcopy(self._state)  # each level restores its own entry state
+            self._tx_depth += 1
+            try:
+                yield None
+            except BaseException:
+                self._state = snapshot
+                self._version += 1
+                self._cond.notify_all()
+                raise
+            finally:
+                self._tx_depth -= 1
+
+    def wait_for_change(self, timeout: float) -> bool:
+        with self._locked():
+            start = self._version
+            return self._cond.wait_for(lambda: self._version != start or self._closed,
+                                       max(timeout, 0.0)) and not self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _parse_counter(key: str, value: bytes) -> int:
+    try:
+        return int(value.decode('ascii'))
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None
