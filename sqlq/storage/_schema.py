@@ -1,0 +1,95 @@
+"""The SQLite schema of a sqlq database and its migrations.
+
+A sqlq database is recognised by ``PRAGMA application_id`` = :data:`APPLICATION_ID` ('SQLQ')
+and versioned by ``PRAGMA user_version``. Opening a database whose ``user_version`` is below
+:data:`SCHEMA_VERSION` runs ``MIGRATIONS[v]`` for each ``v`` from the stored version up to
+``SCHEMA_VERSION - 1`` in one ``BEGIN IMMEDIATE`` transaction (so concurrent openers serialise
+and the second one finds the work done). A brand-new file is version 0: ``MIGRATIONS[0]``
+creates everything. To change the schema: add ``MIGRATIONS[SCHEMA_VERSION]`` and bump
+``SCHEMA_VERSION``; never edit a released migration.
+
+Tables (every row carries the name of the queue it belongs to; one file holds many queues):
+
+``task``
+    Messages of the ready queue. ``owner IS NULL`` means ready; otherwise the row is claimed
+    by ``owner`` (a consumer process's owner id) since ``claimed_at``. ``attempts`` counts
+    claims and, together with ``id`` and ``owner``, fences receipts. A released row keeps its
+    ``id`` and so its FIFO position.
+``schedule``
+    Messages waiting for their ``ts`` (unix epoch seconds); moved to ``task`` by the scheduler.
+``kv``
+    Key/value data: task results (``is_result=1``), revoke flags, locks and counters.
+    ``expires_at`` (NULL = never) makes a key invisible once passed.
+``dead_letter``
+    Messages that could not be processed: undecodable or tampered bytes, unknown task names,
+    tasks quarantined after too many attempts, messages rejected at enqueue time. It exists so
+    that nothing is ever lost silently: an operator can inspect, requeue or purge them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+#: Current schema version (stored in ``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+
+#: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
+APPLICATION_ID = 0x53514C51
+
+#: Tables a sqlq database may contain (used to recognise foreign databases).
+TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter'})
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS task (
+    id          INTEGER PRIMARY KEY,
+    queue       TEXT    NOT NULL,
+    priority    INTEGER NOT NULL,
+    data        BLOB    NOT NULL,
+    enqueued_at REAL    NOT NULL,
+    owner       TEXT,
+    claimed_at  REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0
+);
+-- The dequeue hot path: next ready message of a queue, highest priority first, then FIFO.
+CREATE INDEX IF NOT EXISTS task_ready ON task (queue, priority DESC, id) WHERE owner IS NULL;
+-- Claimed (running) messages, by owner (lease recovery, claimed_items).
+CREATE INDEX IF NOT EXISTS task_claimed ON task (owner, claimed_at) WHERE owner IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS schedule (
+    id    INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    ts    REAL NOT NULL,
+    data  BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedule_due ON schedule (queue, ts, id);
+
+CREATE TABLE IF NOT EXISTS kv (
+    queue      TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    value      BLOB    NOT NULL,
+    is_result  INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL,
+    PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id        INTEGER PRIMARY KEY,
+    queue     TEXT    NOT NULL,
+    data      BLOB    NOT NULL,
+    reason    TEXT    NOT NULL,
+    failed_at REAL    NOT NULL,
+    attempts  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS dead_letter_queue ON dead_letter (queue, id);
+"""
+
+
+def _create_v1(conn: Any) -> None:
+    """Version 0 (empty file) -> 1: create every table and index."""
+    conn.execute(SCHEMA_V1)
+
+
+#: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
+#: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
+MIGRATIONS: dict[int, Callable[[Any], None]] = {
+    0: _create_v1,
+}

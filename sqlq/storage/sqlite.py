@@ -1,0 +1,603 @@
+"""Storage in one SQLite file, through apsw. This is the only sqlq module that imports apsw.
+
+Connections: one per thread (``threading.local``), created on first use, plus a pid guard:
+after ``fork`` the child opens fresh connections and never touches (nor closes, nor lets the
+garbage collector finalise) the ones it inherited -- they are parked in :data:`_ABANDONED`.
+Every connection runs in WAL mode with the configured ``synchronous`` and busy timeout.
+
+Transactions: every write runs in ``BEGIN IMMEDIATE`` (a deferred read transaction that later
+upgrades to a write fails at once with SQLITE_BUSY in WAL mode instead of waiting for the busy
+timeout). :meth:`SqliteStorage.transaction` uses the same mechanism, so storage calls made
+inside an application's transaction simply join it; nested blocks become SAVEPOINTs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import apsw
+
+from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
+from sqlq.storage import _schema
+from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+
+__all__ = ['SqliteStorage']
+
+#: Connections inherited across fork. They must never be used or closed in the child (closing
+#: would, for instance, release POSIX locks the parent still relies on), so a reference is kept
+#: here forever and they are never finalised.
+_ABANDONED: list[Any] = []
+
+SYNCHRONOUS_MODES = ('NORMAL', 'FULL', 'OFF')
+
+# Savepoint statements per nesting depth: constant SQL text keeps apsw's statement cache warm.
+_SAVEPOINT = tuple('SAVEPOINT sqlq_%d' % i for i in range(64))
+_RELEASE = tuple('RELEASE sqlq_%d' % i for i in range(64))
+_ROLLBACK_TO = tuple('ROLLBACK TO sqlq_%d' % i for i in range(64))
+
+_DEQUEUE = (
+    'UPDATE task SET owner = ?, claimed_at = ?, attempts = attempts + 1 '
+    'WHERE id = (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
+    'ORDER BY priority DESC, id LIMIT 1) '
+    'RETURNING id, data, attempts')
+_ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
+_ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+_LIVE = '(expires_at IS NULL OR expires_at > ?)'
+
+
+def _bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
+
+
+def _limit(limit: Optional[int]) -> int:
+    return -1 if limit is None else max(int(limit), 0)
+
+
+def _unpack_receipt(receipt: Any) -> tuple[int, str, int]:
+    try:
+        msg_id, owner, attempts = receipt
+        return int(msg_id), str(owner), int(attempts)
+    except (TypeError, ValueError):
+        raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
+
+
+class SqliteStorage(Storage):
+    """Byte-level storage in one SQLite file; see :class:`~sqlq.storage.base.Storage`.
+
+    ``filename``: path of the database file, created (mode 0600) if missing; its directory must
+    exist and be writable (WAL mode creates ``-wal``/``-shm`` files next to it).
+    ``synchronous``: ``'NORMAL'`` (default: durable except for the last transactions on power
+    loss), ``'FULL'`` or ``'OFF'``. ``timeout``: seconds to wait for another connection's write
+    lock before raising :class:`~sqlq.exceptions.DatabaseLockedError`. ``cache_size``: passed to
+    ``PRAGMA cache_size`` (pages if positive, KiB if negative).
+
+    Raises :class:`~sqlq.exceptions.StorageError` (naming the path) if the file cannot be used:
+    missing or read-only directory, not a SQLite database, another application's database, or
+    a database created by a newer sqlq.
+    """
+
+    #: Seconds between two ``PRAGMA data_version`` polls in :meth:`wait_for_change`.
+    poll_interval = 0.005
+
+    def __init__(self, filename: str, name: str = 'sqlq', *, synchronous: str = 'NORMAL',
+                 timeout: float = 30.0, clock: Callable[[], float] = time.time,
+                 cache_size: Optional[int] = None) -> None:
+        super().__init__(name, clock=clock)
+        filename = os.fspath(filename)
+        if not isinstance(filename, str) or filename in ('', ':memory:') \
+                or filename.startswith('file:'):
+            raise ConfigurationError(
+                'SqliteStorage needs a plain file path, not %r (use MemoryStorage for an '
+                'in-memory queue)' % (filename,))
+        mode = str(synchronous).upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ConfigurationError('synchronous must be one of %s, not %r'
+                                     % (', '.join(SYNCHRONOUS_MODES), synchronous))
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            raise ConfigurationError('timeout must be a number of seconds, not %r'
+                                     % (timeout,)) from None
+        if timeout < 0:
+            raise ConfigurationError('timeout must be >= 0, not %r' % (timeout,))
+        if cache_size is not None and not isinstance(cache_size, int):
+            raise ConfigurationError('cache_size must be an integer, not %r' % (cache_size,))
+        self.filename = os.path.abspath(filename)
+        self.synchronous = mode
+        self.timeout = timeout
+        self.cache_size = cache_size
+        self._closed = False
+        self._schema_ready = False
+        self._reset_connections(os.getpid())
+        self._conn()  # open now: a bad path or foreign file fails at construction
+
+    def __repr__(self) -> str:
+        return '<SqliteStorage %r in %r>' % (self.name, self.filename)
+
+    # ------------------------------------------------------------------ connections
+
+    def _reset_connections(self, pid: int) -> None:
+        self._pid = pid
+        self._conns_lock = threading.Lock()
+        self._conns: list[Any] = []
+        self._local = threading.local()
+
+    def _conn(self) -> Any:
+        """This thread's connection, opened on first use (and again after fork)."""
+        if self._closed:
+            raise StorageError('storage %r on %r is closed' % (self.name, self.filename))
+        pid = os.getpid()
+        if pid != self._pid:
+            _ABANDONED.extend(self._conns)
+            self._reset_connections(pid)
+        conn = getattr(self._local, 'conn', None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            self._local.depth = 0
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _error(self, exc: BaseException, doing: str) -> StorageError:
+        path = self.filename
+        if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+            return DatabaseLockedError(
+                'sqlq database %r stayed locked by another connection for more than the busy '
+                'timeout (%gs) while %s: %s' % (path, self.timeout, doing, exc))
+        if isinstance(exc, apsw.NotADBError):
+            return StorageError('%r is not a SQLite database (%s)' % (path, exc))
+        return StorageError('sqlq database %r: %s while %s: %s'
+                            % (path, type(exc).__name__, doing, exc))
+
+    def _open(self) -> Any:
+        path = self.filename
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise StorageError('cannot open sqlq database %r: directory %r does not exist'
+                               % (path, directory))
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StorageError('cannot open sqlq database %r: directory %r is not writable '
+                               '(SQLite creates its -wal and -shm files there)'
+                               % (path, directory))
+        if os.path.isdir(path):
+            raise StorageError('cannot open sqlq database %r: it is a directory' % (path,))
+        try:  # a new database is private to its user; another process may win the race
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StorageError('cannot create sqlq database %r: %s' % (path, exc)) from exc
+        try:
+            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+        except apsw.Error as exc:
+            raise StorageError('cannot open sqlq database %r: %s: %s'
+                               % (path, type(exc).__name__, exc)) from exc
+        try:
+            conn.setbusytimeout(int(self.timeout * 1000))
+            if not self._schema_ready:
+                self._check_identity(conn)  # before anything writes to a foreign file
+            mode = conn.execute('PRAGMA journal_mode=WAL').fetchall()[0][0]
+            if str(mode).lower() != 'wal':
+                raise StorageError('cannot put sqlq database %r in WAL mode (journal_mode is '
+                                   '%r)' % (path, mode))
+            conn.execute('PRAGMA synchronous=' + self.synchronous)
+            if self.cache_size is not None:
+                conn.execute('PRAGMA cache_size=%d' % self.cache_size)
+            if not self._schema_ready:
+                self._migrate(conn)
+                self._schema_ready = True
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, apsw.Error):
+                raise self._error(exc, 'opening it') from exc
+            raise
+        return conn
+
+    def _check_identity(self, conn: Any) -> int:
+        """Refuse foreign or newer databases; return the stored schema version."""
+        path = self.filename
+        app_id = conn.execute('PRAGMA application_id').fetchall()[0][0]
+        version = conn.execute('PRAGMA user_version').fetchall()[0][0]
+        if app_id not in (0, _schema.APPLICATION_ID):
+            raise StorageError('%r is a SQLite database of another application '
+                               '(application_id %#x), not a sqlq database' % (path, app_id))
+        if app_id == 0:
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")}
+            if version != 0 or not tables <= _schema.TABLES:
+                raise StorageError('%r is a SQLite database of another application (tables: '
+                                   '%s), not a sqlq database' % (path, ', '.join(sorted(tables))))
+        if version > _schema.SCHEMA_VERSION:
+            raise StorageError('%r was created by a newer sqlq (schema version %d; this sqlq '
+                               'supports up to %d): upgrade sqlq'
+                               % (path, version, _schema.SCHEMA_VERSION))
+        return version
+
+    def _migrate(self, conn: Any) -> None:
+        if self._check_identity(conn) >= _schema.SCHEMA_VERSION:
+            return
+        conn.execute('BEGIN IMMEDIATE')
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = self._check_identity(conn)
+            for v in range(version, _schema.SCHEMA_VERSION):
+                try:
+                    migrate = _schema.MIGRATIONS[v]
+                except KeyError:
+                    raise StorageError('no migration of sqlq database %r from schema version '
+                                       '%d' % (self.filename, v)) from None
+                migrate(conn)
+            conn.execute('PRAGMA application_id=%d' % _schema.APPLICATION_ID)
+            conn.execute('PRAGMA user_version=%d' % _schema.SCHEMA_VERSION)
+            conn.execute('COMMIT')
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute('ROLLBACK')
+            raise
+
+    # ------------------------------------------------------------------ statements
+
+    def _rows(self, sql: str, params: Any = (), doing: str = 'reading') -> list:
+        conn = self._conn()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except apsw.Error as exc:
+            raise self._error(exc, doing) from exc
+
+    def _scalar(self, sql: str, params: Any = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def _do(self, conn: Any, sql: str, params: Any = ()) -> list:
+        """Run a statement inside a write transaction; return its rows."""
+        try:
+            return conn.execute(sql, params).fetchall()
+        except apsw.Error as exc:
+            raise self._error(exc, 'writing') from exc
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """BEGIN IMMEDIATE (outermost) or SAVEPOINT (nested); commit/release or roll back."""
+        conn = self._conn()
+        local = self._local
+        depth = local.depth
+        if depth >= len(_SAVEPOINT):
+            raise StorageError('transactions nested more than %d deep' % len(_SAVEPOINT))
+        try:
+            conn.execute('BEGIN IMMEDIATE' if depth == 0 else _SAVEPOINT[depth])
+        except apsw.Error as exc:
+            raise self._error(exc, 'starting a write transaction') from exc
+        local.depth = depth + 1
+        try:
+            yield conn
+        except BaseException:
+            local.depth = depth
+            if conn.in_transaction:
+                try:
+                    if depth == 0:
+                        conn.execute('ROLLBACK')
+                    else:
+                        conn.execute(_ROLLBACK_TO[depth])
+                        conn.execute(_RELEASE[depth])
+                except apsw.Error:
+                    pass  # the original exception matters more
+            raise
+        local.depth = depth
+        try:
+            conn.execute('COMMIT' if depth == 0 else _RELEASE[depth])
+        except apsw.Error as exc:
+            if depth == 0 and conn.in_transaction:
+                with contextlib.suppress(apsw.Error):
+                    conn.execute('ROLLBACK')
+            raise self._error(exc, 'committing') from exc
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self._tx()
+
+    def _in_transaction(self) -> bool:
+        return bool(getattr(self._local, 'depth', 0)) and os.getpid() == self._pid
+
+    # ------------------------------------------------------------------ ready queue
+
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        params = (self.name, int(priority), _bytes(data), self._clock())
+        with self._tx() as conn:
+            self._do(conn, _ENQUEUE, params)
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        now = self._clock()
+        rows = [(self.name, int(priority), _bytes(data), now) for data, priority in items]
+        if not rows:
+            return 0
+        with self._tx() as conn:
+            try:
+                conn.executemany(_ENQUEUE, rows)
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+        return len(rows)
+
+    def dequeue(self) -> Optional[Claim]:
+        # Cheap read first: an idle consumer polling an empty queue never takes the write lock.
+        if not self._in_transaction() and not self._rows(_ANY_READY, (self.name,)):
+            return None
+        owner = self.owner_id
+        with self._tx() as conn:
+            rows = self._do(conn, _DEQUEUE, (owner, self._clock(), self.name))
+        if not rows:
+            return None
+        msg_id, data, attempts = rows[0]
+        return Claim(data, (msg_id, owner, attempts), attempts)
+
+    def ack(self, receipt: Any) -> bool:
+        msg_id, owner, attempts = _unpack_receipt(receipt)
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
+                           'AND attempts = ?', (msg_id, self.name, owner, attempts))
+            return conn.changes() > 0
+
+    def release(self, receipt: Any) -> bool:
+        msg_id, owner, attempts = _unpack_receipt(receipt)
+        with self._tx() as conn:
+            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL WHERE id = ? '
+                           'AND queue = ? AND owner = ? AND attempts = ?',
+                     (msg_id, self.name, owner, attempts))
+            return conn.changes() > 0
+
+    def bury(self, receipt: Any, reason: str) -> bool:
+        msg_id, owner, attempts = _unpack_receipt(receipt)
+        with self._tx() as conn:
+            rows = self._do(conn, 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
+                                  'AND attempts = ? RETURNING data, attempts',
+                            (msg_id, self.name, owner, attempts))
+            if not rows:
+                return False
+            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts) '
+                           'VALUES (?, ?, ?, ?, ?)',
+                     (self.name, rows[0][0], str(reason), self._clock(), rows[0][1]))
+            return True
+
+    def queue_size(self) -> int:
+        return self._scalar('SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL',
+                            (self.name,))
+
+    def claimed_size(self) -> int:
+        return self._scalar('SELECT count(*) FROM task WHERE queue = ? AND owner IS NOT NULL',
+                            (self.name,))
+
+    def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
+        return [row[0] for row in self._rows(
+            'SELECT data FROM task WHERE queue = ? AND owner IS NULL '
+            'ORDER BY priority DESC, id LIMIT ?', (self.name, _limit(limit)))]
+
+    def claimed_items(self) -> list[tuple[bytes, str, float]]:
+        return [tuple(row) for row in self._rows(  # type: ignore[misc]
+            'SELECT data, owner, claimed_at FROM task WHERE queue = ? AND owner IS NOT NULL '
+            'ORDER BY claimed_at, id', (self.name,))]
+
+    def flush_queue(self) -> None:
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM task WHERE queue = ?', (self.name,))
+
+    # ------------------------------------------------------------------ schedule
+
+    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
+        params = (self.name, float(timestamp), _bytes(data))
+        with self._tx() as conn:
+            self._do(conn, 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)', params)
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        with self._tx() as conn:
+            rows = self._do(conn, 'DELETE FROM schedule WHERE queue = ? AND ts <= ? '
+                                  'RETURNING ts, id, data', (self.name, float(timestamp)))
+        rows.sort(key=lambda row: (row[0], row[1]))  # RETURNING order is unspecified
+        return [row[2] for row in rows]
+
+    def next_scheduled_time(self) -> Optional[float]:
+        return self._scalar('SELECT min(ts) FROM schedule WHERE queue = ?', (self.name,))
+
+    def scheduled_items(self, limit: Optional[int] = None) -> list[bytes]:
+        return [row[0] for row in self._rows(
+            'SELECT data FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?',
+            (self.name, _limit(limit)))]
+
+    def schedule_size(self) -> int:
+        return self._scalar('SELECT count(*) FROM schedule WHERE queue = ?', (self.name,))
+
+    def flush_schedule(self) -> None:
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM schedule WHERE queue = ?', (self.name,))
+
+    # ------------------------------------------------------------------ key/value
+
+    def _expires(self, ttl: Optional[float]) -> Optional[float]:
+        return None if ttl is None else self._clock() + float(ttl)
+
+    def _is_live(self, expires_at: Optional[float], now: Optional[float] = None) -> bool:
+        return expires_at is None or expires_at > (self._clock() if now is None else now)
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False,
+                 ttl: Optional[float] = None) -> None:
+        params = (self.name, key, _bytes(value), int(bool(is_result)), self._expires(ttl))
+        with self._tx() as conn:
+            self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
+                           'expires_at) VALUES (?, ?, ?, ?, ?)', params)
+
+    def peek_data(self, key: str) -> Any:
+        rows = self._rows('SELECT value, expires_at FROM kv WHERE queue = ? AND key = ?',
+                          (self.name, key))
+        if not rows:
+            return EMPTY
+        value, expires_at = rows[0]
+        now = self._clock()
+        if self._is_live(expires_at, now):
+            return value
+        with contextlib.suppress(DatabaseLockedError):  # lazy expiry is best effort
+            with self._tx() as conn:
+                self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? AND expires_at <= ?',
+                         (self.name, key, now))
+        return EMPTY
+
+    def pop_data(self, key: str) -> Any:
+        with self._tx() as conn:
+            rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? '
+                                  'RETURNING value, expires_at', (self.name, key))
+        if rows and self._is_live(rows[0][1]):
+            return rows[0][0]
+        return EMPTY
+
+    def delete_data(self, key: str) -> bool:
+        with self._tx() as conn:
+            rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? '
+                                  'RETURNING expires_at', (self.name, key))
+        return bool(rows) and self._is_live(rows[0][0])
+
+    def has_data_for_key(self, key: str) -> bool:
+        return self.peek_data(key) is not EMPTY
+
+    def put_if_empty(self, key: str, value: bytes, ttl: Optional[float] = None) -> bool:
+        now = self._clock()
+        expires_at = None if ttl is None else now + float(ttl)
+        with self._tx() as conn:
+            self._do(conn, 'INSERT INTO kv (queue, key, value, is_result, expires_at) '
+                           'VALUES (?, ?, ?, 0, ?) ON CONFLICT (queue, key) DO UPDATE SET '
+                           'value = excluded.value, is_result = 0, '
+                           'expires_at = excluded.expires_at '
+                           'WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?',
+                     (self.name, key, _bytes(value), expires_at, now))
+            return conn.changes() > 0
+
+    def incr(self, key: str, amount: int = 1, ttl: Optional[float] = None) -> int:
+        amount = int(amount)
+        now = self._clock()
+        with self._tx() as conn:
+            rows = self._do(conn, 'SELECT value, is_result, expires_at FROM kv '
+                                  'WHERE queue = ? AND key = ?', (self.name, key))
+            if rows and self._is_live(rows[0][2], now):
+                value = _parse_counter(key, rows[0][0]) + amount
+                is_result, expires_at = rows[0][1], rows[0][2]
+            else:
+                value, is_result = amount, 0
+                expires_at = None if ttl is None else now + float(ttl)
+            self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
+                           'expires_at) VALUES (?, ?, ?, ?, ?)',
+                     (self.name, key, b'%d' % value, is_result, expires_at))
+        return value
+
+    def delete_prefix(self, prefix: str) -> int:
+        # A range + substr comparison: no LIKE, so '_' and '%' are ordinary characters.
+        with self._tx() as conn:
+            rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key >= ? '
+                                  'AND substr(key, 1, ?) = ? RETURNING expires_at',
+                            (self.name, prefix, len(prefix), prefix))
+        now = self._clock()
+        return sum(1 for (expires_at,) in rows if self._is_live(expires_at, now))
+
+    def result_store_size(self) -> int:
+        return self._scalar('SELECT count(*) FROM kv WHERE queue = ? AND is_result = 1 AND '
+                            + _LIVE, (self.name, self._clock()))
+
+    def result_items(self) -> dict[str, bytes]:
+        return dict(self._rows('SELECT key, value FROM kv WHERE queue = ? AND is_result = 1 '
+                               'AND ' + _LIVE, (self.name, self._clock())))
+
+    def flush_results(self) -> None:
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM kv WHERE queue = ? AND is_result = 1', (self.name,))
+
+    # ------------------------------------------------------------------ dead letters
+
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
+        params = (self.name, _bytes(data), str(reason), self._clock(), int(attempts))
+        with self._tx() as conn:
+            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts) '
+                           'VALUES (?, ?, ?, ?, ?)', params)
+            return conn.last_insert_rowid()
+
+    def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
+        return [DeadLetter(*row) for row in self._rows(
+            'SELECT id, data, reason, failed_at, attempts FROM dead_letter WHERE queue = ? '
+            'ORDER BY id LIMIT ?', (self.name, _limit(limit)))]
+
+    def dead_letter_count(self) -> int:
+        return self._scalar('SELECT count(*) FROM dead_letter WHERE queue = ?', (self.name,))
+
+    def _take_dead(self, conn: Any, ids: Optional[Iterable[int]]) -> list[tuple[int, bytes]]:
+        if ids is None:
+            rows = self._do(conn, 'DELETE FROM dead_letter WHERE queue = ? RETURNING id, data',
+                            (self.name,))
+        else:
+            rows = []
+            for dead_id in sorted({int(i) for i in ids}):
+                rows.extend(self._do(conn, 'DELETE FROM dead_letter WHERE queue = ? AND id = ? '
+                                           'RETURNING id, data', (self.name, dead_id)))
+        rows.sort(key=lambda row: row[0])
+        return rows
+
+    def requeue_dead_letters(self, ids: Optional[Iterable[int]] = None,
+                             priority: int = 0) -> int:
+        priority = int(priority)
+        with self._tx() as conn:
+            rows = self._take_dead(conn, ids)
+            if rows:
+                now = self._clock()
+                try:
+                    conn.executemany(_ENQUEUE, [(self.name, priority, data, now)
+                                                for _, data in rows])
+                except apsw.Error as exc:
+                    raise self._error(exc, 'writing') from exc
+        return len(rows)
+
+    def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
+        with self._tx() as conn:
+            return len(self._take_dead(conn, ids))
+
+    # ------------------------------------------------------------------ whole storage
+
+    def flush_all(self) -> None:
+        with self._tx() as conn:
+            for table in ('task', 'schedule', 'kv', 'dead_letter'):
+                self._do(conn, 'DELETE FROM %s WHERE queue = ?' % table, (self.name,))
+
+    def wait_for_change(self, timeout: float) -> bool:
+        # Polls PRAGMA data_version, which changes when another connection commits. This is
+        # the single place to replace with push notifications.
+        if self._in_transaction():
+            raise StorageError('wait_for_change() cannot be called inside transaction()')
+        deadline = time.monotonic() + max(float(timeout), 0.0)
+        start = self._scalar('PRAGMA data_version')
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.poll_interval, remaining))
+            if self._scalar('PRAGMA data_version') != start:
+                return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if os.getpid() != self._pid:  # inherited across fork: not ours to close
+            _ABANDONED.extend(self._conns)
+            self._conns = []
+            return
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(apsw.Error):
+                conn.close()
+        self._local = threading.local()
+
+
+def _parse_counter(key: str, value: Any) -> int:
+    try:
+        return int(bytes(value).decode('ascii'))
+    except (TypeError, UnicodeDecodeError, ValueError):
+        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None
