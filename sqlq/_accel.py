@@ -1,0 +1,68 @@
+"""The ONE place that chooses the compiled fast path or its pure-Python twin.
+
+At import: the compiled ``sqlq._fastpath`` unless ``SQLQ_NO_EXTENSIONS=1`` is set or it does
+not import, else ``sqlq._fastpath_py``. Call through this module
+(``_accel.encode_message(...)``, never ``from sqlq._accel import encode_message``) so that
+:func:`use` takes effect everywhere.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from sqlq import _fastpath_py
+
+__all__ = ['encode_message', 'decode_message', 'IMPLEMENTATION', 'IMPLEMENTATIONS',
+           'compiled_available', 'compiled_import_error', 'use']
+
+IMPLEMENTATIONS = ('compiled', 'twin')
+
+_compiled = None
+_compiled_error: Optional[str] = None
+try:
+    from sqlq import _fastpath as _compiled
+except ImportError as exc:  # not built (or built for another interpreter / _wire layout)
+    _compiled_error = '%s: %s' % (type(exc).__name__, exc)
+
+
+def compiled_available() -> bool:
+    """True if the compiled ``sqlq._fastpath`` imported (whatever ``SQLQ_NO_EXTENSIONS`` says)."""
+    return _compiled is not None
+
+
+def compiled_import_error() -> Optional[str]:
+    """Why the compiled module did not import, or None if it did."""
+    return _compiled_error
+
+
+class CompiledUnavailableError(ImportError):
+    """``use('compiled')`` was asked for but ``sqlq._fastpath`` is not importable."""
+
+
+def use(name: str) -> None:
+    """Rebind ``encode_message``/``decode_message``/``IMPLEMENTATION`` to ``name``.
+
+    ``name`` is 'compiled' or 'twin'; for tests and benchmarks.
+    """
+    global encode_message, decode_message, IMPLEMENTATION
+    if name == 'compiled':
+        if _compiled is None:
+            raise CompiledUnavailableError(
+                'compiled sqlq._fastpath is unavailable (%s); build it with '
+                "`pip install -e .` (needs a C compiler)" % _compiled_error)
+        module = _compiled
+    elif name == 'twin':
+        module = _fastpath_py
+    else:
+        raise ValueError('unknown fast-path implementation %r (expected one of %s)'
+                         % (name, ', '.join(IMPLEMENTATIONS)))
+    encode_message = module.encode_message
+    decode_message = module.decode_message
+    IMPLEMENTATION = name
+
+
+encode_message = _fastpath_py.encode_message
+decode_message = _fastpath_py.decode_message
+IMPLEMENTATION = 'twin'
+if _compiled is not None and os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
+    use('compiled')

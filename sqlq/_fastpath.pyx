@@ -1,0 +1,342 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, binding=True, embedsignature=True
+"""Compiled task-message codec (the hot path); ``sqlq._fastpath_py`` is its pure twin.
+
+Same functions, signatures, results, exceptions and exception messages as the twin;
+``tests/test_codec.py`` holds the two to that. Go through ``sqlq._accel`` to use either.
+
+Encoding sizes the message first and writes it straight into the one ``bytes`` object it
+returns; decoding reads from the buffer of the ``bytes`` it is given. The wire constants come
+from ``sqlq._wire`` at import (module-level C variables, so as fast as literals).
+"""
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.float cimport PyFloat_AS_DOUBLE
+
+from sqlq import _wire
+from sqlq.exceptions import MessageDecodeError
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+    bytes PyBytes_FromStringAndSize(const char* v, Py_ssize_t size)
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    double PyFloat_AsDouble(object) except? -1.0
+    long long PyLong_AsLongLong(object) except? -1
+    object PyFloat_FromDouble(double)
+    object PyLong_FromLongLong(long long)
+
+__all__ = ['encode_message', 'decode_message']
+
+cdef unsigned char MAGIC = _wire.MAGIC
+cdef unsigned char VERSION = _wire.VERSION
+cdef uint16_t FLAG_ETA = _wire.FLAG_ETA
+cdef uint16_t FLAG_EXPIRES_AT = _wire.FLAG_EXPIRES_AT
+cdef uint16_t FLAG_TIMEOUT = _wire.FLAG_TIMEOUT
+cdef uint16_t FLAG_ON_COMPLETE = _wire.FLAG_ON_COMPLETE
+cdef uint16_t FLAG_ON_ERROR = _wire.FLAG_ON_ERROR
+cdef uint16_t FLAG_EXTRA = _wire.FLAG_EXTRA
+cdef uint16_t KNOWN_FLAGS = _wire.KNOWN_FLAGS
+cdef Py_ssize_t HEADER_SIZE = _wire.HEADER_SIZE
+cdef long long I32_MIN = _wire.I32_MIN
+cdef long long I32_MAX = _wire.I32_MAX
+cdef Py_ssize_t U32_MAX = _wire.U32_MAX
+
+# The C layout below hard-codes the header's field offsets; make sure _wire agrees.
+if _wire.HEADER_FORMAT != '<BBHqidd' or _wire.HEADER_SIZE != 32 or _wire.F64_SIZE != 8 \
+        or _wire.LEN_SIZE != 4:
+    raise ImportError('sqlq._fastpath was built for another sqlq._wire layout: rebuild it')
+
+
+# ---- little-endian stores and loads (GCC/Clang merge these into single moves) -------------
+
+cdef inline void _put_u16(unsigned char* p, uint16_t v) noexcept nogil:
+    p[0] = <unsigned char>(v)
+    p[1] = <unsigned char>(v >> 8)
+
+
+cdef inline void _put_u32(unsigned char* p, uint32_t v) noexcept nogil:
+    p[0] = <unsigned char>(v)
+    p[1] = <unsigned char>(v >> 8)
+    p[2] = <unsigned char>(v >> 16)
+    p[3] = <unsigned char>(v >> 24)
+
+
+cdef inline void _put_u64(unsigned char* p, uint64_t v) noexcept nogil:
+    _put_u32(p, <uint32_t>v)
+    _put_u32(p + 4, <uint32_t>(v >> 32))
+
+
+cdef inline void _put_f64(unsigned char* p, double d) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, &d, 8)
+    _put_u64(p, v)
+
+
+cdef inline uint32_t _get_u32(const unsigned char* p) noexcept nogil:
+    return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) \
+        | (<uint32_t>p[3] << 24)
+
+
+cdef inline uint64_t _get_u64(const unsigned char* p) noexcept nogil:
+    return (<uint64_t>_get_u32(p)) | (<uint64_t>_get_u32(p + 4) << 32)
+
+
+cdef inline double _get_f64(const unsigned char* p) noexcept nogil:
+    cdef uint64_t v = _get_u64(p)
+    cdef double d
+    memcpy(&d, &v, 8)
+    return d
+
+
+# ---- encode -------------------------------------------------------------------------------
+
+cdef inline double _as_double(object value, str field, bint optional) except? -1.0:
+    if type(value) is float:
+        return PyFloat_AS_DOUBLE(value)
+    if not isinstance(value, (float, int)):
+        if optional:
+            raise TypeError('%s must be float, int or None, not %s'
+                            % (field, type(value).__name__))
+        raise TypeError('%s must be float or int, not %s' % (field, type(value).__name__))
+    return PyFloat_AsDouble(value)  # OverflowError for an int too large to convert
+
+
+cdef inline int _check_len(Py_ssize_t n, str field) except -1:
+    if n > U32_MAX:
+        raise OverflowError('%s too long: %d bytes (max %d)' % (field, n, U32_MAX))
+    return 0
+
+
+cdef inline int _check_opt_bytes(object value, str field) except -1:
+    if not isinstance(value, bytes):
+        raise TypeError('%s must be bytes or None, not %s' % (field, type(value).__name__))
+    return _check_len(PyBytes_GET_SIZE(value), field)
+
+
+cdef inline unsigned char* _put_field(unsigned char* p, const char* src, Py_ssize_t n) noexcept:
+    _put_u32(p, <uint32_t>n)
+    memcpy(p + 4, src, n)
+    return p + 4 + n
+
+
+def encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
+                   eta, expires_at, timeout, on_complete, on_error, extra):
+    """Encode one task message; see ``sqlq._wire`` for the layout."""
+    cdef Py_ssize_t id_n, name_n, payload_n, total
+    cdef const char* id_p
+    cdef const char* name_p
+    cdef long long prio, retr
+    cdef double delay, backoff, eta_d = 0.0, exp_d = 0.0, timeout_d = 0.0
+    cdef uint16_t flags = 0
+    cdef bytes out
+    cdef unsigned char* p
+
+    if not isinstance(id, str):
+        raise TypeError('id must be str, not %s' % type(id).__name__)
+    id_p = PyUnicode_AsUTF8AndSize(id, &id_n)
+    _check_len(id_n, 'id')
+    if not isinstance(name, str):
+        raise TypeError('name must be str, not %s' % type(name).__name__)
+    name_p = PyUnicode_AsUTF8AndSize(name, &name_n)
+    _check_len(name_n, 'name')
+    if not isinstance(payload, bytes):
+        raise TypeError('payload must be bytes, not %s' % type(payload).__name__)
+    payload_n = PyBytes_GET_SIZE(payload)
+    _check_len(payload_n, 'payload')
+
+    if not isinstance(priority, int):
+        raise TypeError('priority must be int, not %s' % type(priority).__name__)
+    try:
+        prio = PyLong_AsLongLong(priority)
+    except OverflowError:
+        raise OverflowError('priority out of range for i64: %d' % priority) from None
+    if not isinstance(retries, int):
+        raise TypeError('retries must be int, not %s' % type(retries).__name__)
+    try:
+        retr = PyLong_AsLongLong(retries)
+    except OverflowError:
+        retr = I32_MAX + 1
+    if retr < I32_MIN or retr > I32_MAX:
+        raise OverflowError('retries out of range for i32: %d' % retries)
+    delay = _as_double(retry_delay, 'retry_delay', False)
+    backoff = _as_double(retry_backoff, 'retry_backoff', False)
+
+    total = HEADER_SIZE + 12 + id_n + name_n + payload_n
+    if eta is not None:
+        eta_d = _as_double(eta, 'eta', True)
+        flags |= FLAG_ETA
+        total += 8
+    if expires_at is not None:
+        exp_d = _as_double(expires_at, 'expires_at', True)
+        flags |= FLAG_EXPIRES_AT
+        total += 8
+    if timeout is not None:
+        timeout_d = _as_double(timeout, 'timeout', True)
+        flags |= FLAG_TIMEOUT
+        total += 8
+    if on_complete is not None:
+        _check_opt_bytes(on_complete, 'on_complete')
+        flags |= FLAG_ON_COMPLETE
+        total += 4 + PyBytes_GET_SIZE(on_complete)
+    if on_error is not None:
+        _check_opt_bytes(on_error, 'on_error')
+        flags |= FLAG_ON_ERROR
+        total += 4 + PyBytes_GET_SIZE(on_error)
+    if extra is not None:
+        _check_opt_bytes(extra, 'extra')
+        flags |= FLAG_EXTRA
+        total += 4 + PyBytes_GET_SIZE(extra)
+
+    out = PyBytes_FromStringAndSize(NULL, total)
+    p = <unsigned char*>PyBytes_AS_STRING(out)
+    p[0] = MAGIC
+    p[1] = VERSION
+    _put_u16(p + 2, flags)
+    _put_u64(p + 4, <uint64_t>prio)
+    _put_u32(p + 12, <uint32_t>retr)
+    _put_f64(p + 16, delay)
+    _put_f64(p + 24, backoff)
+    p += HEADER_SIZE
+    if flags & FLAG_ETA:
+        _put_f64(p, eta_d)
+        p += 8
+    if flags & FLAG_EXPIRES_AT:
+        _put_f64(p, exp_d)
+        p += 8
+    if flags & FLAG_TIMEOUT:
+        _put_f64(p, timeout_d)
+        p += 8
+    p = _put_field(p, id_p, id_n)
+    p = _put_field(p, name_p, name_n)
+    p = _put_field(p, PyBytes_AS_STRING(payload), payload_n)
+    if flags & FLAG_ON_COMPLETE:
+        p = _put_field(p, PyBytes_AS_STRING(on_complete), PyBytes_GET_SIZE(on_complete))
+    if flags & FLAG_ON_ERROR:
+        p = _put_field(p, PyBytes_AS_STRING(on_error), PyBytes_GET_SIZE(on_error))
+    if flags & FLAG_EXTRA:
+        p = _put_field(p, PyBytes_AS_STRING(extra), PyBytes_GET_SIZE(extra))
+    return out
+
+
+# ---- decode -------------------------------------------------------------------------------
+
+cdef object _truncated(str field, Py_ssize_t need, Py_ssize_t offset, Py_ssize_t size):
+    return MessageDecodeError('message truncated at %s: need %d bytes at offset %d, have %d'
+                              % (field, need, offset, max(size - offset, 0)))
+
+
+cdef int _check_header(const unsigned char* p, Py_ssize_t size) except -1:
+    """Raise the precise error for a bad or short header (the cold path)."""
+    cdef uint16_t flags
+    if size < 1:
+        raise _truncated('magic', 1, 0, size)
+    if p[0] != MAGIC:
+        raise MessageDecodeError('bad magic byte 0x%02x (expected 0x%02x)' % (p[0], MAGIC))
+    if size < 2:
+        raise _truncated('version', 1, 1, size)
+    if p[1] != VERSION:
+        raise MessageDecodeError('unknown format version %d (supported: %d)' % (p[1], VERSION))
+    if size < 4:
+        raise _truncated('flags', 2, 2, size)
+    flags = <uint16_t>(p[2] | (p[3] << 8))
+    if flags & ~KNOWN_FLAGS:
+        raise MessageDecodeError('unknown flag bits 0x%04x' % (flags & ~KNOWN_FLAGS))
+    if size < 12:
+        raise _truncated('priority', 8, 4, size)
+    if size < 16:
+        raise _truncated('retries', 4, 12, size)
+    if size < 24:
+        raise _truncated('retry_delay', 8, 16, size)
+    if size < 32:
+        raise _truncated('retry_backoff', 8, 24, size)
+    return 0
+
+
+cdef inline Py_ssize_t _read_len(const unsigned char* p, Py_ssize_t pos, Py_ssize_t size,
+                                 str field) except -1:
+    """Check the u32 length at ``pos`` and the bytes it announces; return that length."""
+    cdef Py_ssize_t n
+    if size - pos < 4:
+        raise _truncated('length of ' + field, 4, pos, size)
+    n = <Py_ssize_t>_get_u32(p + pos)
+    if size - pos - 4 < n:
+        raise _truncated(field, n, pos + 4, size)
+    return n
+
+
+cdef inline object _read_str(const unsigned char* p, Py_ssize_t start, Py_ssize_t n,
+                             str field):
+    try:
+        return PyUnicode_DecodeUTF8(<const char*>(p + start), n, NULL)
+    except UnicodeDecodeError as exc:
+        raise MessageDecodeError('invalid utf-8 in %s at offset %d' % (field, start)) from exc
+
+
+cdef inline object _opt_f64(const unsigned char* p, Py_ssize_t* pos, Py_ssize_t size,
+                            uint16_t flags, uint16_t flag, str field):
+    if not (flags & flag):
+        return None
+    if size - pos[0] < 8:
+        raise _truncated(field, 8, pos[0], size)
+    value = PyFloat_FromDouble(_get_f64(p + pos[0]))
+    pos[0] += 8
+    return value
+
+
+cdef inline object _opt_bytes(const unsigned char* p, Py_ssize_t* pos, Py_ssize_t size,
+                              uint16_t flags, uint16_t flag, str field):
+    cdef Py_ssize_t n
+    if not (flags & flag):
+        return None
+    n = _read_len(p, pos[0], size, field)
+    value = PyBytes_FromStringAndSize(<const char*>(p + pos[0] + 4), n)
+    pos[0] += 4 + n
+    return value
+
+
+def decode_message(data):
+    """Decode one task message into the 13-tuple of ``encode_message``'s arguments."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t size, pos, n
+    cdef uint16_t flags
+
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError('data must be bytes, bytearray or memoryview, not %s'
+                            % type(data).__name__)
+        data = bytes(data)
+    p = <const unsigned char*>PyBytes_AS_STRING(data)
+    size = PyBytes_GET_SIZE(data)
+    if size < HEADER_SIZE or p[0] != MAGIC or p[1] != VERSION:
+        _check_header(p, size)
+    flags = <uint16_t>(p[2] | (p[3] << 8))
+    if flags & ~KNOWN_FLAGS:
+        _check_header(p, size)
+
+    priority = PyLong_FromLongLong(<long long><int64_t>_get_u64(p + 4))
+    retries = PyLong_FromLongLong(<long long>(<int>_get_u32(p + 12)))
+    retry_delay = PyFloat_FromDouble(_get_f64(p + 16))
+    retry_backoff = PyFloat_FromDouble(_get_f64(p + 24))
+    pos = HEADER_SIZE
+    eta = _opt_f64(p, &pos, size, flags, FLAG_ETA, 'eta')
+    expires_at = _opt_f64(p, &pos, size, flags, FLAG_EXPIRES_AT, 'expires_at')
+    timeout = _opt_f64(p, &pos, size, flags, FLAG_TIMEOUT, 'timeout')
+
+    n = _read_len(p, pos, size, 'id')
+    id_ = _read_str(p, pos + 4, n, 'id')
+    pos += 4 + n
+    n = _read_len(p, pos, size, 'name')
+    name = _read_str(p, pos + 4, n, 'name')
+    pos += 4 + n
+    n = _read_len(p, pos, size, 'payload')
+    payload = PyBytes_FromStringAndSize(<const char*>(p + pos + 4), n)
+    pos += 4 + n
+    on_complete = _opt_bytes(p, &pos, size, flags, FLAG_ON_COMPLETE, 'on_complete')
+    on_error = _opt_bytes(p, &pos, size, flags, FLAG_ON_ERROR, 'on_error')
+    extra = _opt_bytes(p, &pos, size, flags, FLAG_EXTRA, 'extra')
+    if pos != size:
+        raise MessageDecodeError('%d trailing bytes after end of message at offset %d'
+                                 % (size - pos, pos))
+    return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
+            eta, expires_at, timeout, on_complete, on_error, extra)

@@ -1,0 +1,196 @@
+"""Pure-Python twin of the compiled ``sqlq._fastpath`` codec.
+
+Same functions, signatures, results, exceptions and exception messages as ``_fastpath.pyx``;
+``tests/test_codec.py`` holds the two to that. Do not import this module directly to encode or
+decode: go through ``sqlq._accel``, which picks the implementation once.
+
+The wire format is described (and its constants defined) in ``sqlq._wire``.
+"""
+from __future__ import annotations
+
+import struct
+
+from sqlq import _wire
+from sqlq.exceptions import MessageDecodeError
+
+__all__ = ['encode_message', 'decode_message']
+
+_MAGIC = _wire.MAGIC
+_VERSION = _wire.VERSION
+_KNOWN_FLAGS = _wire.KNOWN_FLAGS
+_HEADER_SIZE = _wire.HEADER_SIZE
+_I64_MIN, _I64_MAX = _wire.I64_MIN, _wire.I64_MAX
+_I32_MIN, _I32_MAX = _wire.I32_MIN, _wire.I32_MAX
+_U32_MAX = _wire.U32_MAX
+
+_HEADER = struct.Struct(_wire.HEADER_FORMAT)
+_F64 = struct.Struct('<d')
+_U32 = struct.Struct('<I')
+_pack_f64 = _F64.pack
+_pack_u32 = _U32.pack
+_unpack_f64 = _F64.unpack_from
+_unpack_u32 = _U32.unpack_from
+assert _HEADER.size == _HEADER_SIZE and _F64.size == _wire.F64_SIZE and _U32.size == _wire.LEN_SIZE
+
+# (flag, name) of the optional f64 fields and of the optional byte fields, in wire order.
+_OPT_FLOATS = ((_wire.FLAG_ETA, 'eta'), (_wire.FLAG_EXPIRES_AT, 'expires_at'),
+               (_wire.FLAG_TIMEOUT, 'timeout'))
+_OPT_BYTES = ((_wire.FLAG_ON_COMPLETE, 'on_complete'), (_wire.FLAG_ON_ERROR, 'on_error'),
+              (_wire.FLAG_EXTRA, 'extra'))
+# Header fields after the flags, for the truncation messages: (name, offset, size).
+_HEADER_FIELDS = (('priority', 4, 8), ('retries', 12, 4),
+                  ('retry_delay', 16, 8), ('retry_backoff', 24, 8))
+
+
+def _int_field(value, field, lo, hi, kind):
+    if not isinstance(value, int):
+        raise TypeError('%s must be int, not %s' % (field, type(value).__name__))
+    if value < lo or value > hi:
+        raise OverflowError('%s out of range for %s: %d' % (field, kind, value))
+    return value
+
+
+def _float_field(value, field, optional=False):
+    if isinstance(value, float):
+        return value
+    if not isinstance(value, int):
+        raise TypeError('%s must be %s, not %s' % (field, 'float, int or None' if optional
+                                                    else 'float or int', type(value).__name__))
+    return float(value)  # OverflowError for an int too large to convert, as PyFloat_AsDouble
+
+
+def _check_len(n, field):
+    if n > _U32_MAX:
+        raise OverflowError('%s too long: %d bytes (max %d)' % (field, n, _U32_MAX))
+
+
+def encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
+                   eta, expires_at, timeout, on_complete, on_error, extra):
+    """Encode one task message; see ``sqlq._wire`` for the layout."""
+    if not isinstance(id, str):
+        raise TypeError('id must be str, not %s' % type(id).__name__)
+    id_b = id.encode('utf-8')
+    _check_len(len(id_b), 'id')
+    if not isinstance(name, str):
+        raise TypeError('name must be str, not %s' % type(name).__name__)
+    name_b = name.encode('utf-8')
+    _check_len(len(name_b), 'name')
+    if not isinstance(payload, bytes):
+        raise TypeError('payload must be bytes, not %s' % type(payload).__name__)
+    _check_len(len(payload), 'payload')
+    _int_field(priority, 'priority', _I64_MIN, _I64_MAX, 'i64')
+    _int_field(retries, 'retries', _I32_MIN, _I32_MAX, 'i32')
+    retry_delay = _float_field(retry_delay, 'retry_delay')
+    retry_backoff = _float_field(retry_backoff, 'retry_backoff')
+
+    parts = [None]                # the header, packed once the flags are known
+    flags = 0
+    for (flag, field), value in zip(_OPT_FLOATS, (eta, expires_at, timeout)):
+        if value is not None:
+            parts.append(_pack_f64(_float_field(value, field, True)))
+            flags |= flag
+    parts += (_pack_u32(len(id_b)), id_b, _pack_u32(len(name_b)), name_b,
+              _pack_u32(len(payload)), payload)
+    for (flag, field), value in zip(_OPT_BYTES, (on_complete, on_error, extra)):
+        if value is not None:
+            if not isinstance(value, bytes):
+                raise TypeError('%s must be bytes or None, not %s'
+                                % (field, type(value).__name__))
+            _check_len(len(value), field)
+            parts.append(_pack_u32(len(value)))
+            parts.append(value)
+            flags |= flag
+    parts[0] = _HEADER.pack(_MAGIC, _VERSION, flags, priority, retries,
+                            retry_delay, retry_backoff)
+    return b''.join(parts)
+
+
+def _truncated(field, need, offset, size):
+    return MessageDecodeError('message truncated at %s: need %d bytes at offset %d, have %d'
+                              % (field, need, offset, max(size - offset, 0)))
+
+
+def _check_header(data, size):
+    """Raise the precise error for a bad or short header (the cold path)."""
+    if size < 1:
+        raise _truncated('magic', 1, 0, size)
+    if data[0] != _MAGIC:
+        raise MessageDecodeError('bad magic byte 0x%02x (expected 0x%02x)' % (data[0], _MAGIC))
+    if size < 2:
+        raise _truncated('version', 1, 1, size)
+    if data[1] != _VERSION:
+        raise MessageDecodeError('unknown format version %d (supported: %d)'
+                                 % (data[1], _VERSION))
+    if size < 4:
+        raise _truncated('flags', 2, 2, size)
+    flags = data[2] | (data[3] << 8)
+    if flags & ~_KNOWN_FLAGS:
+        raise MessageDecodeError('unknown flag bits 0x%04x' % (flags & ~_KNOWN_FLAGS))
+    for field, offset, need in _HEADER_FIELDS:
+        if size < offset + need:
+            raise _truncated(field, need, offset, size)
+
+
+def _read_bytes(data, pos, size, field):
+    if size - pos < 4:
+        raise _truncated('length of ' + field, 4, pos, size)
+    (n,) = _unpack_u32(data, pos)
+    pos += 4
+    if size - pos < n:
+        raise _truncated(field, n, pos, size)
+    return pos + n, pos
+
+
+def _read_str(data, pos, size, field):
+    end, start = _read_bytes(data, pos, size, field)
+    try:
+        return end, data[start:end].decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise MessageDecodeError('invalid utf-8 in %s at offset %d' % (field, start)) from exc
+
+
+def decode_message(data):
+    """Decode one task message into the 13-tuple of ``encode_message``'s arguments."""
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError('data must be bytes, bytearray or memoryview, not %s'
+                            % type(data).__name__)
+        data = bytes(data)
+    size = len(data)
+    if size < _HEADER_SIZE or data[0] != _MAGIC or data[1] != _VERSION:
+        _check_header(data, size)
+    magic, version, flags, priority, retries, retry_delay, retry_backoff = \
+        _HEADER.unpack_from(data)
+    if flags & ~_KNOWN_FLAGS:
+        _check_header(data, size)
+    pos = _HEADER_SIZE
+
+    opt_floats = []
+    for flag, field in _OPT_FLOATS:
+        if flags & flag:
+            if size - pos < 8:
+                raise _truncated(field, 8, pos, size)
+            opt_floats.append(_unpack_f64(data, pos)[0])
+            pos += 8
+        else:
+            opt_floats.append(None)
+
+    pos, id_ = _read_str(data, pos, size, 'id')
+    pos, name = _read_str(data, pos, size, 'name')
+    end, start = _read_bytes(data, pos, size, 'payload')
+    payload = data[start:end]
+    pos = end
+    opt_bytes = []
+    for flag, field in _OPT_BYTES:
+        if flags & flag:
+            end, start = _read_bytes(data, pos, size, field)
+            opt_bytes.append(data[start:end])
+            pos = end
+        else:
+            opt_bytes.append(None)
+    if pos != size:
+        raise MessageDecodeError('%d trailing bytes after end of message at offset %d'
+                                 % (size - pos, pos))
+    return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
+            opt_floats[0], opt_floats[1], opt_floats[2],
+            opt_bytes[0], opt_bytes[1], opt_bytes[2])
