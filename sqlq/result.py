@@ -1,0 +1,180 @@
+"""Handles to task outcomes: Result, ResultGroup, and the Error/SKIPPED values stored for them."""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
+
+from .exceptions import ResultTimeout, TaskException
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+    from .task import Task
+
+# What a result read returns when nothing is stored (distinct from a stored None).
+from .storage.base import EMPTY  # noqa: E402
+
+
+class Error:
+    """Stored in place of a result when a task failed; ``metadata`` describes the failure."""
+
+    def __init__(self, metadata: Dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Error) and other.metadata == self.metadata
+
+    def __repr__(self) -> str:
+        return '<Error: %s>' % self.metadata.get('error')
+
+
+class _Skipped:
+    """A chord entry for a member that did not run (revoked, expired, canceled)."""
+    _instance: Optional['_Skipped'] = None
+
+    def __new__(cls) -> '_Skipped':
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __reduce__(self) -> str:
+        return 'SKIPPED'
+
+    def __repr__(self) -> str:
+        return 'SKIPPED'
+
+
+SKIPPED = _Skipped()
+
+
+class Result:
+    """The outcome of one enqueued task; read it with ``get()`` or by calling the Result."""
+
+    def __init__(self, queue: 'Queue', task: 'Task') -> None:
+        self.queue = queue
+        self.task = task
+        self._result: Any = EMPTY
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.get(*args, **kwargs)
+
+    def get_raw_result(self, blocking: bool = False, timeout: Optional[float] = None,
+                       backoff: float = 1.15, max_delay: float = 1.0,
+                       revoke_on_timeout: bool = False, preserve: bool = False) -> Any:
+        """Like ``get`` but returns a stored Error instead of raising it."""
+        if self._result is EMPTY:
+            value = self.queue.get_raw(self.id, peek=preserve)
+            if value is EMPTY and blocking:
+                value = self._wait(timeout, backoff, max_delay, revoke_on_timeout, preserve)
+            if value is EMPTY:
+                return None
+            self._result = value
+        return self._result
+
+    def get(self, blocking: bool = False, timeout: Optional[float] = None,
+            backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
+            preserve: bool = False) -> Any:
+        """The task's return value (None while not ready).
+
+        The stored value is consumed unless ``preserve``; the Result keeps it, so later calls
+        return it again. ``blocking`` waits (up to ``timeout`` seconds, then ResultTimeout,
+        revoking the task first if ``revoke_on_timeout``). A failed task raises TaskException.
+        """
+        value = self.get_raw_result(blocking, timeout, backoff, max_delay, revoke_on_timeout,
+                                    preserve)
+        if isinstance(value, Error):
+            raise TaskException(value.metadata)
+        return value
+
+    def _wait(self, timeout: Optional[float], backoff: float, max_delay: float,
+              revoke_on_timeout: bool, preserve: bool) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                if revoke_on_timeout:
+                    self.revoke()
+                raise ResultTimeout('%s timed out after %ss' % (self.task, timeout))
+            # Woken early by any commit, so a short poll isn't needed for promptness.
+            self.queue.wait_for_change(delay if remaining is None else min(delay, remaining))
+            value = self.queue.get_raw(self.id, peek=preserve)
+            if value is not EMPTY:
+                return value
+            delay = min(delay * backoff, max_delay)
+
+    def is_ready(self) -> bool:
+        """True once a result (or error) is stored or already read by this handle."""
+        return self._result is not EMPTY or self.queue.has_result(self.id)
+
+    def revoke(self, revoke_once: bool = True) -> None:
+        self.queue.revoke(self.task, revoke_once=revoke_once)
+
+    def restore(self) -> bool:
+        return self.queue.restore(self.task)
+
+    def is_revoked(self) -> bool:
+        return self.queue.is_revoked(self.task, peek=True)
+
+    def reschedule(self, eta: Union[_dt.datetime, float, None] = None,
+                   delay: Union[float, _dt.timedelta, None] = None, expires: Any = None,
+                   priority: Optional[int] = None,
+                   preserve_pipeline: bool = True) -> Union['Result', 'ResultGroup']:
+        """Revoke this invocation and enqueue a copy (new id) at ``eta``/after ``delay``."""
+        return self.queue.reschedule(self.task, eta, delay, expires, priority, preserve_pipeline)
+
+    def reset(self) -> None:
+        """Forget the value this handle read, so the next ``get`` reads storage again."""
+        self._result = EMPTY
+
+    def __repr__(self) -> str:
+        return '<Result: task %s>' % self.id
+
+
+class ResultGroup:
+    """Results of several tasks (a pipeline, ``map``, ``group`` or ``enqueue_many``)."""
+
+    def __init__(self, results: Sequence[Result]) -> None:
+        self._results: List[Result] = list(results)
+
+    def get(self, *args: Any, **kwargs: Any) -> List[Any]:
+        """``Result.get`` of every member, in order, with the same arguments."""
+        return [result.get(*args, **kwargs) for result in self._results]
+
+    __call__ = get
+
+    def as_completed(self, backoff: float = 1.15, max_delay: float = 1.0,
+                     timeout: Optional[float] = None) -> Iterator[Any]:
+        """Yield members' values in completion order (TaskException for a failed one)."""
+        pending = list(self._results)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while pending:
+            ready = [r for r in pending if r.is_ready()]
+            for result in ready:
+                pending.remove(result)
+                yield result.get()
+            if ready or not pending:
+                delay = 0.05
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ResultTimeout('%d results not ready after %ss' % (len(pending), timeout))
+            pending[0].queue.wait_for_change(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * backoff, max_delay)
+
+    def __getitem__(self, index: int) -> Result:
+        return self._results[index]
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self._results)
+
+    def __repr__(self) -> str:
+        return '<ResultGroup: %d results>' % len(self._results)

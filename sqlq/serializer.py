@@ -1,0 +1,121 @@
+"""Turning Python values into bytes and back: pickle by default, optional zlib, optional HMAC.
+
+A custom serializer subclasses :class:`Serializer` and overrides ``_serialize`` and
+``_deserialize`` (as with huey). Compression and signing wrap whatever those produce.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+import zlib
+from typing import Any, Optional, Union
+
+from .exceptions import DeserializationError, SerializationError, SignatureError
+
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+
+class Serializer:
+    """pickle (highest protocol) with optional zlib compression."""
+
+    def __init__(self, compression: bool = False, compression_level: int = 6,
+                 use_zlib: bool = True) -> None:
+        if not 0 <= compression_level <= 9:
+            raise ValueError('compression_level must be 0..9, not %r' % (compression_level,))
+        self.compression = bool(compression)
+        self.compression_level = compression_level
+
+    # -- what subclasses override ------------------------------------------------------------
+    def _serialize(self, data: Any) -> bytes:
+        return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
+
+    def _deserialize(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+    # -- byte-level envelope (compression, signing) -----------------------------------------
+    def seal(self, raw: bytes) -> bytes:
+        """Wrap already-serialized bytes for storage (compress when enabled)."""
+        if self.compression:
+            return zlib.compress(raw, self.compression_level)
+        return raw
+
+    def unseal(self, data: bytes) -> bytes:
+        """Undo :meth:`seal`; DeserializationError if the bytes are not what seal produced."""
+        if self.compression:
+            try:
+                return zlib.decompress(data)
+            except zlib.error as exc:
+                raise DeserializationError('cannot decompress stored data: %s' % exc) from None
+        return data
+
+    # -- values -------------------------------------------------------------------------------
+    def dumps_raw(self, value: Any) -> bytes:
+        """``_serialize`` with failures reported as SerializationError."""
+        try:
+            return self._serialize(value)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError('cannot serialize %s: %s: %s'
+                                     % (_describe(value), type(exc).__name__, exc)) from exc
+
+    def loads_raw(self, data: bytes) -> Any:
+        """``_deserialize`` with failures reported as DeserializationError."""
+        try:
+            return self._deserialize(data)
+        except DeserializationError:
+            raise
+        except Exception as exc:
+            raise DeserializationError('cannot deserialize stored data: %s: %s'
+                                       % (type(exc).__name__, exc)) from exc
+
+    def serialize(self, value: Any) -> bytes:
+        """Bytes for ``value``; SerializationError (nothing half-written) if it can't be."""
+        return self.seal(self.dumps_raw(value))
+
+    def deserialize(self, data: bytes) -> Any:
+        """The value stored as ``data``; DeserializationError/SignatureError if unreadable."""
+        return self.loads_raw(self.unseal(data))
+
+
+class SignedSerializer(Serializer):
+    """A Serializer whose output carries an HMAC-SHA256; tampered data raises SignatureError."""
+
+    def __init__(self, secret: Union[str, bytes], salt: Union[str, bytes] = 'sqlq',
+                 **kwargs: Any) -> None:
+        if not secret:
+            raise ValueError('SignedSerializer needs a non-empty secret')
+        super().__init__(**kwargs)
+        secret_b = secret.encode('utf8') if isinstance(secret, str) else bytes(secret)
+        salt_b = salt.encode('utf8') if isinstance(salt, str) else bytes(salt)
+        self._key = hashlib.sha256(salt_b + b'\x00' + secret_b).digest()
+
+    def _mac(self, data: bytes) -> bytes:
+        return hmac.new(self._key, data, hashlib.sha256).digest()
+
+    def seal(self, raw: bytes) -> bytes:
+        body = super().seal(raw)
+        return self._mac(body) + body
+
+    def unseal(self, data: bytes) -> bytes:
+        mac, body = data[:_DIGEST_SIZE], data[_DIGEST_SIZE:]
+        if len(mac) != _DIGEST_SIZE or not hmac.compare_digest(mac, self._mac(body)):
+            raise SignatureError('signature mismatch: the data was tampered with or '
+                                 'signed with another secret')
+        return super().unseal(body)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + '...'
+
+
+def default_serializer(serializer: Optional[Serializer], compression: bool) -> Serializer:
+    """The serializer a queue uses given its ``serializer`` and ``compression`` options."""
+    if serializer is None:
+        return Serializer(compression=compression)
+    if not isinstance(serializer, Serializer):
+        raise TypeError('serializer must be a sqlq.Serializer instance, not %s'
+                        % type(serializer).__name__)
+    return serializer
