@@ -1,0 +1,400 @@
+"""SqliteStorage specifics: pragmas, file safety, opening errors, migrations, locking, fork and
+several processes sharing one file. The behaviour shared with MemoryStorage is in
+test_storage_contract.py."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import threading
+import time
+
+import apsw
+import pytest
+
+from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
+from sqlq.storage import _schema
+from sqlq.storage import sqlite as sqlite_module
+from sqlq.storage.sqlite import SqliteStorage
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / 'queue.db')
+
+
+@pytest.fixture
+def storage(db_path):
+    s = SqliteStorage(db_path, 'test')
+    yield s
+    s.close()
+
+
+def pragma(conn, name):
+    return conn.execute('PRAGMA %s' % name).fetchall()[0][0]
+
+
+# ---------------------------------------------------------------------- settings
+
+@pytest.mark.parametrize('mode, code', [('NORMAL', 1), ('FULL', 2), ('OFF', 0), ('full', 2)])
+def test_wal_and_synchronous_are_applied(db_path, mode, code):
+    s = SqliteStorage(db_path, synchronous=mode, cache_size=-4096)
+    try:
+        with s.transaction() as conn:
+            assert isinstance(conn, apsw.Connection)
+            assert pragma(conn, 'synchronous') == code
+            assert pragma(conn, 'cache_size') == -4096
+        other = apsw.Connection(db_path)
+        assert pragma(other, 'journal_mode') == 'wal'  # persistent: set in the file
+        assert pragma(other, 'application_id') == _schema.APPLICATION_ID
+        assert pragma(other, 'user_version') == _schema.SCHEMA_VERSION
+        other.close()
+    finally:
+        s.close()
+
+
+def test_bad_options_are_configuration_errors(db_path):
+    with pytest.raises(ConfigurationError, match='synchronous'):
+        SqliteStorage(db_path, synchronous='EXTRA')
+    with pytest.raises(ConfigurationError, match='timeout'):
+        SqliteStorage(db_path, timeout=-1)
+    with pytest.raises(ConfigurationError):
+        SqliteStorage(':memory:')
+    assert not os.path.exists(db_path)
+
+
+def test_new_database_is_private(db_path):
+    old = os.umask(0)  # even a permissive umask must not widen the mode
+    try:
+        s = SqliteStorage(db_path)
+        s.enqueue(b'x')  # creates the -wal file too
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(db_path + '-wal').st_mode) == 0o600
+    finally:
+        s.close()
+
+
+def test_existing_file_mode_is_kept(db_path):
+    SqliteStorage(db_path).close()
+    os.chmod(db_path, 0o640)
+    SqliteStorage(db_path).close()
+    assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o640
+
+
+# ---------------------------------------------------------------------- opening errors
+
+def test_text_file_is_refused_and_left_alone(db_path):
+    with open(db_path, 'w') as f:
+        f.write('this is a shopping list, not a database\n' * 100)
+    with pytest.raises(StorageError, match='not a SQLite database') as info:
+        SqliteStorage(db_path)
+    assert db_path in str(info.value)
+    with open(db_path) as f:
+        assert f.read().startswith('this is a shopping list')
+
+
+def test_database_of_another_application_id_is_refused(db_path):
+    conn = apsw.Connection(db_path)
+    conn.execute('PRAGMA application_id=1234; CREATE TABLE task (x)')
+    conn.close()
+    with pytest.raises(StorageError, match='another application') as info:
+        SqliteStorage(db_path)
+    assert db_path in str(info.value)
+
+
+def test_database_with_foreign_tables_is_refused(db_path):
+    conn = apsw.Connection(db_path)
+    conn.execute('CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)')
+    conn.close()
+    with pytest.raises(StorageError, match='another application') as info:
+        SqliteStorage(db_path)
+    assert db_path in str(info.value)
+    conn = apsw.Connection(db_path)  # nothing was added to it
+    assert pragma(conn, 'application_id') == 0
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_schema")] == ['invoices']
+    conn.close()
+
+
+def test_database_from_a_newer_sqlq_is_refused(db_path):
+    SqliteStorage(db_path).close()
+    conn = apsw.Connection(db_path)
+    conn.execute('PRAGMA user_version=%d' % (_schema.SCHEMA_VERSION + 1))
+    conn.close()
+    with pytest.raises(StorageError, match='newer sqlq') as info:
+        SqliteStorage(db_path)
+    assert db_path in str(info.value)
+
+
+def test_missing_directory_is_refused(tmp_path):
+    path = str(tmp_path / 'no-such-dir' / 'queue.db')
+    with pytest.raises(StorageError, match='does not exist') as info:
+        SqliteStorage(path)
+    assert path in str(info.value)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_read_only_directory_is_refused(tmp_path, monkeypatch):
+    directory = tmp_path / 'ro'
+    directory.mkdir()
+    path = str(directory / 'queue.db')
+    os.chmod(directory, 0o500)
+    if os.geteuid() == 0:
+        # root bypasses permission bits; answer as the kernel would for anyone else.
+        real_access = os.access
+        monkeypatch.setattr(os, 'access', lambda p, mode, **kw: False if os.fspath(p) ==
+                            str(directory) else real_access(p, mode, **kw))
+    try:
+        with pytest.raises(StorageError, match='not writable') as info:
+            SqliteStorage(path)
+        assert path in str(info.value)
+        assert not os.path.exists(path)
+    finally:
+        os.chmod(directory, 0o700)
+
+
+# ---------------------------------------------------------------------- migrations
+
+def test_migration_hook_upgrades_once(db_path, monkeypatch):
+    SqliteStorage(db_path).close()  # a version-1 database
+    calls = []
+
+    def to_v2(conn):
+        calls.append(pragma(conn, 'user_version'))
+        conn.execute('ALTER TABLE task ADD COLUMN lease_until REAL')
+
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
+    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, 1: to_v2})
+    s = SqliteStorage(db_path)
+    s.enqueue(b'still works')
+    s.close()
+    SqliteStorage(db_path).close()
+    assert calls == [1]
+    conn = apsw.Connection(db_path)
+    assert pragma(conn, 'user_version') == 2
+    assert 'lease_until' in [r[1] for r in conn.execute('PRAGMA table_info(task)')]
+    conn.close()
+
+
+def test_new_database_runs_every_migration(db_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
+    monkeypatch.setattr(_schema, 'MIGRATIONS',
+                        {**_schema.MIGRATIONS, 1: lambda conn: calls.append(1)})
+    SqliteStorage(db_path).close()
+    assert calls == [1]
+
+
+def test_failed_migration_changes_nothing(db_path, monkeypatch):
+    SqliteStorage(db_path).close()
+
+    def broken(conn):
+        conn.execute('CREATE TABLE half_done (x)')
+        raise RuntimeError('migration bug')
+
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
+    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, 1: broken})
+    with pytest.raises(RuntimeError, match='migration bug'):
+        SqliteStorage(db_path)
+    conn = apsw.Connection(db_path)
+    assert pragma(conn, 'user_version') == 1
+    assert not conn.execute("SELECT 1 FROM sqlite_schema WHERE name='half_done'").fetchall()
+    conn.close()
+
+
+# ---------------------------------------------------------------------- locking, transactions
+
+def test_write_lock_held_past_busy_timeout_raises(db_path):
+    s = SqliteStorage(db_path, timeout=0.2)
+    s.enqueue(b'before')
+    holder = apsw.Connection(db_path)
+    holder.execute('BEGIN IMMEDIATE')
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseLockedError) as info:
+            s.enqueue(b'blocked')
+        assert time.monotonic() - started < 5
+        assert db_path in str(info.value)
+        assert isinstance(info.value, StorageError)
+        with pytest.raises(DatabaseLockedError):
+            s.dequeue()
+        assert s.queue_size() == 1  # WAL: readers are not blocked by the writer
+    finally:
+        holder.execute('ROLLBACK')
+        holder.close()
+    s.enqueue(b'after')
+    assert s.enqueued_items() == [b'before', b'after']
+    s.close()
+
+
+def test_storage_calls_join_the_application_transaction(storage, db_path):
+    with storage.transaction() as conn:
+        conn.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)')
+    observer = SqliteStorage(db_path, 'test')  # another connection
+
+    with storage.transaction() as conn:
+        conn.execute("INSERT INTO orders (item) VALUES ('book')")
+        storage.enqueue(b'ship book')
+        assert observer.queue_size() == 0  # not visible before commit
+    assert observer.queue_size() == 1
+    assert storage.enqueued_items() == [b'ship book']
+
+    with pytest.raises(ZeroDivisionError):
+        with storage.transaction() as conn:
+            conn.execute("INSERT INTO orders (item) VALUES ('lamp')")
+            storage.enqueue(b'ship lamp')
+            1 / 0
+    with storage.transaction() as conn:
+        items = [r[0] for r in conn.execute('SELECT item FROM orders ORDER BY id')]
+    assert items == ['book']
+    assert observer.enqueued_items() == [b'ship book']
+    observer.close()
+
+
+def test_wait_for_change_sees_another_connection_commit(storage, db_path):
+    other = apsw.Connection(db_path)
+    assert storage.wait_for_change(0.02) is False
+    other.execute("INSERT INTO kv (queue, key, value) VALUES ('x', 'k0', x'00')")
+    # A commit made before the call is not a change seen during the call.
+    assert storage.wait_for_change(0.02) is False
+    result = []
+    t = threading.Thread(target=lambda: result.append(storage.wait_for_change(10)),
+                         daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    n = 0
+    while t.is_alive() and time.monotonic() < deadline:
+        n += 1  # keep committing: the waiter may not have started waiting yet
+        other.execute("INSERT INTO kv (queue, key, value) VALUES ('x', ?, x'00')", ('k%d' % n,))
+        t.join(0.05)
+    other.close()
+    assert not t.is_alive()
+    assert result == [True]
+
+
+def test_wait_for_change_is_refused_inside_a_transaction(storage):
+    with storage.transaction():
+        with pytest.raises(StorageError):
+            storage.wait_for_change(0.01)
+
+
+# ---------------------------------------------------------------------- fork
+
+def _wait_child(pid, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)  # polling a child's exit, not synchronising on time
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail('forked child did not exit within %ss' % timeout)
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs os.fork')
+def test_child_after_fork_uses_new_connection(storage):
+    storage.enqueue(b'from parent')
+    parent_conn = storage._local.conn
+    parent_owner = storage.owner_id
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        code = 1
+        try:
+            claim = storage.dequeue()
+            ok = (claim is not None and claim.data == b'from parent'
+                  and storage.owner_id != parent_owner
+                  and claim.receipt[1] == storage.owner_id
+                  and storage._local.conn is not parent_conn
+                  and any(c is parent_conn for c in sqlite_module._ABANDONED)
+                  and storage.ack(claim.receipt))
+            storage.enqueue(b'from child')
+            storage.close()
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    assert _wait_child(pid) == 0
+    # The parent's connection is intact and sees the child's commits.
+    assert storage._local.conn is parent_conn
+    assert storage.enqueued_items() == [b'from child']
+    assert storage.claimed_size() == 0
+
+
+# ---------------------------------------------------------------------- several processes
+
+PRODUCERS, CONSUMERS, PER_PRODUCER = 4, 3, 500
+
+
+def _producer(path, index, barrier):
+    barrier.wait(30)
+    s = SqliteStorage(path, 'mp')
+    for start in range(0, PER_PRODUCER, 50):
+        batch = [(b'%d:%d' % (index, i), 0) for i in range(start, start + 50)]
+        if start % 100:
+            s.enqueue_many(batch)
+        else:
+            for data, priority in batch:
+                s.enqueue(data, priority)
+    s.close()
+
+
+def _consumer(path, index, barrier, producers_done, out_dir):
+    barrier.wait(30)
+    s = SqliteStorage(path, 'mp')
+    got = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        claim = s.dequeue()
+        if claim is not None:
+            if not s.ack(claim.receipt):
+                raise AssertionError('ack of a fresh claim failed')
+            got.append(claim.data)
+        elif producers_done.is_set() and s.queue_size() == 0:
+            break
+        else:
+            s.wait_for_change(0.05)
+    s.close()
+    with open(os.path.join(out_dir, 'consumer-%d' % index), 'wb') as f:
+        f.write(b'\n'.join(got))
+
+
+def test_many_processes_share_one_file(tmp_path):
+    path = str(tmp_path / 'shared.db')  # created concurrently by the processes themselves
+    ctx = multiprocessing.get_context('spawn')
+    barrier = ctx.Barrier(PRODUCERS + CONSUMERS)
+    producers_done = ctx.Event()
+    producers = [ctx.Process(target=_producer, args=(path, i, barrier))
+                 for i in range(PRODUCERS)]
+    consumers = [ctx.Process(target=_consumer,
+                             args=(path, i, barrier, producers_done, str(tmp_path)))
+                 for i in range(CONSUMERS)]
+    procs = producers + consumers
+    for p in procs:
+        p.start()
+    try:
+        for p in producers:
+            p.join(60)
+            assert p.exitcode == 0, 'producer failed or hung: %r' % p.exitcode
+        producers_done.set()
+        for p in consumers:
+            p.join(60)
+            assert p.exitcode == 0, 'consumer failed or hung: %r' % p.exitcode
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+    seen = []
+    for i in range(CONSUMERS):
+        with open(tmp_path / ('consumer-%d' % i), 'rb') as f:
+            content = f.read()
+        seen.extend(content.split(b'\n') if content else [])
+    expected = sorted(b'%d:%d' % (p, i) for p in range(PRODUCERS) for i in range(PER_PRODUCER))
+    assert len(seen) == len(expected)  # nothing dequeued twice...
+    assert sorted(seen) == expected    # ...and nothing lost
+    s = SqliteStorage(path, 'mp')
+    assert s.queue_size() == 0 and s.claimed_size() == 0
+    s.close()
