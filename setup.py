@@ -31,5 +31,9 @@ if os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
         except Exception as exc:  # optional: a failed translation still installs the twin
             print('sqlq: cythonize failed (%s); building without sqlq._fastpath' % exc,
                   file=sys.stderr)
+        # cythonize() rebuilds the Extension objects and drops `optional`: set it again, so
+        # that a failed C compile (no compiler...) warns instead of failing the install.
+        for ext in ext_modules:
+            ext.optional = True
 
 setup(ext_modules=ext_modules)

@@ -7,6 +7,7 @@ not import, else ``sqlq._fastpath_py``. Call through this module
 """
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Optional
 
@@ -20,7 +21,9 @@ IMPLEMENTATIONS = ('compiled', 'twin')
 _compiled = None
 _compiled_error: Optional[str] = None
 try:
-    from sqlq import _fastpath as _compiled
+    # import_module, not `from sqlq import _fastpath`: its error names the missing module
+    # instead of blaming a circular import when sqlq/__init__ is still initializing.
+    _compiled = importlib.import_module('sqlq._fastpath')
 except ImportError as exc:  # not built (or built for another interpreter / _wire layout)
     _compiled_error = '%s: %s' % (type(exc).__name__, exc)
 
