@@ -53,12 +53,15 @@ class chord:
     A failed member contributes an Error, a revoked/expired/canceled one SKIPPED.
     """
 
-    def __init__(self, tasks: Iterable[Task], callback: Task) -> None:
+    def __init__(self, tasks: Iterable[Task], callback: Union[Task, TaskWrapper]) -> None:
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError('a chord needs at least one task')
+        if isinstance(callback, TaskWrapper):
+            callback = callback.s()
         if not isinstance(callback, Task):
-            raise TypeError('chord callback must be a Task (use callback_task.s(...))')
+            raise TypeError('chord callback must be a task or Task, not %s'
+                            % type(callback).__name__)
         self.callback = callback
 
 
@@ -303,6 +306,18 @@ class Queue:
         """Decorator for ``hook()`` run when each consumer worker stops."""
         return self._hook_decorator(self._shutdown, name)
 
+    def register_pre_execute(self, name: str, fn: Callable[..., Any]) -> None:
+        self._pre_execute[name] = fn
+
+    def register_post_execute(self, name: str, fn: Callable[..., Any]) -> None:
+        self._post_execute[name] = fn
+
+    def register_on_startup(self, name: str, fn: Callable[..., Any]) -> None:
+        self._startup[name] = fn
+
+    def register_on_shutdown(self, name: str, fn: Callable[..., Any]) -> None:
+        self._shutdown[name] = fn
+
     def unregister_pre_execute(self, name: Any) -> bool:
         return self._unregister_hook(self._pre_execute, name)
 
@@ -451,10 +466,7 @@ class Queue:
         self._resolve_expires(task, self.clock())
         self.serialize_task(task)  # the same argument errors as a real enqueue
         handle = self._handle(task)
-        try:
-            self.execute(task)
-        except Exception:
-            pass  # stored as the task's error result; get() raises TaskException
+        self.execute(task)
         return handle
 
     def _enqueue_chord(self, spec: chord) -> ChordResult:
@@ -531,8 +543,8 @@ class Queue:
         Order: not yet due -> schedule; expired -> drop; revoked -> drop; pre-execute hooks
         (CancelExecution cancels); run; store the result or error; retry, continue the
         pipeline or chord; post-execute hooks. The outcome and the release of the task's claim
-        commit in one transaction. Returns the task's value; re-raises the task's exception
-        after recording it (as huey does), so a consumer can log it.
+        commit in one transaction. Returns the task's value (None if it failed: the error is
+        logged and stored as the task's result).
         """
         if not isinstance(task, Task):
             raise TypeError('execute expects a Task, not %s' % type(task).__name__)
@@ -580,8 +592,6 @@ class Queue:
         else:
             self._failed(task, exception, tb)
         self._run_post_execute(task, value, exception)
-        if exception is not None:
-            raise exception
         return value
 
     def _run_post_execute(self, task: Task, value: Any, exception: Optional[BaseException]) -> None:
@@ -638,10 +648,7 @@ class Queue:
             return
         task = self.deserialize_task(claim.data)
         task.receipt = claim.receipt
-        try:
-            self.execute(task)
-        except Exception:
-            pass
+        self.execute(task)
 
     def _serialize_follower(self, follower: Task) -> bytes:
         try:
@@ -714,7 +721,7 @@ class Queue:
                 self._emit(SIGNAL_LOCKED, task, exception)
             elif isinstance(exception, TaskTimeout):
                 self._emit(SIGNAL_TIMEOUT, task, exception)
-            logger.error('task %s failed: %r', task, exception)
+            logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
             retryable = task.retries > 0
         retryable = retryable and retry
 
