@@ -9,7 +9,7 @@ Encoding sizes the message first and writes it straight into the one ``bytes`` o
 returns; decoding reads from the buffer of the ``bytes`` it is given. The wire constants come
 from ``sqlq._wire`` at import (module-level C variables, so as fast as literals).
 """
-from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -315,7 +315,7 @@ def decode_message(data):
         _check_header(p, size)
 
     priority = PyLong_FromLongLong(<long long><int64_t>_get_u64(p + 4))
-    retries = PyLong_FromLongLong(<long long>(<int>_get_u32(p + 12)))
+    retries = PyLong_FromLongLong(<long long><int32_t>_get_u32(p + 12))
     retry_delay = PyFloat_FromDouble(_get_f64(p + 16))
     retry_backoff = PyFloat_FromDouble(_get_f64(p + 24))
     pos = HEADER_SIZE
