@@ -1,0 +1,51 @@
+"""Runs a consumer for the demo: ``sqlq consume demo.queue`` when the CLI is available,
+otherwise a worker thread draining the queue through the same public API."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def run_consumer(db_path: str) -> Iterator[None]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        import sqlq.cli  # noqa: F401
+        has_cli = True
+    except ImportError:
+        has_cli = False
+    if has_cli:
+        env = dict(os.environ, SQLQ_DEMO_DB=db_path, PYTHONPATH=here)
+        proc = subprocess.Popen([sys.executable, '-m', 'sqlq', 'consume', 'demo.queue',
+                                 '-w', '2', '-k', 'process'], cwd=here, env=env)
+        try:
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        return
+    import demo
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            for task in demo.queue.read_schedule():
+                demo.queue.enqueue(task)
+            task = demo.queue.dequeue()
+            if task is None:
+                demo.queue.wait_for_change(0.05)
+                continue
+            demo.queue.execute(task)
+
+    worker = threading.Thread(target=drain, name='demo-worker', daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=30)
