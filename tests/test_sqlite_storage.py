@@ -274,12 +274,6 @@ def test_wait_for_change_sees_another_connection_commit(storage, db_path):
     assert result == [True]
 
 
-def test_wait_for_change_is_refused_inside_a_transaction(storage):
-    with storage.transaction():
-        with pytest.raises(StorageError):
-            storage.wait_for_change(0.01)
-
-
 # ---------------------------------------------------------------------- fork
 
 def _wait_child(pid, timeout=20.0):
@@ -323,6 +317,47 @@ def test_child_after_fork_uses_new_connection(storage):
 
 
 # ---------------------------------------------------------------------- several processes
+
+OPENERS, OPEN_ROUNDS = 6, 15
+
+
+def _opener(directory, barrier, out_dir, index):
+    errors = []
+    for r in range(OPEN_ROUNDS):
+        barrier.wait(30)  # all processes open the same brand-new file at once
+        try:
+            s = SqliteStorage(os.path.join(directory, 'new-%d.db' % r), 'race', timeout=10)
+            s.enqueue(b'%d' % index)
+            s.close()
+        except Exception as exc:
+            errors.append('round %d: %r' % (r, exc))
+    with open(os.path.join(out_dir, 'opener-%d' % index), 'w') as f:
+        f.write('\n'.join(errors))
+
+
+def test_processes_creating_the_same_new_file_at_once(tmp_path):
+    ctx = multiprocessing.get_context('spawn')
+    barrier = ctx.Barrier(OPENERS)
+    procs = [ctx.Process(target=_opener, args=(str(tmp_path), barrier, str(tmp_path), i))
+             for i in range(OPENERS)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0, 'opener failed or hung: %r' % p.exitcode
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    errors = [(tmp_path / ('opener-%d' % i)).read_text() for i in range(OPENERS)]
+    assert not any(errors), errors
+    for r in range(OPEN_ROUNDS):
+        s = SqliteStorage(str(tmp_path / ('new-%d.db' % r)), 'race')
+        assert sorted(s.enqueued_items()) == sorted(b'%d' % i for i in range(OPENERS))
+        s.close()
+
 
 PRODUCERS, CONSUMERS, PER_PRODUCER = 4, 3, 500
 

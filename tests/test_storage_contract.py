@@ -566,6 +566,13 @@ def test_wait_for_change_sees_a_write_from_another_thread(storage):
     assert result == [True]
 
 
+def test_wait_for_change_is_refused_inside_a_transaction(storage):
+    with storage.transaction():
+        with pytest.raises(StorageError):
+            storage.wait_for_change(0.01)
+        storage.enqueue(b'still usable')
+
+
 def test_owner_id_is_stable_and_names_the_host_and_pid(storage):
     import os
     owner = storage.owner_id

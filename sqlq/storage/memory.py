@@ -372,6 +372,8 @@ class MemoryStorage(Storage):
 
     def wait_for_change(self, timeout: float) -> bool:
         with self._locked():
+            if self._tx_depth:  # only the transacting thread can hold the lock here
+                raise StorageError('wait_for_change() cannot be called inside transaction()')
             start = self._version
             return self._cond.wait_for(lambda: self._version != start or self._closed,
                                        max(timeout, 0.0)) and not self._closed

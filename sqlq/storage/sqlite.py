@@ -180,18 +180,20 @@ class SqliteStorage(Storage):
                                % (path, type(exc).__name__, exc)) from exc
         try:
             conn.setbusytimeout(int(self.timeout * 1000))
-            if not self._schema_ready:
-                self._check_identity(conn)  # before anything writes to a foreign file
-            mode = conn.execute('PRAGMA journal_mode=WAL').fetchall()[0][0]
-            if str(mode).lower() != 'wal':
-                raise StorageError('cannot put sqlq database %r in WAL mode (journal_mode is '
-                                   '%r)' % (path, mode))
-            conn.execute('PRAGMA synchronous=' + self.synchronous)
-            if self.cache_size is not None:
-                conn.execute('PRAGMA cache_size=%d' % self.cache_size)
-            if not self._schema_ready:
-                self._migrate(conn)
-                self._schema_ready = True
+            # Opening a brand-new file races with other processes doing the same; switching to
+            # WAL can fail with SQLITE_BUSY at once (without the busy handler), so the whole
+            # idempotent setup is retried until the busy timeout runs out.
+            deadline = time.monotonic() + self.timeout
+            delay = 0.001
+            while True:
+                try:
+                    self._setup(conn)
+                    break
+                except (apsw.BusyError, apsw.LockedError):
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, apsw.Error):
@@ -199,8 +201,32 @@ class SqliteStorage(Storage):
             raise
         return conn
 
+    def _setup(self, conn: Any) -> None:
+        """Per-connection settings, plus identity check and migration on the first one."""
+        if not self._schema_ready:
+            self._check_identity(conn)  # before anything writes to a foreign file
+        mode = conn.execute('PRAGMA journal_mode').fetchall()[0][0]
+        if str(mode).lower() != 'wal':  # persistent in the file: only the first opener sets it
+            mode = conn.execute('PRAGMA journal_mode=WAL').fetchall()[0][0]
+            if str(mode).lower() != 'wal':
+                raise StorageError('cannot put sqlq database %r in WAL mode (journal_mode is '
+                                   '%r)' % (self.filename, mode))
+        conn.execute('PRAGMA synchronous=' + self.synchronous)
+        if self.cache_size is not None:
+            conn.execute('PRAGMA cache_size=%d' % self.cache_size)
+        if not self._schema_ready:
+            self._migrate(conn)
+            self._schema_ready = True
+
     def _check_identity(self, conn: Any) -> int:
         """Refuse foreign or newer databases; return the stored schema version."""
+        if not conn.in_transaction:  # one snapshot: another opener may be migrating right now
+            conn.execute('BEGIN')
+            try:
+                return self._check_identity(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute('COMMIT')
         path = self.filename
         app_id = conn.execute('PRAGMA application_id').fetchall()[0][0]
         version = conn.execute('PRAGMA user_version').fetchall()[0][0]
