@@ -20,7 +20,7 @@ def run_consumer(db_path: str) -> Iterator[None]:
     except ImportError:
         has_cli = False
     if has_cli:
-        env = dict(os.environ, SQLQ_DEMO_DB=db_path, PYTHONPATH=here)
+        env = dict(os.environ, SQLQ_DEMO_DB=db_path)
         proc = subprocess.Popen([sys.executable, '-m', 'sqlq', 'consume', 'demo.queue',
                                  '-w', '2', '-k', 'process'], cwd=here, env=env)
         try:

@@ -12,7 +12,7 @@ import logging
 import time
 import traceback
 from collections import OrderedDict
-from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional,
+from typing import (TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional,
                     Sequence, Tuple, Type, Union)
 
 from ._time import from_timestamp, seconds, to_timestamp
@@ -25,17 +25,23 @@ from .registry import Registry
 from .result import SKIPPED, Error, Result, ResultGroup
 from .serializer import Serializer, default_serializer
 from .signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR,
-                      SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_LOCKED, SIGNAL_RATE_LIMITED,
+                      SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
+                      SIGNAL_RATE_LIMITED,
                       SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED, SIGNAL_TIMEOUT, Signals)
 from .storage.base import EMPTY, DeadLetter, Storage
 from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task, TaskWrapper, validate_options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .consumer import Consumer
 
 logger = logging.getLogger('sqlq')
 
 REVOKE_PREFIX = 'revoke:'
 REVOKE_CLASS_PREFIX = 'revoke-all:'
 CHORD_PREFIX = 'chord:'
+PERIODIC_PREFIX = 'periodic:'
+PERIODIC_MARK_TTL = 7200.0
 
 Timestamp = Union[_dt.datetime, int, float]
 
@@ -502,6 +508,50 @@ class Queue:
             task.attempts = claim.attempts
             return task
 
+    def interrupt(self, task: Task) -> None:
+        """Give a claimed task that was stopped mid-run back to the queue (SIGNAL_INTERRUPTED)."""
+        if task.receipt is not None:
+            self.storage.release(task.receipt)
+            task.receipt = None
+        self._emit(SIGNAL_INTERRUPTED, task)
+
+    def enqueue_due(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
+        """Move scheduled tasks whose eta has come to the ready queue, in one transaction."""
+        with self.storage.transaction():
+            tasks = self.read_schedule(timestamp)
+            if tasks:
+                self.storage.enqueue_many(
+                    [(self.serialize_task(t), t.priority or 0) for t in tasks])
+        if self.signals.has_receivers():
+            for task in tasks:
+                self._emit(SIGNAL_ENQUEUED, task)
+        return tasks
+
+    def enqueue_periodic(self, minute: float) -> List[Task]:
+        """Enqueue the periodic tasks due in the minute starting at epoch ``minute``, each
+        at most once however many consumers call this for that minute."""
+        due = self.read_periodic(self._datetime(minute))
+        fired = []
+        with self.storage.transaction():
+            for task in due:
+                key = '%s%s:%d' % (PERIODIC_PREFIX, task.name, int(minute))
+                if self.storage.put_if_empty(key, b'1', ttl=PERIODIC_MARK_TTL):
+                    self.storage.enqueue(self.serialize_task(task), task.priority or 0)
+                    fired.append(task)
+        if self.signals.has_receivers():
+            for task in fired:
+                self._emit(SIGNAL_ENQUEUED, task)
+        return fired
+
+    def next_scheduled_time(self) -> Optional[float]:
+        """Epoch seconds of the earliest scheduled task, or None."""
+        return self.storage.next_scheduled_time()
+
+    def create_consumer(self, **options: Any) -> 'Consumer':
+        """A Consumer running this queue's tasks (see ``sqlq.consumer.Consumer``)."""
+        from .consumer import Consumer
+        return Consumer(self, **options)
+
     def ready_to_run(self, task: Task, timestamp: Optional[Timestamp] = None) -> bool:
         """True if the task has no eta or its eta has come."""
         return task.eta is None or to_timestamp(task.eta, self.utc) <= self._timestamp(timestamp)
@@ -537,14 +587,16 @@ class Queue:
                 tasks.append(task_class())
         return tasks
 
-    def execute(self, task: Task, timestamp: Optional[Timestamp] = None) -> Any:
+    def execute(self, task: Task, timestamp: Optional[Timestamp] = None, *,
+                guard: Optional[Callable[[Task], ContextManager[Any]]] = None) -> Any:
         """Run ``task`` through the whole state machine and record its outcome.
 
         Order: not yet due -> schedule; expired -> drop; revoked -> drop; pre-execute hooks
         (CancelExecution cancels); run; store the result or error; retry, continue the
         pipeline or chord; post-execute hooks. The outcome and the release of the task's claim
         commit in one transaction. Returns the task's value (None if it failed: the error is
-        logged and stored as the task's result).
+        logged and stored as the task's result). ``guard(task)``, if given, is a context
+        manager entered around the task function alone (the consumer enforces timeouts so).
         """
         if not isinstance(task, Task):
             raise TypeError('execute expects a Task, not %s' % type(task).__name__)
@@ -580,7 +632,11 @@ class Queue:
         value: Any = None
         exception: Optional[BaseException] = None
         try:
-            value = task.execute()
+            if guard is None:
+                value = task.execute()
+            else:
+                with guard(task):
+                    value = task.execute()
         except Exception as exc:
             exception = exc
             tb = traceback.format_exc()

@@ -1,0 +1,325 @@
+"""The consumer: a pool of workers plus the scheduler, supervised until stopped.
+
+Run it from the command line (``sqlq consume app.queue``) or inside an application::
+
+    consumer = queue.create_consumer(workers=2, worker_type='thread')
+    consumer.start()
+    ...
+    consumer.stop(graceful=True)
+
+Workers wake on change notifications from the storage rather than polling with back-off,
+so an idle consumer starts new work within milliseconds and costs next to no CPU.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
+
+from .exceptions import ConfigurationError
+from .scheduler import Scheduler
+from .worker import (IDLE_WAIT, RunState, Worker, WorkerInterrupted, interrupt_thread,
+                     run_process_worker)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+
+logger = logging.getLogger('sqlq.consumer')
+
+WORKER_TYPES = ('thread', 'process', 'greenlet')
+# Extra time a process worker gets past its task's timeout before it is killed outright.
+TIMEOUT_GRACE = 5.0
+# The supervising loop's longest sleep: bounds how late it notices signals and exits.
+LOOP_SLICE = 0.2
+
+
+class _WorkerHandle:
+    """One worker slot: its thread/process/greenlet and what it reports."""
+
+    def __init__(self, consumer: 'Consumer', index: int) -> None:
+        self.consumer = consumer
+        self.index = index
+        self.name = 'worker-%d' % (index + 1)
+        self.runner: Any = None
+        self.state: Optional[RunState] = None
+
+    def start(self) -> None:
+        c = self.consumer
+        if c.worker_type == 'process':
+            shared = c._mp.Array('d', 3, lock=False)
+            self.state = RunState(shared)
+            self.runner = c._mp.Process(
+                target=run_process_worker, name=self.name, daemon=True,
+                args=(c.queue, c._stop_event, self.name, c.max_tasks, shared, c.idle_wait))
+            self.runner.start()
+        elif c.worker_type == 'greenlet':
+            import gevent  # checked at construction
+            self.state = RunState()
+            worker = Worker(c.queue, c._stop_event, self.name, c.max_tasks, self.state,
+                            idle_wait=c.idle_wait)
+            self.runner = gevent.spawn(worker.run)
+        else:
+            self.state = RunState()
+            worker = Worker(c.queue, c._stop_event, self.name, c.max_tasks, self.state,
+                            idle_wait=c.idle_wait)
+            self.runner = threading.Thread(target=worker.run, name=self.name, daemon=True)
+            self.runner.start()
+
+    def is_alive(self) -> bool:
+        if self.runner is None:
+            return False
+        if self.consumer.worker_type == 'greenlet':
+            return not self.runner.dead
+        return self.runner.is_alive()
+
+    def join(self, timeout: Optional[float]) -> None:
+        if self.runner is None:
+            return
+        if self.consumer.worker_type == 'greenlet':
+            self.runner.join(timeout)
+        else:
+            self.runner.join(timeout)
+
+    def interrupt(self) -> None:
+        """Stop the running task at once; it goes back to the queue."""
+        if not self.is_alive():
+            return
+        kind = self.consumer.worker_type
+        if kind == 'process':
+            try:
+                os.kill(self.runner.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        elif kind == 'greenlet':
+            self.runner.kill(WorkerInterrupted, block=False)
+        else:
+            interrupt_thread(self.runner)
+
+    def kill(self) -> None:
+        if self.consumer.worker_type == 'process' and self.is_alive():
+            try:
+                os.kill(self.runner.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.runner.join(5)
+
+    @property
+    def exitcode(self) -> Any:
+        return getattr(self.runner, 'exitcode', None)
+
+
+class Consumer:
+    """Runs a queue's tasks with ``workers`` threads, processes or greenlets.
+
+    Options mirror huey_consumer's: ``periodic`` (fire periodic tasks), ``scheduler_interval``
+    (longest sleep between schedule checks; new schedule entries wake it earlier),
+    ``check_worker_health``/``health_check_interval`` (restart dead workers), ``flush_locks``
+    and ``extra_locks`` (release locks at start), ``max_tasks`` (recycle a worker after that
+    many tasks), ``shutdown_timeout`` (how long a graceful stop waits for running tasks before
+    interrupting them). ``initial_delay``, ``backoff`` and ``max_delay`` are accepted for
+    huey compatibility: workers are woken by notifications instead of back-off polling.
+    """
+
+    def __init__(self, queue: 'Queue', workers: int = 1, worker_type: str = 'thread',
+                 periodic: bool = True, initial_delay: float = 0.1, backoff: float = 1.15,
+                 max_delay: float = 10.0, scheduler_interval: float = 1.0, utc: bool = True,
+                 check_worker_health: bool = True, health_check_interval: float = 10.0,
+                 flush_locks: bool = False, extra_locks: Optional[Iterable[str]] = None,
+                 max_tasks: Optional[int] = None, shutdown_timeout: Optional[float] = None,
+                 idle_wait: float = IDLE_WAIT,
+                 clock: Optional[Callable[[], float]] = None) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigurationError('workers must be a positive int, not %r' % (workers,))
+        if worker_type not in WORKER_TYPES:
+            raise ConfigurationError('worker_type must be one of %s, not %r'
+                                     % (', '.join(WORKER_TYPES), worker_type))
+        if worker_type == 'greenlet':
+            try:
+                import gevent  # noqa: F401
+            except ImportError:
+                raise ConfigurationError("greenlet workers need gevent: pip install 'sqlq[gevent]'")
+        if max_tasks is not None and (not isinstance(max_tasks, int) or max_tasks < 1):
+            raise ConfigurationError('max_tasks must be a positive int, not %r' % (max_tasks,))
+        if health_check_interval <= 0:
+            raise ConfigurationError('health_check_interval must be positive')
+        self.queue = queue
+        self.workers = workers
+        self.worker_type = worker_type
+        self.periodic = periodic
+        self.check_worker_health = check_worker_health
+        self.health_check_interval = health_check_interval
+        self.flush_locks = flush_locks
+        self.extra_locks = [l for l in (extra_locks or ()) if l]
+        self.max_tasks = max_tasks
+        self.shutdown_timeout = shutdown_timeout
+        self.idle_wait = idle_wait
+        self.scheduler = Scheduler(queue, periodic=periodic, interval=scheduler_interval,
+                                   clock=clock)
+        self._mp = multiprocessing.get_context('fork')
+        if worker_type == 'process':
+            self._stop_event: Any = self._mp.Event()
+        else:
+            self._stop_event = threading.Event()
+        self._shutdown = threading.Event()      # the supervising loop should end
+        self._immediate = False
+        self._restart = False
+        self._handles: List[_WorkerHandle] = []
+        self._loop_thread: Optional[threading.Thread] = None
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and, in a background thread, the scheduler and health checks.
+
+        For embedding in an application: installs no signal handlers.
+        """
+        self._start_workers()
+        self._loop_thread = threading.Thread(target=self._loop, name='sqlq-scheduler',
+                                             daemon=True)
+        self._loop_thread.start()
+
+    def stop(self, graceful: bool = True, timeout: Optional[float] = None) -> None:
+        """Stop taking tasks; let running ones finish (``graceful``) for up to ``timeout``
+        seconds (default: the consumer's shutdown_timeout, else unbounded), then interrupt
+        whatever still runs, returning it to the queue."""
+        self._shutdown.set()
+        if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
+            self._loop_thread.join(LOOP_SLICE * 10)
+        self._stop_workers(graceful, self.shutdown_timeout if timeout is None else timeout)
+
+    def run(self) -> int:
+        """Run in the foreground until a signal stops it (the command line's mode).
+
+        SIGINT and SIGTERM stop gracefully; a second one stops at once; SIGHUP restarts
+        the consumer in place. Returns the process exit status.
+        """
+        self._install_signal_handlers()
+        self._start_workers()
+        try:
+            self._loop()
+        finally:
+            self._stop_workers(not self._immediate, self.shutdown_timeout)
+        if self._restart:
+            logger.info('restarting (SIGHUP)')
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable] + sys.argv)
+        logger.info('consumer stopped')
+        return 0
+
+    # -- internals -------------------------------------------------------------------------
+    def _start_workers(self) -> None:
+        if self._started:
+            raise RuntimeError('consumer already started')
+        self._started = True
+        names = self.queue.registered_task_names()
+        logger.info('sqlq consumer for %r: %d %s worker(s), periodic %s', self.queue,
+                    self.workers, self.worker_type, 'on' if self.periodic else 'off')
+        logger.info('The following tasks are available:%s',
+                    ''.join('\n + %s' % n for n in names) if names else ' (none)')
+        if self.flush_locks or self.extra_locks:
+            flushed = self.queue.flush_locks(*self.extra_locks)
+            if flushed:
+                logger.info('flushed locks: %s', ', '.join(sorted(flushed)))
+        self._handles = [_WorkerHandle(self, i) for i in range(self.workers)]
+        for handle in self._handles:
+            handle.start()
+
+    def _loop(self) -> None:
+        next_health = time.monotonic() + self.health_check_interval
+        next_tick = 0.0
+        while not self._shutdown.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                try:
+                    next_tick = now + self.scheduler.tick()
+                except Exception:
+                    logger.exception('scheduler tick failed; retrying in 1s')
+                    next_tick = now + 1.0
+            if self.check_worker_health:
+                self._replace_recycled_workers()
+                if now >= next_health:
+                    self._check_worker_health()
+                    next_health = now + self.health_check_interval
+            wait = min(max(next_tick - time.monotonic(), 0.0), LOOP_SLICE)
+            if wait > 0 and self.queue.wait_for_change(wait):
+                next_tick = 0.0  # something was written: the schedule may have changed
+
+    def _replace_recycled_workers(self) -> None:
+        """Restart workers that exited cleanly (max-tasks recycling) without waiting for the
+        periodic health check."""
+        for handle in self._handles:
+            if not handle.is_alive() and not self._stop_event.is_set() and \
+                    handle.exitcode in (0, None):
+                handle.start()
+
+    def _check_worker_health(self) -> None:
+        for handle in self._handles:
+            if self._stop_event.is_set():
+                return
+            if not handle.is_alive():
+                logger.error('%s died (exit code %s); starting a new one', handle.name,
+                             handle.exitcode)
+                handle.start()
+            elif self.worker_type == 'process' and handle.state is not None:
+                running, timeout = handle.state.running_for, handle.state.timeout
+                if running is not None and timeout and running > timeout + TIMEOUT_GRACE:
+                    logger.error('%s ignored its task timeout (%ss, running %.1fs): killing it',
+                                 handle.name, timeout, running)
+                    handle.kill()
+                    handle.start()
+
+    def _stop_workers(self, graceful: bool, timeout: Optional[float]) -> None:
+        self._stop_event.set()
+        if graceful:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for handle in self._handles:
+                while handle.is_alive():
+                    if self._immediate:
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    handle.join(LOOP_SLICE if remaining is None else min(LOOP_SLICE, remaining))
+        for handle in self._handles:
+            if handle.is_alive():
+                handle.interrupt()
+        for handle in self._handles:
+            handle.join(10)
+            if handle.is_alive():
+                logger.error('%s did not stop after interruption', handle.name)
+                handle.kill()
+
+    def _install_signal_handlers(self) -> None:
+        def graceful(signum: int, frame: Any) -> None:
+            if self._shutdown.is_set():
+                logger.warning('received %s again: stopping at once', signal.Signals(signum).name)
+                self._immediate = True
+                return
+            logger.info('received %s: stopping gracefully (again to stop at once)',
+                        signal.Signals(signum).name)
+            self._shutdown.set()
+
+        def immediate(signum: int, frame: Any) -> None:
+            logger.warning('received %s: stopping at once', signal.Signals(signum).name)
+            self._immediate = True
+            self._shutdown.set()
+
+        def restart(signum: int, frame: Any) -> None:
+            logger.info('received SIGHUP: restarting')
+            self._restart = True
+            self._shutdown.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = graceful
+            if self.graceful_signal is not None and signum != self.graceful_signal:
+                handler = immediate
+            signal.signal(signum, handler)
+        signal.signal(signal.SIGHUP, restart)
+
+    graceful_signal: Optional[int] = None
