@@ -407,6 +407,7 @@ class Queue:
         if not isinstance(task, Task):
             raise TypeError('enqueue expects a Task, group or chord, not %s'
                             % type(task).__name__)
+        task.check_call(task.args, task.kwargs)
         if self._immediate:
             return self._run_immediately(task)
         self._write([task])
@@ -418,6 +419,7 @@ class Queue:
         for task in tasks:
             if not isinstance(task, Task):
                 raise TypeError('enqueue_many expects Tasks, not %s' % type(task).__name__)
+            task.check_call(task.args, task.kwargs)
         if self._immediate:
             return ResultGroup([self._run_immediately(t) for t in tasks])
         self._write(tasks)
@@ -762,7 +764,7 @@ class Queue:
             eta, delay = exception.eta, exception.delay
             store_error = False
         elif isinstance(exception, RateLimitExceeded):
-            self._emit(SIGNAL_RATE_LIMITED, task, exception)
+            self._emit(SIGNAL_RATE_LIMITED, task)
             retryable, consume, delay = exception.retry, False, exception.delay
             store_error = not exception.retry
         elif isinstance(exception, CancelExecution):
@@ -774,9 +776,9 @@ class Queue:
             store_error = False
         else:
             if isinstance(exception, TaskLockedException):
-                self._emit(SIGNAL_LOCKED, task, exception)
+                self._emit(SIGNAL_LOCKED, task)
             elif isinstance(exception, TaskTimeout):
-                self._emit(SIGNAL_TIMEOUT, task, exception)
+                self._emit(SIGNAL_TIMEOUT, task)
             logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
             retryable = task.retries > 0
         retryable = retryable and retry
@@ -784,8 +786,8 @@ class Queue:
         error = self.build_error_result(task, exception, tb)
         keep_error = self.results and store_error and (
             not retryable or self.store_intermediate_errors)
-        if store_error and not isinstance(exception, CancelExecution):
-            self._emit(SIGNAL_ERROR, task, exception)
+        if store_error and not isinstance(exception, (CancelExecution, TaskLockedException)):
+            self._emit(SIGNAL_ERROR, task, exception)  # (a lock failure has SIGNAL_LOCKED)
 
         if retryable:
             retry_task = self._retry_copy(task, consume, eta, delay)
@@ -930,11 +932,14 @@ class Queue:
         return TaskLock(self, lock_name).is_locked()
 
     def flush_locks(self, *names: str) -> set:
-        """Release the locks created with ``lock_task`` here (and ``names``); the names freed."""
+        """Release the named locks, or every lock when no names are given; returns the names
+        of the released locks known to this process."""
         flushed = set()
-        for name in self._locks | set(names):
+        for name in set(names) or self._locks:
             if self.storage.delete_data(LOCK_PREFIX + name):
                 flushed.add(name)
+        if not names:
+            self.storage.delete_prefix(LOCK_PREFIX)  # locks taken by other programs too
         return flushed
 
     def rate_limit(self, name: str, limit: int, per: float, retry: bool = True) -> RateLimit:

@@ -79,6 +79,10 @@ class Task:
     def func(*args: Any, **kwargs: Any) -> Any:  # replaced per task class
         raise NotImplementedError
 
+    @staticmethod
+    def check_call(args: tuple, kwargs: Dict[str, Any]) -> None:  # replaced per task class
+        """TypeError if ``args``/``kwargs`` can't be passed to the task function."""
+
     def execute(self) -> Any:
         """Run the task function with this invocation's arguments."""
         if self.context:
@@ -234,6 +238,7 @@ class TaskWrapper:
         attrs: Dict[str, Any] = {
             'name': self.name, 'queue': queue, 'context': context,
             'func': staticmethod(func), '__module__': func.__module__,
+            'check_call': staticmethod(self.check_arguments),
         }
         for option in TASK_OPTIONS:
             value = settings.pop(option, None)
@@ -248,7 +253,6 @@ class TaskWrapper:
     # -- enqueueing ----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Union['Result', 'ResultGroup', Any]:
         """Enqueue a call (or run it at once in immediate mode) and return its Result."""
-        self.check_arguments(args, kwargs)
         return self.queue.enqueue(self.task_class(args, kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
@@ -269,7 +273,6 @@ class TaskWrapper:
         """Enqueue a call to run at ``eta`` (a datetime or epoch seconds) or after ``delay``."""
         args = () if args is None else tuple(args)
         kwargs = {} if kwargs is None else dict(kwargs)
-        self.check_arguments(args, kwargs)
         options = validate_options(
             {'priority': priority, 'retries': retries, 'retry_delay': retry_delay,
              'retry_backoff': retry_backoff, 'expires': expires, 'timeout': timeout},
@@ -285,7 +288,6 @@ class TaskWrapper:
         tasks = []
         for item in it:
             args = item if isinstance(item, tuple) else (item,)
-            self.check_arguments(args, {})
             tasks.append(self.task_class(args, {}))
         return self.queue.enqueue_many(tasks)
 
