@@ -17,11 +17,6 @@ NOW = datetime.datetime.now
 SEC = datetime.timedelta(seconds=1)
 
 
-def pause(seconds):
-    """Bounded pause between polls, used only while waiting for a real-clock deadline."""
-    threading.Event().wait(seconds)
-
-
 def drain(queue, limit=1000):
     ran = 0
     while ran < limit:
@@ -31,20 +26,6 @@ def drain(queue, limit=1000):
         queue.execute(task)
         ran += 1
     raise AssertionError('queue did not drain within %d tasks' % limit)
-
-
-def run_next_due(queue, timeout=10.0):
-    """Wait (bounded) until a scheduled task is due, move it to the queue, execute it."""
-    deadline = NOW() + datetime.timedelta(seconds=timeout)
-    while NOW() < deadline:
-        for task in queue.read_schedule(NOW()):
-            queue.enqueue(task)
-        task = queue.dequeue()
-        if task is not None:
-            queue.execute(task)
-            return task
-        pause(0.02)
-    raise AssertionError('no scheduled task became due within %ss' % timeout)
 
 
 # --------------------------------------------------------------------------- results
@@ -206,44 +187,6 @@ def test_retry_delay_schedules_retry(make_queue):
     [retry] = queue.scheduled()
     assert retry.id == task.id and retry.retries == 0
     assert before + 30 * SEC - SEC / 10 <= retry.eta <= after + 30 * SEC + SEC / 10
-
-
-def test_retry_backoff_multiplies_delay(make_queue):
-    # huey: the first retry waits retry_delay, each later one the previous * retry_backoff.
-    queue = make_queue(utc=False)
-    attempts = []
-
-    @queue.task(retries=3, retry_delay=0.1, retry_backoff=2)
-    def flaky():
-        attempts.append(1)
-        raise ValueError
-
-    res = flaky()
-    task = queue.dequeue()
-    delays = []
-    for expected in (0.1, 0.2, 0.4):
-        before = NOW()
-        queue.execute(task)
-        after = NOW()
-        [retry] = queue.scheduled()
-        lo = (retry.eta - after).total_seconds()
-        hi = (retry.eta - before).total_seconds()
-        assert lo - 0.02 <= expected <= hi + 0.02, (expected, lo, hi)
-        delays.append(expected)
-        task = None
-        deadline = NOW() + 10 * SEC
-        while task is None and NOW() < deadline:
-            for due in queue.read_schedule(NOW()):
-                queue.enqueue(due)
-            task = queue.dequeue()
-            if task is None:
-                pause(0.02)
-        assert task is not None
-    queue.execute(task)                         # last attempt, retries exhausted
-    assert len(attempts) == 4
-    assert queue.scheduled_count() == 0
-    with pytest.raises(TaskException):
-        res.get()
 
 
 def test_retry_task_exception_retries_without_consuming_retries(queue):
@@ -670,3 +613,119 @@ def test_context_task_as_argument_and_error_exit(queue):
     with pytest.raises(TaskException):
         bad.get()
     assert resource.log == ['enter', 'exit', 'enter', 'exit-error']
+
+
+# --------------------------------------------------------------------------- injectable clock
+
+class FakeClock:
+    """Epoch-seconds clock the test advances by hand (the queue's ``clock=`` option)."""
+
+    def __init__(self, start=1_700_000_000.0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+def promote_due(queue, clock):
+    """What the consumer's scheduler does: move due scheduled tasks to the queue."""
+    at = datetime.datetime.fromtimestamp(clock())
+    for task in queue.read_schedule(at):
+        queue.enqueue(task)
+
+
+def test_retry_backoff_delays_with_clock(make_queue):
+    clock = FakeClock()
+    queue = make_queue(utc=False, clock=clock)
+    attempts = []
+
+    @queue.task(retries=3, retry_delay=10, retry_backoff=3)
+    def flaky():
+        attempts.append(clock())
+        raise ValueError
+
+    flaky()
+    queue.execute(queue.dequeue())
+    for expected in (10, 30, 90):
+        [retry] = queue.scheduled()
+        delay = (retry.eta - datetime.datetime.fromtimestamp(clock())).total_seconds()
+        assert abs(delay - expected) < 1e-3, (expected, delay)
+        clock.advance(expected - 1)
+        promote_due(queue, clock)
+        assert queue.dequeue() is None               # not due one second early
+        clock.advance(1)
+        promote_due(queue, clock)
+        task = queue.dequeue()
+        assert task is not None
+        queue.execute(task)
+    assert len(attempts) == 4
+    assert queue.scheduled_count() == 0 and queue.pending_count() == 0
+
+
+def test_expires_is_resolved_at_enqueue_time(make_queue):
+    clock = FakeClock()
+    queue = make_queue(utc=False, clock=clock)
+    ran = []
+
+    @queue.task(expires=10)
+    def job(x):
+        ran.append(x)
+
+    job('late')
+    clock.advance(11)                  # 11s after enqueue: expired even though just dequeued
+    job('fresh')
+    drain(queue)
+    assert ran == ['fresh']
+
+
+def test_scheduled_task_runs_when_clock_reaches_eta(make_queue):
+    clock = FakeClock()
+    queue = make_queue(utc=False, clock=clock)
+
+    @queue.task()
+    def job():
+        return 'ran'
+
+    res = job.schedule(delay=300)
+    clock.advance(299)
+    promote_due(queue, clock)
+    assert drain(queue) == 0
+    clock.advance(1)
+    promote_due(queue, clock)
+    assert drain(queue) == 1
+    assert res.get() == 'ran'
+
+
+def test_startup_and_shutdown_hooks_run_per_worker(make_queue):
+    queue = make_queue()
+    started = threading.Event()
+    stopped = threading.Event()
+    calls = []
+
+    @queue.on_startup()
+    def up():
+        calls.append('up')
+        started.set()
+
+    @queue.on_shutdown()
+    def down():
+        calls.append('down')
+        stopped.set()
+
+    @queue.task()
+    def job():
+        return 'done'
+
+    consumer = queue.create_consumer(workers=1, worker_type='thread', periodic=False)
+    consumer.start()
+    try:
+        assert started.wait(10)
+        res = job()
+        assert res.get(blocking=True, timeout=10, max_delay=0.05) == 'done'
+    finally:
+        consumer.stop(graceful=True, timeout=10)
+    assert stopped.wait(10)
+    assert calls == ['up', 'down']

@@ -7,16 +7,10 @@ key/value helpers and immediate mode (including toggling it at runtime).
 from __future__ import annotations
 
 import datetime
-import threading
 
 import pytest
 
 from sqlq import Result, ResultGroup
-
-
-def pause(seconds):
-    """Bounded pause between polls, used only while waiting for a real-clock deadline."""
-    threading.Event().wait(seconds)
 
 
 def drain(queue, limit=1000):
@@ -232,25 +226,6 @@ def test_schedule_accepts_eta_datetime_and_timedelta_delay(make_queue):
     etas = sorted(t.eta for t in queue.scheduled())
     assert abs((etas[1] - eta).total_seconds()) < 1
     assert 1700 < (etas[0] - datetime.datetime.now()).total_seconds() <= 1800
-
-
-def test_scheduled_task_runs_once_due(make_queue):
-    queue = make_queue(utc=False)
-
-    @queue.task()
-    def job(x):
-        return x * 2
-
-    res = job.schedule((21,), delay=0.2)
-    deadline = datetime.datetime.now() + datetime.timedelta(seconds=10)
-    while datetime.datetime.now() < deadline:
-        for t in queue.read_schedule(datetime.datetime.now()):
-            queue.enqueue(t)
-        if drain(queue):
-            break
-        pause(0.05)
-    assert res.get() == 42
-    assert queue.scheduled_count() == 0
 
 
 def test_schedule_overrides_decorator_options(make_queue):
