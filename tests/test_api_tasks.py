@@ -441,3 +441,80 @@ def test_transaction_shares_connection_with_app_writes(tmp_path, fastpath):
         assert task.args == (1,)
     finally:
         queue.close()
+
+
+# --------------------------------------------------------------------------- utc handling
+
+@pytest.fixture
+def non_utc_local_time(monkeypatch):
+    """Run the test with a local time zone that is not UTC (huey's conversion matters then)."""
+    import time
+    monkeypatch.setenv('TZ', 'Asia/Kolkata')                  # UTC+05:30, no DST
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_utc_queue_treats_naive_eta_as_local_time(make_queue, non_utc_local_time):
+    # huey: utc=True "uses UTC internally, converts naive datetimes from local time to UTC".
+    # A huey user writes job.schedule(eta=datetime.now() + timedelta(hours=1)) and expects
+    # the task to run in one hour, not 5.5 hours off.
+    queue = make_queue(utc=True)
+
+    @queue.task()
+    def job():
+        return 1
+
+    now_epoch = datetime.datetime.now().timestamp()
+    local_eta = datetime.datetime.fromtimestamp(now_epoch + 3600)        # naive local
+    job.schedule(eta=local_eta)
+    [task] = queue.scheduled()
+    utc_eta = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=now_epoch + 3600)
+    assert abs((task.eta - utc_eta).total_seconds()) < 1           # shown as naive UTC
+    early = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=now_epoch + 3590)
+    assert queue.read_schedule(early) == []
+
+
+def test_utc_queue_accepts_aware_eta_exactly(make_queue, non_utc_local_time):
+    queue = make_queue(utc=True)
+
+    @queue.task()
+    def job():
+        return 1
+
+    aware = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    job.schedule(eta=aware)
+    [task] = queue.scheduled()
+    assert task.eta == datetime.datetime(2030, 1, 1, 12, 0)
+
+
+def test_named_queues_on_one_sqlite_file_are_isolated(tmp_path, fastpath):
+    from sqlq import SqliteQueue
+    path = str(tmp_path / 'shared.db')
+    q1 = SqliteQueue(path, name='emails')
+    q2 = SqliteQueue(path, name='reports')
+    try:
+        @q1.task(name='send')
+        def send(i):
+            return ('sent', i)
+
+        @q2.task(name='build')
+        def build(i):
+            return ('built', i)
+
+        r1 = send(1)
+        build(2)
+        build(3)
+        assert (q1.pending_count(), q2.pending_count()) == (1, 2)
+        t = q1.dequeue()
+        assert t.name == 'send'
+        q1.execute(t)
+        assert q1.dequeue() is None
+        assert r1.get() == ('sent', 1)
+        assert q2.result_count() == 0
+        q1.flush()
+        assert q2.pending_count() == 2
+    finally:
+        q1.close()
+        q2.close()
