@@ -729,3 +729,69 @@ def test_startup_and_shutdown_hooks_run_per_worker(make_queue):
         consumer.stop(graceful=True, timeout=10)
     assert stopped.wait(10)
     assert calls == ['up', 'down']
+
+
+# --------------------------------------------------------------------------- more state machine
+
+def test_intermediate_error_is_readable_until_retry_succeeds(make_queue):
+    clock = FakeClock()
+    queue = make_queue(utc=False, clock=clock)
+    attempts = []
+
+    @queue.task(retries=1, retry_delay=60)
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError('first attempt')
+        return 'second attempt'
+
+    res = flaky()
+    drain(queue)
+    with pytest.raises(TaskException) as excinfo:
+        res.get(preserve=True)
+    assert excinfo.value.metadata['retries'] == 1          # retries left when it failed
+    clock.advance(60)
+    promote_due(queue, clock)
+    drain(queue)
+    res.reset()
+    assert res.get() == 'second attempt'
+
+
+def test_revoked_scheduled_task_is_skipped_when_due(make_queue):
+    clock = FakeClock()
+    queue = make_queue(utc=False, clock=clock)
+    ran = []
+
+    @queue.task()
+    def job():
+        ran.append(1)
+
+    res = job.schedule(delay=10)
+    res.revoke()
+    clock.advance(11)
+    promote_due(queue, clock)
+    drain(queue)
+    assert ran == []
+    assert queue.scheduled_count() == 0 and queue.pending_count() == 0
+
+
+def test_cooperative_timeout_fails_task_with_task_timeout(queue):
+    import time
+    from sqlq.signals import SIGNAL_TIMEOUT
+    fired = []
+    queue.signal(SIGNAL_TIMEOUT)(lambda s, t, *e: fired.append(t.id))
+
+    @queue.task(timeout=0.05, context=True)
+    def slow(task=None):
+        deadline = time.monotonic() + 5
+        while not task.is_timed_out and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        task.check_timeout()
+        return 'finished'
+
+    res = slow()
+    drain(queue)
+    with pytest.raises(TaskException) as excinfo:
+        res.get()
+    assert 'TaskTimeout' in excinfo.value.metadata['error']
+    assert fired == [res.id]

@@ -177,3 +177,20 @@ def test_chord_revoked_member_contributes_skipped(queue, tasks):
     member_results[1].revoke()
     drain(queue)
     assert cres.get() == [2, 'SKIPPED']
+
+
+def test_child_runs_once_after_parent_succeeds_on_retry(queue, tasks):
+    record = tasks['record']
+    attempts = []
+
+    @queue.task(retries=2)
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ValueError('again')
+        return 'ok'
+
+    rg = queue.enqueue(flaky.s().then(record))
+    drain(queue)
+    assert len(attempts) == 3
+    assert rg.get() == ['ok', [['ok'], {}]]

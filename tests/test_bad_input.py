@@ -218,3 +218,29 @@ def test_valid_crontab_matches():
     assert check(datetime.datetime(2024, 1, 1, 9, 30)) is True      # Monday
     assert check(datetime.datetime(2024, 1, 1, 9, 31)) is False
     assert check(datetime.datetime(2024, 1, 6, 9, 30)) is False     # Saturday
+
+
+def test_message_signed_with_another_secret_goes_to_dead_letters(tmp_path, fastpath):
+    from sqlq import SignedSerializer, SqliteQueue
+    path = str(tmp_path / 'signed.db')
+    producer = SqliteQueue(path, name='q', serializer=SignedSerializer('old-secret'))
+    consumer = SqliteQueue(path, name='q', serializer=SignedSerializer('new-secret'))
+    try:
+        @producer.task(name='job')
+        def produce(x):
+            return x
+
+        @consumer.task(name='job')
+        def consume(x):
+            return x
+
+        produce(1)
+        assert consumer.pending_count() == 1
+        assert consumer.dequeue() is None            # refused, not executed, not dropped
+        assert consumer.dead_letter_count() == 1
+        [dead] = consumer.dead_letters()
+        assert dead.reason and dead.data
+        assert consumer.pending_count() == 0
+    finally:
+        producer.close()
+        consumer.close()
