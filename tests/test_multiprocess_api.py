@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-import os
-import queue as std_queue
 
 import pytest
 
