@@ -12,20 +12,10 @@ import threading
 import pytest
 
 from sqlq import CancelExecution, Error, RetryTask, TaskException, crontab
+from _helpers import drain
 
 NOW = datetime.datetime.now
 SEC = datetime.timedelta(seconds=1)
-
-
-def drain(queue, limit=1000):
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
 
 
 # --------------------------------------------------------------------------- results

@@ -7,17 +7,7 @@ import threading
 import pytest
 
 from sqlq import RateLimitExceeded, TaskException, TaskLock, TaskLockedException
-
-
-def drain(queue, limit=1000):
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
+from _helpers import drain
 
 
 # --------------------------------------------------------------------------- lock_task

@@ -9,17 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sqlq import SKIPPED, Error, ResultGroup, TaskException, chord, group
-
-
-def drain(queue, limit=1000):
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
+from _helpers import drain
 
 
 @pytest.fixture

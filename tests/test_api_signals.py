@@ -11,17 +11,7 @@ from sqlq.signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIG
                           SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
                           SIGNAL_RATE_LIMITED, SIGNAL_RETRYING, SIGNAL_REVOKED,
                           SIGNAL_SCHEDULED, SIGNAL_TIMEOUT)
-
-
-def drain(queue, limit=1000):
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
+from _helpers import drain
 
 
 @pytest.fixture

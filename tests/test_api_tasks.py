@@ -11,18 +11,7 @@ import datetime
 import pytest
 
 from sqlq import Result, ResultGroup
-
-
-def drain(queue, limit=1000):
-    """Dequeue and execute ready tasks (the huey no-consumer pattern); return how many ran."""
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
+from _helpers import drain
 
 
 # --------------------------------------------------------------------------- calling tasks

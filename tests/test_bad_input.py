@@ -12,17 +12,7 @@ import threading
 import pytest
 
 from sqlq import SerializationError, crontab
-
-
-def drain(queue, limit=1000):
-    ran = 0
-    while ran < limit:
-        task = queue.dequeue()
-        if task is None:
-            return ran
-        queue.execute(task)
-        ran += 1
-    raise AssertionError('queue did not drain within %d tasks' % limit)
+from _helpers import drain
 
 
 def counts(queue):
