@@ -6,8 +6,8 @@ storage only through the Queue and the storage interface.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
+import hashlib
 import logging
 import time
 import traceback
@@ -40,6 +40,7 @@ logger = logging.getLogger('sqlq')
 REVOKE_PREFIX = 'revoke:'
 REVOKE_CLASS_PREFIX = 'revoke-all:'
 CHORD_PREFIX = 'chord:'
+UNIQUE_PREFIX = 'unique:'
 PERIODIC_PREFIX = 'periodic:'
 PERIODIC_MARK_TTL = 7200.0
 
@@ -99,7 +100,9 @@ class Queue:
     Options mirror huey's: ``results`` (store return values), ``store_none`` (store None
     results too), ``utc`` (naive datetimes are UTC), ``immediate`` (run tasks at call time, for
     tests), ``serializer``/``compression``, ``store_intermediate_errors`` (store the error of
-    an attempt that will be retried). Remaining keyword arguments go to the storage backend.
+    an attempt that will be retried), ``result_ttl`` (seconds after which an unread result
+    expires; None keeps results until read). Remaining keyword arguments go to the storage
+    backend.
     """
 
     storage_class: Type[Storage] = MemoryStorage
@@ -109,7 +112,7 @@ class Queue:
                  serializer: Optional[Serializer] = None, compression: bool = False,
                  use_zlib: bool = False, immediate_use_memory: bool = True,
                  storage_class: Optional[Type[Storage]] = None,
-                 store_intermediate_errors: bool = True,
+                 store_intermediate_errors: bool = True, result_ttl: Optional[float] = None,
                  clock: Optional[Callable[[], float]] = None, **storage_kwargs: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError('queue name must be a non-empty str, not %r' % (name,))
@@ -118,6 +121,11 @@ class Queue:
         self.store_none = store_none
         self.utc = utc
         self.store_intermediate_errors = store_intermediate_errors
+        if result_ttl is not None and (not isinstance(result_ttl, (int, float))
+                                       or result_ttl <= 0):
+            raise ConfigurationError('result_ttl must be a positive number of seconds or None, '
+                                     'not %r' % (result_ttl,))
+        self.result_ttl = result_ttl
         self.immediate_use_memory = immediate_use_memory
         self.serializer = default_serializer(serializer, compression)
         self.codec = MessageCodec(self.serializer)
@@ -357,6 +365,8 @@ class Queue:
             extra = {'expires': task.expires}
         if task.chord_config is not None:
             extra = dict(extra or (), chord=task.chord_config)
+        if task.unique_key is not None:
+            extra = dict(extra or (), unique=task.unique_key)
         return Message(
             task.id, task.name, task.args, task.kwargs, task.priority or 0, task.retries,
             task.retry_delay, task.retry_backoff or 0.0,
@@ -378,7 +388,8 @@ class Queue:
             on_complete=None if message.on_complete is None else self._task(message.on_complete),
             on_error=None if message.on_error is None else self._task(message.on_error),
             expires_resolved=self._datetime(message.expires_at), timeout=message.timeout,
-            chord_config=extra.get('chord'), retry_backoff=message.retry_backoff)
+            chord_config=extra.get('chord'), retry_backoff=message.retry_backoff,
+            unique_key=extra.get('unique'))
 
     def serialize_task(self, task: Task) -> bytes:
         """The bytes stored for ``task``; SerializationError if its arguments can't be stored."""
@@ -410,8 +421,7 @@ class Queue:
         task.check_call(task.args, task.kwargs)
         if self._immediate:
             return self._run_immediately(task)
-        self._write([task])
-        return self._handle(task)
+        return self._handle(self._write([task])[0])
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
@@ -422,8 +432,7 @@ class Queue:
             task.check_call(task.args, task.kwargs)
         if self._immediate:
             return ResultGroup([self._run_immediately(t) for t in tasks])
-        self._write(tasks)
-        return ResultGroup([Result(self, t) for t in tasks])
+        return ResultGroup([Result(self, t) for t in self._write(tasks)])
 
     def _handle(self, task: Task) -> Union[Result, ResultGroup, None]:
         if not self.results:
@@ -432,32 +441,67 @@ class Queue:
             return ResultGroup([Result(self, t) for t in task.chain()])
         return Result(self, task)
 
-    def _write(self, tasks: Sequence[Task]) -> None:
-        """Serialize every task first (so a bad argument writes nothing), then store them."""
+    def _write(self, tasks: Sequence[Task]) -> List[Task]:
+        """Serialize every task first (so a bad argument writes nothing), then store them.
+
+        Returns, per task, the task whose Result the caller gets: itself, or for a unique task
+        whose key is taken, the task already holding the key.
+        """
         now = self.clock()
-        ready: List[Tuple[bytes, int]] = []
-        scheduled: List[Tuple[bytes, float, Task]] = []
-        ready_tasks: List[Task] = []
+        encoded: List[Tuple[Task, bytes, Optional[float]]] = []
         for task in tasks:
             self._resolve_expires(task, now)
-            data = self.serialize_task(task)
-            if task.eta is not None and to_timestamp(task.eta, self.utc) > now:
-                scheduled.append((data, to_timestamp(task.eta, self.utc), task))
-            else:
-                ready.append((data, task.priority or 0))
-                ready_tasks.append(task)
+            if task.unique and task.unique_key is None:
+                task.unique_key = self._unique_key(task)
+            eta = None if task.eta is None else to_timestamp(task.eta, self.utc)
+            encoded.append((task, self.serialize_task(task), eta if eta and eta > now else None))
+        handles: List[Task] = []
+        written: List[Tuple[Task, Optional[float]]] = []
         with self.storage.transaction():
+            ready: List[Tuple[bytes, int]] = []
+            for task, data, eta in encoded:
+                holder = self._claim_unique_key(task)
+                if holder is not None:
+                    handles.append(holder)
+                    continue
+                handles.append(task)
+                written.append((task, eta))
+                if eta is None:
+                    ready.append((data, task.priority or 0))
+                else:
+                    self.storage.add_to_schedule(data, eta)
             if len(ready) == 1:
                 self.storage.enqueue(*ready[0])
             elif ready:
                 self.storage.enqueue_many(ready)
-            for data, ts, _ in scheduled:
-                self.storage.add_to_schedule(data, ts)
         if self.signals.has_receivers():
-            for task in ready_tasks:
-                self._emit(SIGNAL_ENQUEUED, task)
-            for _, _, task in scheduled:
-                self._emit(SIGNAL_SCHEDULED, task)
+            for task, eta in written:
+                self._emit(SIGNAL_ENQUEUED if eta is None else SIGNAL_SCHEDULED, task)
+        return handles
+
+    def _unique_key(self, task: Task) -> str:
+        digest = hashlib.sha256(self.serializer.dumps_raw(
+            (task.args, sorted(task.kwargs.items())))).hexdigest()
+        return '%s:%s' % (task.name, digest)
+
+    def _claim_unique_key(self, task: Task) -> Optional[Task]:
+        """None if ``task`` may be written; else a stand-in for the task holding its key."""
+        if task.unique_key is None:
+            return None
+        key = UNIQUE_PREFIX + task.unique_key
+        if self.storage.put_if_empty(key, task.id.encode('utf8')):
+            return None
+        holder = self.storage.peek_data(key)
+        if holder is EMPTY:  # expired between the two calls; take it
+            self.storage.put_data(key, task.id.encode('utf8'))
+            return None
+        return type(task)(task.args, task.kwargs, id=holder.decode('utf8'),
+                          unique_key=task.unique_key)
+
+    def _release_unique_key(self, task: Task) -> None:
+        key = UNIQUE_PREFIX + task.unique_key
+        if self.storage.peek_data(key) == task.id.encode('utf8'):
+            self.storage.delete_data(key)
 
     def _resolve_expires(self, task: Task, now: float) -> None:
         if task.expires is None or task.expires_resolved is not None:
@@ -506,8 +550,11 @@ class Queue:
                 logger.error('unusable message moved to dead letters: %s', reason)
                 self.storage.bury(claim.receipt, reason)
                 continue
-            task.receipt = claim.receipt
             task.attempts = claim.attempts
+            if task.at_most_once:
+                self.storage.ack(claim.receipt)  # gone before it runs: never run twice
+            else:
+                task.receipt = claim.receipt
             return task
 
     def interrupt(self, task: Task) -> None:
@@ -604,7 +651,7 @@ class Queue:
             raise TypeError('execute expects a Task, not %s' % type(task).__name__)
         now = self._timestamp(timestamp)
         if not self.ready_to_run(task, now):
-            self._settle(task, schedule=[task])
+            self._settle(task, schedule=[task], final=False)
             self._emit(SIGNAL_SCHEDULED, task)
             return None
         if task.expires_resolved is not None and to_timestamp(task.expires_resolved,
@@ -661,8 +708,13 @@ class Queue:
 
     # -- outcomes ------------------------------------------------------------------------------
     def _settle(self, task: Task, result: Any = EMPTY, enqueue: Sequence[Task] = (),
-                schedule: Sequence[Task] = (), chord_value: Any = EMPTY) -> None:
-        """Commit a task's outcome and release its claim in one transaction."""
+                schedule: Sequence[Task] = (), chord_value: Any = EMPTY,
+                final: bool = True, dead_reason: Optional[str] = None) -> None:
+        """Commit a task's outcome and release its claim in one transaction.
+
+        ``final``: the task will not run again (its unique key is freed). ``dead_reason``:
+        it failed for good and is kept in the dead letters with that reason.
+        """
         now = self.clock()
         payloads_ready = []
         payloads_scheduled = []
@@ -674,7 +726,8 @@ class Queue:
                                        to_timestamp(follower.eta, self.utc)))
         with self.storage.transaction():
             if result is not EMPTY:
-                self.storage.put_data(task.id, self.serializer.serialize(result), is_result=True)
+                self.storage.put_data(task.id, self.serializer.serialize(result), is_result=True,
+                                      ttl=self.result_ttl)
             for data, priority in payloads_ready:
                 self.storage.enqueue(data, priority)
             for data, ts in payloads_scheduled:
@@ -684,7 +737,14 @@ class Queue:
                 if callback is not None:
                     self.storage.enqueue(self.serialize_task(callback), callback.priority or 0)
                     enqueue = list(enqueue) + [callback]
-            if task.receipt is not None:
+            if final and task.unique_key is not None:
+                self._release_unique_key(task)
+            if dead_reason is not None:
+                if task.receipt is None or not self.storage.bury(task.receipt, dead_reason):
+                    self.storage.add_dead_letter(self.serialize_task(task), dead_reason,
+                                                 task.attempts)
+                task.receipt = None
+            elif task.receipt is not None:
                 if not self.storage.ack(task.receipt):
                     logger.warning('claim of %s was no longer held when its outcome was '
                                    'recorded', task)
@@ -793,10 +853,12 @@ class Queue:
             retry_task = self._retry_copy(task, consume, eta, delay)
             self._emit(SIGNAL_RETRYING, task)
             if retry_task.eta is not None:
-                self._settle(task, result=error if keep_error else EMPTY, schedule=[retry_task])
+                self._settle(task, result=error if keep_error else EMPTY, schedule=[retry_task],
+                             final=False)
                 self._emit(SIGNAL_SCHEDULED, retry_task)
             else:
-                self._settle(task, result=error if keep_error else EMPTY, enqueue=[retry_task])
+                self._settle(task, result=error if keep_error else EMPTY, enqueue=[retry_task],
+                             final=False)
             return
 
         followers = []
@@ -806,7 +868,9 @@ class Queue:
             followers.append(handler)
         self._settle(task, result=error if keep_error else EMPTY, enqueue=followers,
                      chord_value=(error if store_error else SKIPPED) if task.chord_config
-                     else EMPTY)
+                     else EMPTY,
+                     dead_reason='%s\n%s' % (error.metadata['error'], tb) if store_error
+                     else None)
 
     def _retry_copy(self, task: Task, consume: bool, eta: Any, delay: Optional[float]) -> Task:
         """The same task (same id, so its Result still works) set up for its next attempt."""
@@ -951,7 +1015,8 @@ class Queue:
         self.storage.put_data(key, self.serializer.serialize(data))
 
     def put_result(self, key: str, data: Any) -> None:
-        self.storage.put_data(key, self.serializer.serialize(data), is_result=True)
+        self.storage.put_data(key, self.serializer.serialize(data), is_result=True,
+                              ttl=self.result_ttl)
 
     def put_if_empty(self, key: str, data: Any, ttl: Optional[float] = None) -> bool:
         return self.storage.put_if_empty(key, self.serializer.serialize(data), ttl)

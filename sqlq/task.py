@@ -43,6 +43,12 @@ class Task:
     default_priority: ClassVar[Optional[int]] = None
     default_expires: ClassVar[Any] = None
     default_timeout: ClassVar[Optional[float]] = None
+    #: Delete the task when a worker takes it (huey's delivery): a crash loses it instead
+    #: of running it twice. For work that must never run twice.
+    at_most_once: ClassVar[bool] = False
+    #: A second enqueue of the same call (same arguments) while the first is pending or
+    #: running returns the first one's Result instead of enqueueing again.
+    unique: ClassVar[bool] = False
 
     def __init__(self, args: Optional[Iterable[Any]] = None,
                  kwargs: Optional[Dict[str, Any]] = None, id: Optional[str] = None,
@@ -52,7 +58,8 @@ class Task:
                  on_error: Optional['Task'] = None,
                  expires_resolved: Optional[_dt.datetime] = None,
                  timeout: Optional[Number] = None, chord_config: Optional[Dict[str, Any]] = None,
-                 retry_backoff: Optional[Number] = None) -> None:
+                 retry_backoff: Optional[Number] = None,
+                 unique_key: Optional[str] = None) -> None:
         self.args: Tuple[Any, ...] = () if args is None else tuple(args)
         self.kwargs: Dict[str, Any] = {} if kwargs is None else dict(kwargs)
         self.id: str = id if id is not None else str(uuid.uuid4())
@@ -69,6 +76,7 @@ class Task:
         self.on_complete = on_complete
         self.on_error = on_error
         self.chord_config = chord_config
+        self.unique_key = unique_key
         # Set by the queue when the task was claimed from storage.
         self.receipt: Any = None
         self.attempts: int = 0
@@ -269,18 +277,25 @@ class TaskWrapper:
                  priority: Optional[int] = None, retries: Optional[int] = None,
                  retry_delay: Optional[Delay] = None, retry_backoff: Optional[Number] = None,
                  expires: Any = None, timeout: Optional[Number] = None,
-                 id: Optional[str] = None) -> Union['Result', 'ResultGroup']:
-        """Enqueue a call to run at ``eta`` (a datetime or epoch seconds) or after ``delay``."""
+                 id: Optional[str] = None,
+                 unique_key: Optional[str] = None) -> Union['Result', 'ResultGroup']:
+        """Enqueue a call to run at ``eta`` (a datetime or epoch seconds) or after ``delay``.
+
+        With ``unique_key``, while a task enqueued with the same key is pending, scheduled or
+        running, this returns that task's Result instead of enqueueing another.
+        """
         args = () if args is None else tuple(args)
         kwargs = {} if kwargs is None else dict(kwargs)
         options = validate_options(
             {'priority': priority, 'retries': retries, 'retry_delay': retry_delay,
              'retry_backoff': retry_backoff, 'expires': expires, 'timeout': timeout},
             '%s.schedule' % self.name)
-        if id is not None and not isinstance(id, str):
-            raise TypeError('%s.schedule: id must be a str, not %s' % (self.name, type(id).__name__))
-        task = self.task_class(args, kwargs, id=id,
-                               eta=self.queue.resolve_eta(eta, delay), **options)
+        for label, value in (('id', id), ('unique_key', unique_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError('%s.schedule: %s must be a str, not %s'
+                                % (self.name, label, type(value).__name__))
+        task = self.task_class(args, kwargs, id=id, eta=self.queue.resolve_eta(eta, delay),
+                               unique_key=unique_key, **options)
         return self.queue.enqueue(task)
 
     def map(self, it: Iterable[Any]) -> 'ResultGroup':
