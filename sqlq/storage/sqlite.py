@@ -9,6 +9,13 @@ Transactions: every write runs in ``BEGIN IMMEDIATE`` (a deferred read transacti
 upgrades to a write fails at once with SQLITE_BUSY in WAL mode instead of waiting for the busy
 timeout). :meth:`SqliteStorage.transaction` uses the same mechanism, so storage calls made
 inside an application's transaction simply join it; nested blocks become SAVEPOINTs.
+
+Waiting: :meth:`SqliteStorage.wait_for_change` is push-based. After the outermost commit of a
+transaction that changed rows, the writer sends a wake-up datagram to every thread waiting on the
+same file (:mod:`sqlq.storage._wakeup`: a directory of ``AF_UNIX`` sockets beside the database,
+or under the temporary directory). ``PRAGMA data_version`` stays the source of truth: a waiter
+checks it before blocking and once more on timeout, so a writer that could not notify (another
+program, notifications unavailable) is still seen -- at the latest when the wait times out.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
-from sqlq.storage import _schema
+from sqlq.storage import _schema, _wakeup
 from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
 
 __all__ = ['SqliteStorage']
@@ -81,8 +88,12 @@ class SqliteStorage(Storage):
     a database created by a newer sqlq.
     """
 
-    #: Seconds between two ``PRAGMA data_version`` polls in :meth:`wait_for_change`.
+    #: Seconds between two ``PRAGMA data_version`` polls in :meth:`wait_for_change` when
+    #: wake-up notifications are unavailable (no usable socket directory).
     poll_interval = 0.005
+    #: Longest block on the wake-up socket between two ``PRAGMA data_version`` checks: bounds
+    #: how late a commit by a writer that could not notify (another program) is seen.
+    recheck_interval = 0.5
 
     def __init__(self, filename: str, name: str = 'sqlq', *, synchronous: str = 'NORMAL',
                  timeout: float = 30.0, clock: Callable[[], float] = time.time,
@@ -113,6 +124,8 @@ class SqliteStorage(Storage):
         self.cache_size = cache_size
         self._closed = False
         self._schema_ready = False
+        #: Wake-up notifications between the processes and threads using this file.
+        self._wake = _wakeup.for_file(self.filename)
         self._reset_connections(os.getpid())
         self._conn()  # open now: a bad path or foreign file fails at construction
 
@@ -140,6 +153,8 @@ class SqliteStorage(Storage):
             conn = self._open()
             self._local.conn = conn
             self._local.depth = 0
+            # Baseline of wait_for_change(): commits by others from now on count as changes.
+            self._local.seen_version = self._data_version(conn)
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
@@ -281,6 +296,13 @@ class SqliteStorage(Storage):
         rows = self._rows(sql, params)
         return rows[0][0] if rows else None
 
+    def _data_version(self, conn: Any) -> int:
+        """``PRAGMA data_version``: changes when *another* connection commits."""
+        try:
+            return conn.execute('PRAGMA data_version').fetchall()[0][0]
+        except apsw.Error as exc:
+            raise self._error(exc, 'reading data_version') from exc
+
     def _do(self, conn: Any, sql: str, params: Any = ()) -> list:
         """Run a statement inside a write transaction; return its rows."""
         try:
@@ -300,6 +322,7 @@ class SqliteStorage(Storage):
             conn.execute('BEGIN IMMEDIATE' if depth == 0 else _SAVEPOINT[depth])
         except apsw.Error as exc:
             raise self._error(exc, 'starting a write transaction') from exc
+        changes = conn.total_changes() if depth == 0 else 0
         local.depth = depth + 1
         try:
             yield conn
@@ -323,6 +346,10 @@ class SqliteStorage(Storage):
                 with contextlib.suppress(apsw.Error):
                     conn.execute('ROLLBACK')
             raise self._error(exc, 'committing') from exc
+        # Only after the outermost commit (a woken waiter must see the data), and only if
+        # rows changed: an empty dequeue or read_schedule wakes nobody.
+        if depth == 0 and conn.total_changes() != changes:
+            self._wake.notify()
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         return self._tx()
@@ -592,24 +619,66 @@ class SqliteStorage(Storage):
                 self._do(conn, 'DELETE FROM %s WHERE queue = ?' % table, (self.name,))
 
     def wait_for_change(self, timeout: float) -> bool:
-        # Polls PRAGMA data_version, which changes when another connection commits. This is
-        # the single place to replace with push notifications.
+        """Block up to ``timeout`` seconds until another connection may have committed.
+
+        ``True`` at once if one committed since this thread last looked (its last wait, or
+        the opening of its connection); otherwise blocks on this thread's wake-up socket,
+        checking ``data_version`` every :attr:`recheck_interval` and once more on timeout (or
+        polls it every :attr:`poll_interval` if notifications are unavailable).
+        """
         if self._in_transaction():
             raise StorageError('wait_for_change() cannot be called inside transaction()')
-        deadline = time.monotonic() + max(float(timeout), 0.0)
-        start = self._scalar('PRAGMA data_version')
+        timeout = max(float(timeout), 0.0)
+        conn = self._conn()
+        local = self._local
+        wake = self._wake
+        # Bind this thread's socket *before* reading data_version: a commit either shows in
+        # the version read below, or its writer lists the directory after our socket exists.
+        listening = wake.listen()
+        version = self._data_version(conn)
+        if version != local.seen_version:
+            local.seen_version = version
+            if listening:
+                wake.drain()  # covered by the version just read
+            local.last_wake = 'version'
+            return True
+        if not listening:
+            return self._poll_for_change(conn, local, timeout)
+        deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(self.poll_interval, remaining))
-            if self._scalar('PRAGMA data_version') != start:
+            notified = wake.wait(min(remaining, self.recheck_interval)) if remaining > 0 \
+                else False
+            version = self._data_version(conn)
+            changed = version != local.seen_version
+            if notified or changed or remaining <= self.recheck_interval:
+                break
+        local.seen_version = version
+        local.last_wake = 'notify' if notified else ('version' if changed else 'timeout')
+        return notified or changed
+
+    def _poll_for_change(self, conn: Any, local: Any, timeout: float) -> bool:
+        """Fallback without notifications: poll ``PRAGMA data_version``."""
+        deadline = time.monotonic() + timeout
+        start = local.seen_version
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                time.sleep(min(self.poll_interval, remaining))
+            version = self._data_version(conn)
+            if version != start:
+                local.seen_version = version
+                local.last_wake = 'poll'
                 return True
+            if remaining <= 0:
+                local.last_wake = 'timeout'
+                return False
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._wake.close()  # unlinks the wake-up sockets this process bound
         if os.getpid() != self._pid:  # inherited across fork: not ours to close
             _ABANDONED.extend(self._conns)
             self._conns = []

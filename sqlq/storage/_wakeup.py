@@ -1,0 +1,385 @@
+"""Local wake-up notifications between processes that share one storage file.
+
+Standard library only; knows nothing about SQLite. A :class:`WakeupChannel` is a directory
+(mode 0700) holding one ``AF_UNIX``/``SOCK_DGRAM`` socket per *waiting* thread, named
+``<pid>-<thread ident>-<random>.sock``:
+
+* a waiting thread binds its socket lazily (:meth:`WakeupChannel.listen`, also done by
+  :meth:`~WakeupChannel.wait`), then blocks in ``poll`` on it;
+* a writer, after it committed, calls :meth:`WakeupChannel.notify`: one non-blocking 1-byte
+  datagram to every socket in the directory but its own thread's. A socket nobody is bound to
+  any more (its process died) is unlinked; a full one (``EAGAIN``/``ENOBUFS``) already has
+  unread wake-ups and is skipped. The directory listing is cached and refreshed only when the
+  directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed, and nothing
+  more when nobody listens.
+
+Notifications are an accelerator, never a guarantee: a caller must still re-check its data
+after a timeout. If no usable directory exists (path too long for ``AF_UNIX``, directory not
+creatable, platform without ``AF_UNIX``), :attr:`WakeupChannel.available` is ``False``,
+:meth:`~WakeupChannel.listen` returns ``False`` and the caller polls instead.
+
+The channel is fork-aware: a child never uses, nor unlinks, the sockets it inherited; it binds
+its own on its first wait.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import select
+import socket
+import stat
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any, Optional, Sequence
+
+__all__ = ['WakeupChannel', 'for_file', 'directories_for']
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = '.sock'
+#: Longest ``sun_path`` (bytes, without the terminating NUL).
+SUN_PATH_MAX = 107 if sys.platform.startswith('linux') else 103
+#: Longest socket name: pid (Linux pid_max <= 2**22: 7 digits), thread ident (64 bits: 20
+#: digits), 8 random hex digits, separators and suffix. Writers and waiters must pick the same
+#: directory, so the choice depends on this bound, never on one thread's actual name.
+NAME_MAX = 7 + 1 + 20 + 1 + 8 + len(SUFFIX)
+#: A listing of the directory taken less than this long (ns) after the directory's mtime may
+#: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
+_MTIME_SLACK_NS = 50_000_000
+
+_STALE = (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE)
+_FULL = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+
+
+def directories_for(path: str) -> list[str]:
+    """Candidate wake-up directories for the file at ``path``, best first.
+
+    ``<real path>.sqlq-wake`` beside the file, then ``sqlq-wake-<uid>-<hash of the real
+    path>`` under :func:`tempfile.gettempdir`.
+    """
+    real = os.path.realpath(path)
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:20]
+    uid = os.getuid() if hasattr(os, 'getuid') else 0
+    return [real + '.sqlq-wake',
+            os.path.join(tempfile.gettempdir(), 'sqlq-wake-%d-%s' % (uid, digest))]
+
+
+def for_file(path: str) -> 'WakeupChannel':
+    """The channel of the file at ``path`` (see :func:`directories_for`)."""
+    first, *rest = directories_for(path)
+    return WakeupChannel(first, fallbacks=rest)
+
+
+def fits(directory: str) -> bool:
+    """Whether every socket name fits under ``directory`` within the ``AF_UNIX`` limit."""
+    return len(os.fsencode(directory)) + 1 + NAME_MAX <= SUN_PATH_MAX
+
+
+def make_private_dir(directory: str) -> None:
+    """Create ``directory`` (mode 0700) unless it exists; make sure it is a real directory
+    owned by this user and private to it. ``OSError`` if it cannot be used."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.ENOTDIR, 'not a directory (or a symlink)', directory)
+    if hasattr(os, 'getuid') and st.st_uid != os.getuid():
+        raise OSError(errno.EPERM, 'owned by another user', directory)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
+
+
+class _Listener:
+    """One thread's bound socket. Its finalizer closes the socket and, in the process that
+    bound it, unlinks the file; it runs at :meth:`WakeupChannel.close`, when the thread ends
+    (its thread-local slot is dropped), when the channel is collected, or at exit."""
+
+    __slots__ = ('sock', 'path', 'pid', 'poller', 'finalizer', '__weakref__')
+
+    def __init__(self, sock: socket.socket, path: str, pid: int) -> None:
+        self.sock = sock
+        self.path = path
+        self.pid = pid
+        self.poller: Any = None
+        if hasattr(select, 'poll'):
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN)
+        self.finalizer = weakref.finalize(self, _release, sock, path, pid)
+
+
+def _release(sock: socket.socket, path: str, pid: int) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+    if os.getpid() == pid:  # never unlink a parent's socket from a forked child
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class WakeupChannel:
+    """Wake-ups through a directory of datagram sockets; see the module docstring.
+
+    ``directory`` is tried first, then each of ``fallbacks``: the first one that fits the
+    ``AF_UNIX`` path limit and can be created (or is ours already) is used by this process for
+    the life of the channel. Thread-safe. After :meth:`close`, :meth:`notify` does nothing
+    and :meth:`listen` returns ``False``.
+    """
+
+    def __init__(self, directory: str, fallbacks: Sequence[str] = ()) -> None:
+        self.candidates = [os.fspath(directory)] + [os.fspath(d) for d in fallbacks]
+        self._lock = threading.Lock()
+        self._resolved = False
+        self._directory: Optional[str] = None
+        self._closed = False
+        self._reset(os.getpid())
+
+    def __repr__(self) -> str:
+        return '<WakeupChannel %r>' % (self._directory if self._resolved else self.candidates[0])
+
+    def _reset(self, pid: int) -> None:
+        """(Re)initialise the per-process state: at creation and in a forked child."""
+        self._pid = pid
+        self._local = threading.local()
+        self._listeners: 'weakref.WeakSet[_Listener]' = weakref.WeakSet()
+        self._sender: Optional[socket.socket] = None
+        # (directory mtime_ns, listing is provisional, ((name, path), ...))
+        self._cache: tuple[int, bool, tuple[tuple[str, str], ...]] = (-1, True, ())
+
+    def _check_pid(self) -> None:
+        pid = os.getpid()
+        if pid != self._pid:
+            with self._lock:
+                if pid != self._pid:
+                    # Inherited sockets belong to the parent: close our copies (so that a dead
+                    # parent's sockets are seen as stale), never unlink them.
+                    for listener in list(self._listeners):
+                        listener.finalizer()
+                    sender = self._sender
+                    self._reset(pid)
+                    if sender is not None:
+                        sender.close()
+
+    # ------------------------------------------------------------------ directory
+
+    @property
+    def directory(self) -> Optional[str]:
+        """The directory in use, or ``None`` if none is usable (resolved on first access)."""
+        if not self._resolved:
+            with self._lock:
+                if not self._resolved:
+                    self._directory = self._resolve()
+                    self._resolved = True
+        return self._directory
+
+    @property
+    def available(self) -> bool:
+        return not self._closed and self.directory is not None
+
+    def _resolve(self) -> Optional[str]:
+        if not hasattr(socket, 'AF_UNIX'):
+            logger.debug('no AF_UNIX sockets on this platform: waits poll instead')
+            return None
+        problems = []
+        for directory in self.candidates:
+            if not fits(directory):
+                problems.append('%r: too long for an AF_UNIX socket path' % directory)
+                continue
+            try:
+                make_private_dir(directory)
+            except OSError as exc:
+                problems.append('%r: %s' % (directory, exc))
+                continue
+            return directory
+        logger.debug('no usable wake-up directory (%s): waits poll instead',
+                     '; '.join(problems))
+        return None
+
+    # ------------------------------------------------------------------ writers
+
+    def notify(self) -> int:
+        """Wake every thread waiting on this channel, except the calling thread.
+
+        Never blocks and never raises for a notification problem. Returns how many sockets
+        were sent a datagram.
+        """
+        if self._closed:
+            return 0
+        directory = self.directory
+        if directory is None:
+            return 0
+        self._check_pid()
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            return 0
+        cached_mtime, provisional, targets = self._cache
+        if mtime != cached_mtime or provisional:
+            targets = self._refresh(directory, mtime)
+        if not targets:
+            return 0
+        own = '%d-%d-' % (self._pid, threading.get_ident())
+        sender = self._sender
+        if sender is None:
+            sender = self._new_sender()
+            if sender is None:
+                return 0
+        sent = 0
+        for name, path in targets:
+            if name.startswith(own):
+                continue
+            try:
+                sender.sendto(b'!', path)
+                sent += 1
+            except OSError as exc:
+                if exc.errno in _FULL:
+                    continue  # it has unread wake-ups already
+                if exc.errno in _STALE:
+                    try:  # nobody is bound to it any more: its process died
+                        os.unlink(path)
+                    except OSError:
+                        pass
+                else:
+                    logger.debug('wake-up of %r failed: %s', path, exc)
+        return sent
+
+    def _refresh(self, directory: str, mtime: int) -> tuple[tuple[str, str], ...]:
+        listed_at = time.time_ns()
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            names = []
+        targets = tuple((name, os.path.join(directory, name))
+                        for name in sorted(names) if name.endswith(SUFFIX))
+        self._cache = (mtime, listed_at - mtime < _MTIME_SLACK_NS, targets)
+        return targets
+
+    def _new_sender(self) -> Optional[socket.socket]:
+        with self._lock:
+            if self._sender is None:
+                try:
+                    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    sender.setblocking(False)
+                except OSError as exc:
+                    logger.debug('cannot create a wake-up sender socket: %s', exc)
+                    return None
+                self._sender = sender
+            return self._sender
+
+    # ------------------------------------------------------------------ waiters
+
+    def _listener(self) -> Optional[_Listener]:
+        """This thread's bound socket, bound on first use; ``None`` if unavailable."""
+        self._check_pid()
+        listener = getattr(self._local, 'listener', None)
+        if listener is not None:
+            return listener
+        if self._local.__dict__.get('failed') or self._closed:
+            return None
+        directory = self.directory
+        if directory is None:
+            return None
+        pid = self._pid
+        path = os.path.join(directory, '%d-%d-%s%s' % (pid, threading.get_ident(),
+                                                       secrets.token_hex(4), SUFFIX))
+        sock = None
+        try:
+            if len(os.fsencode(path)) > SUN_PATH_MAX:
+                raise OSError(errno.ENAMETOOLONG, 'socket path too long', path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind(path)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            self._local.failed = True  # this thread polls from now on
+            logger.debug('cannot bind a wake-up socket at %r: %s: this thread polls', path, exc)
+            return None
+        listener = _Listener(sock, path, pid)
+        with self._lock:
+            if self._closed:
+                listener.finalizer()
+                return None
+            self._listeners.add(listener)
+        self._local.listener = listener
+        return listener
+
+    def listen(self) -> bool:
+        """Make sure the calling thread's socket is bound (wake-ups sent from now on are kept
+        for its next :meth:`wait`). ``False`` if notifications are unavailable."""
+        return self._listener() is not None
+
+    def drain(self) -> int:
+        """Discard the calling thread's pending wake-ups without blocking; return how many."""
+        listener = getattr(self._local, 'listener', None)
+        if listener is None or listener.pid != os.getpid():
+            return 0
+        return _drain(listener.sock)
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a wake-up of the calling thread.
+
+        Drains every pending datagram; ``True`` if any arrived (also if they were sent before
+        this call but after :meth:`listen`), ``False`` on timeout or if notifications are
+        unavailable (after sleeping ``timeout``, so that callers never spin).
+        """
+        timeout = max(float(timeout), 0.0)
+        listener = self._listener()
+        if listener is None:
+            if timeout:
+                time.sleep(timeout)
+            return False
+        sock = listener.sock
+        try:
+            if _drain(sock):
+                return True
+            if listener.poller is not None:
+                # Round up: poll's unit is the millisecond, and a 0 ms poll would spin.
+                ready = listener.poller.poll(int(timeout * 1000.0 + 0.999))
+            else:  # pragma: no cover - platforms without poll()
+                ready = select.select([sock], [], [], timeout)[0]
+            return bool(ready) and _drain(sock) > 0
+        except (OSError, ValueError):  # closed under us (close() from another thread)
+            return False
+
+    # ------------------------------------------------------------------ cleanup
+
+    def close(self) -> None:
+        """Close and unlink every socket this channel bound in this process. Idempotent."""
+        with self._lock:
+            self._closed = True
+            listeners = list(self._listeners) if self._pid == os.getpid() else []
+            self._listeners = weakref.WeakSet()
+            sender, self._sender = self._sender, None
+        for listener in listeners:
+            listener.finalizer()
+        if sender is not None and self._pid == os.getpid():
+            sender.close()
+        self._local = threading.local()
+
+    def socket_paths(self) -> list[str]:
+        """Paths of the sockets this channel has bound in this process (for diagnostics)."""
+        if self._pid != os.getpid():
+            return []
+        return sorted(listener.path for listener in list(self._listeners))
+
+
+def _drain(sock: socket.socket) -> int:
+    count = 0
+    while count < 4096:  # bounded even if writers keep sending
+        try:
+            sock.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return count
+        count += 1
+    return count
