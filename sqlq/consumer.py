@@ -38,6 +38,25 @@ TIMEOUT_GRACE = 5.0
 LOOP_SLICE = 0.2
 
 
+def _restart_argv() -> List[str]:
+    """The command line that started this process, to re-execute it on SIGHUP.
+
+    ``sys.argv`` alone loses ``-m``: under ``python -m sqlq`` it is ``[.../sqlq/__main__.py,
+    ...]``, which cannot run as a script (relative imports).
+    """
+    orig = getattr(sys, 'orig_argv', None)  # Python 3.10+
+    if orig:
+        return [sys.executable] + list(orig[1:])
+    argv = list(sys.argv)
+    main = sys.modules.get('__main__')
+    spec = getattr(main, '__spec__', None)
+    if spec is not None and spec.name:
+        package = spec.name[:-len('.__main__')] if spec.name.endswith('.__main__') \
+            else spec.name
+        return [sys.executable, '-m', package] + argv[1:]
+    return [sys.executable] + argv
+
+
 class _WorkerHandle:
     """One worker slot: its thread/process/greenlet and what it reports."""
 
@@ -188,6 +207,7 @@ class Consumer:
         seconds (default: the consumer's shutdown_timeout, else unbounded), then interrupt
         whatever still runs, returning it to the queue."""
         self._shutdown.set()
+        self._stop_event.set()  # no worker claims a new task from now on
         if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
             self._loop_thread.join(LOOP_SLICE * 10)
         self._stop_workers(graceful, self.shutdown_timeout if timeout is None else timeout)
@@ -208,7 +228,7 @@ class Consumer:
             logger.info('restarting (SIGHUP)')
             sys.stdout.flush()
             sys.stderr.flush()
-            os.execv(sys.executable, [sys.executable] + sys.argv)
+            os.execv(sys.executable, _restart_argv())
         logger.info('consumer stopped')
         return 0
 
@@ -241,8 +261,8 @@ class Consumer:
                 except Exception:
                     logger.exception('scheduler tick failed; retrying in 1s')
                     next_tick = now + 1.0
+            self._replace_recycled_workers()  # max-tasks recycling, health check or not
             if self.check_worker_health:
-                self._replace_recycled_workers()
                 if now >= next_health:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
@@ -254,13 +274,13 @@ class Consumer:
         """Restart workers that exited cleanly (max-tasks recycling) without waiting for the
         periodic health check."""
         for handle in self._handles:
-            if not handle.is_alive() and not self._stop_event.is_set() and \
+            if not handle.is_alive() and not self._shutdown.is_set() and \
                     handle.exitcode in (0, None):
                 handle.start()
 
     def _check_worker_health(self) -> None:
         for handle in self._handles:
-            if self._stop_event.is_set():
+            if self._shutdown.is_set():
                 return
             if not handle.is_alive():
                 logger.error('%s died (exit code %s); starting a new one', handle.name,
@@ -295,25 +315,37 @@ class Consumer:
                 logger.error('%s did not stop after interruption', handle.name)
                 handle.kill()
 
+    def _begin_shutdown(self) -> None:
+        """From a signal handler: stop the loop and let no worker claim another task.
+
+        The stop event is set here rather than when the loop notices, so a task finishing
+        between the signal and the loop's next turn does not let its worker start another.
+        The main thread only touches the stop event (a lock, for process workers) after
+        ``_shutdown`` is set, so setting it here, before ``_shutdown``, cannot deadlock.
+        """
+        if not self._shutdown.is_set():
+            self._stop_event.set()
+        self._shutdown.set()
+
     def _install_signal_handlers(self) -> None:
         def graceful(signum: int, frame: Any) -> None:
             if self._shutdown.is_set():
                 logger.warning('received %s again: stopping at once', signal.Signals(signum).name)
                 self._immediate = True
                 return
+            self._begin_shutdown()
             logger.info('received %s: stopping gracefully (again to stop at once)',
                         signal.Signals(signum).name)
-            self._shutdown.set()
 
         def immediate(signum: int, frame: Any) -> None:
-            logger.warning('received %s: stopping at once', signal.Signals(signum).name)
             self._immediate = True
-            self._shutdown.set()
+            self._begin_shutdown()
+            logger.warning('received %s: stopping at once', signal.Signals(signum).name)
 
         def restart(signum: int, frame: Any) -> None:
-            logger.info('received SIGHUP: restarting')
             self._restart = True
-            self._shutdown.set()
+            self._begin_shutdown()
+            logger.info('received SIGHUP: restarting')
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             handler = graceful
