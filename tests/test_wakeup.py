@@ -457,6 +457,23 @@ def test_channel_wait_times_out_and_wakes(short_dir):
     b.close()
 
 
+def test_closing_the_last_listener_removes_the_directory_and_it_comes_back(short_dir):
+    directory = os.path.join(short_dir, 'ch')
+    a = _wakeup.WakeupChannel(directory)
+    b = _wakeup.WakeupChannel(directory)
+    assert a.listen() and b.listen()
+    a.close()
+    assert os.path.isdir(directory)  # b still listens there
+    b.close()
+    assert not os.path.exists(directory)
+    c = _wakeup.WakeupChannel(directory)
+    assert c.directory == directory
+    os.rmdir(directory)  # removed between resolving and binding
+    assert c.listen()
+    assert len(c.socket_paths()) == 1 and os.path.exists(c.socket_paths()[0])
+    c.close()
+
+
 def test_channel_refuses_a_directory_of_another_kind(short_dir):
     target = os.path.join(short_dir, 'elsewhere')
     os.mkdir(target)

@@ -298,7 +298,14 @@ class WakeupChannel:
                 raise OSError(errno.ENAMETOOLONG, 'socket path too long', path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.bind(path)
+            for attempt in range(3):
+                try:
+                    sock.bind(path)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
+                    make_private_dir(directory)  # removed by a closing channel meanwhile
         except OSError as exc:
             if sock is not None:
                 sock.close()
@@ -355,7 +362,8 @@ class WakeupChannel:
     # ------------------------------------------------------------------ cleanup
 
     def close(self) -> None:
-        """Close and unlink every socket this channel bound in this process. Idempotent."""
+        """Close and unlink every socket this channel bound in this process, and remove the
+        directory if that left it empty. Idempotent."""
         with self._lock:
             self._closed = True
             listeners = list(self._listeners) if self._pid == os.getpid() else []
@@ -366,6 +374,11 @@ class WakeupChannel:
         if sender is not None and self._pid == os.getpid():
             sender.close()
         self._local = threading.local()
+        if listeners and self._directory:  # no empty directory left behind (unless others
+            try:                             # listen: then it is not empty)
+                os.rmdir(self._directory)
+            except OSError:
+                pass
 
     def socket_paths(self) -> list[str]:
         """Paths of the sockets this channel has bound in this process (for diagnostics)."""
