@@ -1,0 +1,22 @@
+"""A huey SqliteHuey for the benchmarks: ``huey_consumer huey_app.huey`` with the database
+file named by ``HUEY_BENCH_DB`` (the bench process builds its own handle with :func:`make`)."""
+import os
+
+from huey import SqliteHuey
+
+import _ledger
+
+
+def make(filename):
+    huey = SqliteHuey('bench', filename=filename)
+
+    @huey.task(name='bench.record')
+    def record(tag, enqueued):
+        return _ledger.report(tag, enqueued)
+
+    return huey, record
+
+
+huey = record = None
+if os.environ.get('HUEY_BENCH_DB'):
+    huey, record = make(os.environ['HUEY_BENCH_DB'])

@@ -1,0 +1,22 @@
+"""A sqlq queue for the benchmarks: ``sqlq consume sqlq_app.queue`` with the database file
+named by ``SQLQ_BENCH_DB`` (the bench process builds its own handle with :func:`make`)."""
+import os
+
+from sqlq import SqliteQueue
+
+import _ledger
+
+
+def make(filename):
+    queue = SqliteQueue(filename, name='bench')
+
+    @queue.task(name='bench.record')
+    def record(tag, enqueued):
+        return _ledger.report(tag, enqueued)
+
+    return queue, record
+
+
+queue = record = None
+if os.environ.get('SQLQ_BENCH_DB'):
+    queue, record = make(os.environ['SQLQ_BENCH_DB'])

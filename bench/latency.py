@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""Enqueue→start latency, idle CPU and eta precision of sqlq's consumer, next to huey's
+SqliteHuey measured in the same run on the same machine.
+
+For each system (sqlq ``-w 1 -k thread``, sqlq ``-w 1 -k process``, huey_consumer with its
+defaults, huey_consumer ``-d 0.001 -m 0.01``):
+
+1. start the consumer as a subprocess on a fresh database and wait (bounded) until a probe
+   task has run;
+2. latency: enqueue N no-op tasks one at a time from this process, each after a random
+   5–25 ms pause once the previous one started (so the consumer is idle every time); each task
+   reports its start time with the enqueue time it was given, over a Unix datagram socket;
+3. idle CPU: leave the consumer idle for --idle seconds and read the CPU time (utime+stime)
+   of the consumer process and all its descendants from /proc; then measure latency again
+   (the first task after the idle period is shown on its own: huey's polling back-off grows
+   to 10 s while idle);
+4. eta precision: schedule M tasks with a 0.2–0.5 s delay, one at a time, and measure
+   start − eta;
+5. stop the consumer with SIGINT (bounded wait, then SIGKILL).
+
+Clock: time.monotonic() (CLOCK_MONOTONIC, system-wide on Linux) in both processes.
+
+    python bench/latency.py            # full run: N=300, 60 s idle, M=20 (~8 minutes)
+    python bench/latency.py --quick    # CI: N=40, 3 s idle, M=5 (< 60 s)
+
+Exit status 1 if a consumer fails to start or a task does not run in time, 2 on bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APPS = os.path.join(HERE, '_apps')
+ROOT = os.path.dirname(HERE)  # the sqlq source tree measured (--sqlq-src changes it)
+
+# name, family, consumer options
+SYSTEMS: List[Tuple[str, str, List[str]]] = [
+    ('sqlq thread', 'sqlq', ['-w', '1', '-k', 'thread']),
+    ('sqlq process', 'sqlq', ['-w', '1', '-k', 'process']),
+    ('huey default', 'huey', []),
+    ('huey tuned', 'huey', ['-d', '0.001', '-m', '0.01']),
+]
+RATIO = ('sqlq thread', 'huey default')  # the ratio column: first / second
+
+START_TIMEOUT = 30.0   # consumer start: probe task must have run by then
+STOP_TIMEOUT = 15.0    # SIGINT → exit, then SIGKILL
+GAP = (0.005, 0.025)   # pause before each enqueue, seconds
+ETA_DELAY = (0.2, 0.5)  # scheduled tasks' delay, seconds
+
+
+class BenchError(Exception):
+    """A consumer did not start, died, or did not run a task in time."""
+
+
+def log(message: str) -> None:
+    print('[%s] %s' % (time.strftime('%H:%M:%S'), message), file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- ledger
+
+class Ledger:
+    """Receives ``tag enqueued started`` datagrams from tasks (see _apps/_ledger.py)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.seen: Dict[str, Tuple[float, float]] = {}
+
+    def wait(self, tag: str, timeout: float, proc: subprocess.Popen) -> Tuple[float, float]:
+        """(enqueued, started) of task ``tag``; BenchError after ``timeout`` seconds or if the
+        consumer exits first."""
+        deadline = time.monotonic() + timeout
+        while tag not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BenchError('task %s did not start within %.0f s' % (tag, timeout))
+            self.sock.settimeout(min(remaining, 0.5))
+            try:
+                data = self.sock.recv(512)
+            except socket.timeout:
+                if proc.poll() is not None:
+                    raise BenchError('consumer exited with status %s' % proc.returncode)
+                continue
+            got, enqueued, started = data.decode('ascii').split()
+            self.seen[got] = (float(enqueued), float(started))
+        return self.seen[tag]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# ------------------------------------------------------------------------------- /proc CPU
+
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+
+
+def _stat(pid: int) -> Optional[List[str]]:
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(')') + 2:].split()  # fields from 3 (state) on
+
+
+def descendants(pid: int) -> List[int]:
+    """pid's live descendants, via /proc/<pid>/task/*/children (or a /proc scan)."""
+    found: List[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        kids: List[int] = []
+        task_dir = '/proc/%d/task' % parent
+        try:
+            tids = os.listdir(task_dir)
+        except OSError:
+            continue
+        if os.path.exists(os.path.join(task_dir, tids[0], 'children')) if tids else False:
+            for tid in tids:
+                try:
+                    with open(os.path.join(task_dir, tid, 'children')) as f:
+                        kids.extend(int(k) for k in f.read().split())
+                except OSError:
+                    pass
+        else:  # kernel without CONFIG_PROC_CHILDREN
+            for entry in os.listdir('/proc'):
+                if entry.isdigit():
+                    fields = _stat(int(entry))
+                    if fields and int(fields[1]) == parent:
+                        kids.append(int(entry))
+        found.extend(kids)
+        stack.extend(kids)
+    return found
+
+
+def tree_cpu(pid: int) -> Tuple[float, List[int]]:
+    """CPU seconds (utime+stime, all threads) used so far by pid and its live descendants."""
+    pids = [pid] + descendants(pid)
+    ticks = 0
+    for p in pids:
+        fields = _stat(p)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / CLK_TCK, pids
+
+
+# ----------------------------------------------------------------------------------- stats
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
+    data = sorted(values)
+    if not data:
+        return math.nan
+    pos = (len(data) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def summary(samples: Sequence[float]) -> Dict[str, float]:
+    return {'n': len(samples), 'p50': percentile(samples, 50), 'p99': percentile(samples, 99),
+            'min': min(samples), 'max': max(samples), 'mean': sum(samples) / len(samples)}
+
+
+# -------------------------------------------------------------------------------- systems
+
+def app_handle(family: str, db: str) -> Tuple[Any, Any]:
+    """(queue/huey object, record task) in this process, on database ``db``."""
+    if APPS not in sys.path:
+        sys.path.insert(0, APPS)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    if family == 'sqlq':
+        import sqlq_app
+        return sqlq_app.make(db)
+    import huey_app
+    return huey_app.make(db)
+
+
+def consumer_command(family: str, options: List[str]) -> List[str]:
+    if family == 'sqlq':
+        return [sys.executable, '-m', 'sqlq', 'consume', 'sqlq_app.queue'] + options
+    return [sys.executable, '-m', 'huey.bin.huey_consumer', 'huey_app.huey'] + options
+
+
+def start_consumer(family: str, options: List[str], db: str, ledger: str,
+                   logfile: str) -> subprocess.Popen:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [ROOT, APPS] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    env['SQLQ_BENCH_DB' if family == 'sqlq' else 'HUEY_BENCH_DB'] = db
+    env['BENCH_LEDGER'] = ledger
+    with open(logfile, 'wb') as out:
+        return subprocess.Popen(consumer_command(family, options), cwd=APPS, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop_consumer(proc: subprocess.Popen) -> Optional[float]:
+    """SIGINT, wait up to STOP_TIMEOUT, then SIGKILL the group. Seconds it took to exit, or
+    None if it had to be killed."""
+    if proc.poll() is not None:
+        return 0.0
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(STOP_TIMEOUT)
+        return time.monotonic() - started
+    except subprocess.TimeoutExpired:
+        log('  consumer ignored SIGINT for %.0f s: killing it' % STOP_TIMEOUT)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+        return None
+    finally:
+        # process workers left behind by a killed parent
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, 'rb') as f:
+            text = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+    return '\n'.join('    | ' + l for l in text.splitlines()[-lines:])
+
+
+def measure_latency(record: Any, ledger: Ledger, proc: subprocess.Popen, phase: str, n: int,
+                    rng: random.Random, task_timeout: float) -> List[float]:
+    samples = []
+    for i in range(n):
+        time.sleep(rng.uniform(*GAP))
+        tag = '%s-%d' % (phase, i)
+        enqueued = time.monotonic()
+        record(tag, enqueued)
+        _, started = ledger.wait(tag, task_timeout, proc)
+        samples.append((started - enqueued) * 1000.0)
+    return samples
+
+
+def measure_eta(record: Any, ledger: Ledger, proc: subprocess.Popen, m: int,
+                rng: random.Random, task_timeout: float) -> List[float]:
+    samples = []
+    for i in range(m):
+        time.sleep(rng.uniform(*GAP))
+        tag = 'eta-%d' % i
+        delay = rng.uniform(*ETA_DELAY)
+        now = time.monotonic()
+        record.schedule(args=(tag, now), delay=delay)
+        _, started = ledger.wait(tag, delay + task_timeout, proc)
+        samples.append((started - (now + delay)) * 1000.0)
+    return samples
+
+
+def run_system(name: str, family: str, options: List[str], args: argparse.Namespace,
+               workdir: str, rng: random.Random) -> Dict[str, Any]:
+    slug = name.replace(' ', '-')
+    db = os.path.join(workdir, slug + '.db')
+    logfile = os.path.join(workdir, slug + '.log')
+    ledger = Ledger(os.path.join(workdir, slug + '.sock'))
+    cmd = consumer_command(family, options)
+    result: Dict[str, Any] = {'system': name, 'command': ' '.join(cmd[1:]), 'ok': False}
+    log('%s: starting `%s`' % (name, ' '.join(['python'] + cmd[1:])))
+    handle, record = app_handle(family, db)
+    proc = start_consumer(family, options, db, ledger.path, logfile)
+    try:
+        t0 = time.monotonic()
+        record('probe', time.monotonic())
+        try:
+            ledger.wait('probe', START_TIMEOUT, proc)
+        except BenchError as exc:
+            raise BenchError('consumer not ready: %s' % exc)
+        result['ready_s'] = time.monotonic() - t0
+        log('  ready in %.2f s (probe task ran); %d warm-up tasks'
+            % (result['ready_s'], args.warmup))
+        measure_latency(record, ledger, proc, 'warm', args.warmup, rng, args.task_timeout)
+
+        log('  latency: %d tasks, %d–%d ms apart' % (args.n, GAP[0] * 1000, GAP[1] * 1000))
+        lat = measure_latency(record, ledger, proc, 'lat', args.n, rng, args.task_timeout)
+        result['latency'] = summary(lat)
+        log('    p50 %.2f ms, p99 %.2f ms, max %.2f ms'
+            % (result['latency']['p50'], result['latency']['p99'], result['latency']['max']))
+
+        log('  idle CPU: %.0f s' % args.idle)
+        time.sleep(0.2)  # let the last task's result write finish
+        cpu0, pids0 = tree_cpu(proc.pid)
+        w0 = time.monotonic()
+        time.sleep(args.idle)
+        cpu1, pids1 = tree_cpu(proc.pid)
+        wall = time.monotonic() - w0
+        if proc.poll() is not None:
+            raise BenchError('consumer exited with status %s while idle' % proc.returncode)
+        result['idle'] = {'seconds': wall, 'cpu_seconds': cpu1 - cpu0,
+                          'cpu_percent': 100.0 * (cpu1 - cpu0) / wall,
+                          'processes': len(pids1), 'process_set_changed': pids0 != pids1}
+        log('    %.2f %% of one core (%d process(es))'
+            % (result['idle']['cpu_percent'], len(pids1)))
+
+        log('  latency after idle: %d tasks' % args.n)
+        after = measure_latency(record, ledger, proc, 'after', args.n, rng, args.task_timeout)
+        result['after_idle'] = summary(after)
+        result['after_idle']['first'] = after[0]
+        log('    first %.2f ms, p50 %.2f ms, p99 %.2f ms'
+            % (after[0], result['after_idle']['p50'], result['after_idle']['p99']))
+
+        log('  eta: %d tasks scheduled %d–%d ms ahead'
+            % (args.eta, ETA_DELAY[0] * 1000, ETA_DELAY[1] * 1000))
+        eta = measure_eta(record, ledger, proc, args.eta, rng, args.task_timeout)
+        result['eta_lateness'] = summary(eta)
+        log('    start − eta: p50 %.2f ms, p99 %.2f ms, min %.2f ms'
+            % (result['eta_lateness']['p50'], result['eta_lateness']['p99'],
+               result['eta_lateness']['min']))
+        result['ok'] = True
+    except BenchError as exc:
+        result['error'] = str(exc)
+        log('  FAILED: %s' % exc)
+        log('  consumer log (%s):\n%s' % (logfile, tail(logfile)))
+    finally:
+        stopped = stop_consumer(proc)
+        result['stop_s'] = stopped
+        ledger.close()
+        close = getattr(handle, 'close', None)
+        if callable(close):
+            close()
+        log('  stopped%s' % (' in %.2f s' % stopped if stopped is not None else ' (killed)'))
+    return result
+
+
+# ---------------------------------------------------------------------------------- report
+
+ROWS = [
+    ('latency p50 (ms)', 'latency', 'p50'),
+    ('latency p99 (ms)', 'latency', 'p99'),
+    ('latency max (ms)', 'latency', 'max'),
+    ('after idle: first task (ms)', 'after_idle', 'first'),
+    ('after idle: p50 (ms)', 'after_idle', 'p50'),
+    ('after idle: p99 (ms)', 'after_idle', 'p99'),
+    ('idle CPU (% of one core)', 'idle', 'cpu_percent'),
+    ('eta lateness p50 (ms)', 'eta_lateness', 'p50'),
+    ('eta lateness p99 (ms)', 'eta_lateness', 'p99'),
+    ('eta lateness min (ms)', 'eta_lateness', 'min'),
+]
+
+
+def fmt(value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return '—'
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return '%.0f' % value
+    if magnitude >= 10:
+        return '%.1f' % value
+    return '%.2f' % value
+
+
+def fmt_ratio(r: float) -> str:
+    return ('%.0f×' if r >= 10 else '%.1f×' if r >= 1 else '%.2g×') % r
+
+
+def figure(results: Dict[str, Dict[str, Any]], system: str, section: str,
+           key: str) -> Optional[float]:
+    r = results.get(system)
+    if not r or section not in r:
+        return None
+    return r[section].get(key)
+
+
+def table(results: Dict[str, Dict[str, Any]]) -> str:
+    systems = [name for name, _, _ in SYSTEMS if name in results]
+    ratio = all(s in results for s in RATIO)
+    head = ['figure'] + systems + (['%s / %s' % RATIO] if ratio else [])
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|---' + '|---:' * (len(head) - 1) + '|']
+    for label, section, key in ROWS:
+        cells = [label]
+        for s in systems:
+            value = figure(results, s, section, key)
+            cells.append('FAILED' if value is None and not results[s]['ok'] else fmt(value))
+        if ratio:
+            a, b = (figure(results, s, section, key) for s in RATIO)
+            cells.append(fmt_ratio(a / b) if a is not None and b is not None and a > 0 and b > 0
+                         else '—')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def environment() -> Dict[str, Any]:
+    env: Dict[str, Any] = {
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'python': platform.python_version(), 'cpus': os.cpu_count()}
+    try:
+        out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+        env['cpu'] = next((l.split(':', 1)[1].strip() for l in out.splitlines()
+                           if l.startswith('Model name')), platform.processor())
+    except (OSError, subprocess.SubprocessError):
+        env['cpu'] = platform.processor()
+    try:
+        import apsw
+        env['sqlite_apsw'] = apsw.sqlite_lib_version()
+    except ImportError:
+        pass
+    import sqlite3
+    env['sqlite_stdlib'] = sqlite3.sqlite_version
+    try:
+        sys.path.insert(0, ROOT)
+        import sqlq
+        env['sqlq'] = sqlq.__version__
+        from sqlq import _accel
+        env['sqlq_fastpath'] = getattr(_accel, 'IMPLEMENTATION', None) or getattr(
+            _accel, '__name__', '')
+    except Exception:
+        pass
+    try:
+        import huey
+        env['huey'] = huey.__version__
+    except ImportError:
+        pass
+    try:
+        env['sqlq_commit'] = os.environ.get('BENCH_SQLQ_COMMIT') or subprocess.run(
+            ['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'], capture_output=True,
+            text=True, timeout=10).stdout.strip() or 'unknown'
+        if not os.environ.get('BENCH_SQLQ_COMMIT') and subprocess.run(
+                ['git', '-C', ROOT, 'status', '--porcelain', '--', 'sqlq'],
+                capture_output=True, text=True, timeout=10).stdout.strip():
+            env['sqlq_commit'] += '+uncommitted changes'
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return env
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='Enqueue→start latency, idle CPU and eta precision: sqlq vs huey '
+                    'SqliteHuey, measured in the same run.')
+    parser.add_argument('--quick', action='store_true',
+                        help='short run for CI: N=40, idle 3 s, 5 eta tasks (< 60 s in all)')
+    parser.add_argument('-n', type=int, default=None,
+                        help='tasks per latency measurement (default 300; quick 40)')
+    parser.add_argument('--idle', type=float, default=None,
+                        help='seconds the consumer is left idle (default 60; quick 3)')
+    parser.add_argument('--eta', type=int, default=None,
+                        help='scheduled tasks for eta precision (default 20; quick 5)')
+    parser.add_argument('--warmup', type=int, default=5, help='warm-up tasks (default 5)')
+    parser.add_argument('--only', choices=('sqlq', 'huey'), default=None,
+                        help='run only one system family')
+    parser.add_argument('--json', metavar='PATH', default=None,
+                        help='also write every figure and the environment to PATH as JSON')
+    parser.add_argument('--sqlq-src', metavar='DIR', default=None,
+                        help='measure the sqlq package in DIR (a checkout or `git archive` '
+                             'export, extension built in place) instead of this tree')
+    parser.add_argument('--seed', type=int, default=1, help='random seed for the gaps')
+    parser.add_argument('--task-timeout', type=float, default=30.0,
+                        help='seconds a task may take to start before the run fails '
+                             '(default 30; huey backs off up to 10 s)')
+    args = parser.parse_args(argv)
+    args.n = args.n if args.n is not None else (40 if args.quick else 300)
+    args.idle = args.idle if args.idle is not None else (3.0 if args.quick else 60.0)
+    args.eta = args.eta if args.eta is not None else (5 if args.quick else 20)
+    if args.n < 1 or args.eta < 1 or args.idle <= 0 or args.warmup < 0:
+        parser.error('-n and --eta must be positive, --idle > 0, --warmup >= 0')
+    if not sys.platform.startswith('linux'):
+        parser.error('needs Linux (/proc for CPU time, system-wide CLOCK_MONOTONIC)')
+
+    global ROOT
+    if args.sqlq_src:
+        ROOT = os.path.abspath(args.sqlq_src)
+        if not os.path.isfile(os.path.join(ROOT, 'sqlq', '__init__.py')):
+            parser.error('--sqlq-src %s has no sqlq/__init__.py' % args.sqlq_src)
+    systems = [s for s in SYSTEMS if args.only in (None, s[1])]
+    try:
+        import huey  # noqa: F401
+    except ImportError:
+        if args.only == 'huey':
+            print("latency.py: huey is not installed: pip install -e '.[bench]'",
+                  file=sys.stderr)
+            return 2
+        log("huey is not installed (pip install -e '.[bench]'): measuring sqlq only")
+        systems = [s for s in systems if s[1] != 'huey']
+
+    env = environment()
+    log('sqlq %s (%s), Python %s, SQLite %s (apsw) / %s (stdlib, huey), huey %s, %s × %s'
+        % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], env.get('sqlite_apsw'),
+           env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu']))
+    rng = random.Random(args.seed)
+    workdir = tempfile.mkdtemp(prefix='sqlq-bench-')
+    results: Dict[str, Dict[str, Any]] = {}
+    began = time.monotonic()
+    try:
+        for name, family, options in systems:
+            results[name] = run_system(name, family, options, args, workdir, rng)
+    except KeyboardInterrupt:
+        log('interrupted')
+        return 130
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - began
+
+    print()
+    print('sqlq latency benchmark — %s; N=%d, idle %.0f s, %d eta tasks; %s; Python %s; '
+          'SQLite %s (apsw), %s (stdlib, huey); huey %s; sqlq %s (%s); clock: '
+          'CLOCK_MONOTONIC; %.0f s'
+          % (env['date'], args.n, args.idle, args.eta, env['cpu'], env['python'],
+             env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
+             env.get('sqlq'), env.get('sqlq_commit'), elapsed))
+    print()
+    print(table(results), flush=True)
+    failed = [r for r in results.values() if not r['ok']]
+    for r in failed:
+        print('\n%s FAILED: %s' % (r['system'], r.get('error')))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'environment': env, 'options': {
+                'n': args.n, 'idle': args.idle, 'eta': args.eta, 'warmup': args.warmup,
+                'seed': args.seed, 'argv': sys.argv[1:]}, 'elapsed_s': elapsed,
+                'results': results}, f, indent=2)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
