@@ -184,9 +184,19 @@ def test_process_worker_task_timeout_fails_with_tasktimeout_after_one_retry(app)
     assert len(app.ledger('sleepy')) == 2                # the first attempt and one retry
     signals = [l[2] for l in app.ledger('signal') if l[4] == result.id]
     assert signals.count('timeout') == 2 and signals.count('retrying') == 1
-    # the same worker keeps serving
-    assert app.app.echo('next').get(blocking=True, timeout=RESULT_TIMEOUT)[0] == 'next'
+    # the same worker process keeps serving
+    tag, pid = app.app.echo('next').get(blocking=True, timeout=RESULT_TIMEOUT)
+    assert tag == 'next'
+    assert {int(l[1]) for l in app.ledger('sleepy')} == {pid}
     assert 'died' not in consumer.log()
+
+
+def test_extra_locks_are_flushed_at_start(app):
+    lock = app.queue.lock_task('stale-lock')
+    assert lock.acquire()
+    consumer = app.start('-w', '1', '-L', 'stale-lock,other')
+    assert 'flushed locks: stale-lock' in consumer.log()
+    assert not app.queue.is_locked('stale-lock')
 
 
 # -- scheduled tasks ----------------------------------------------------------------------------
