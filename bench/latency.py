@@ -517,7 +517,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elapsed = time.monotonic() - began
 
     print()
-    print('sqlq latency benchmark — %s; N=%d, idle %.0f s, %d eta tasks; %s; Python %s; '
+    print('sqlq latency benchmark — %s; N=%d, idle %g s, %d eta tasks; %s; Python %s; '
           'SQLite %s (apsw), %s (stdlib, huey); huey %s; sqlq %s (%s); clock: '
           'CLOCK_MONOTONIC; %.0f s'
           % (env['date'], args.n, args.idle, args.eta, env['cpu'], env['python'],
