@@ -277,6 +277,10 @@ class Queue:
     def registered_task_names(self) -> List[str]:
         return self.registry.names()
 
+    def registered_tasks(self) -> List[Type[Task]]:
+        """The task classes this queue knows, by name."""
+        return [self.registry.get(name) for name in self.registry.names()]
+
     # -- signals and hooks ---------------------------------------------------------------------
     def signal(self, *signals: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator connecting ``receiver(signal, task, *extra)`` to ``signals`` (all if none)."""

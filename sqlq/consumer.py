@@ -74,7 +74,8 @@ class _WorkerHandle:
             self.state = RunState(shared)
             self.runner = c._mp.Process(
                 target=run_process_worker, name=self.name, daemon=True,
-                args=(c.queue, c._stop_event, self.name, c.max_tasks, shared, c.idle_wait))
+                args=(c.queue, c._stop_event, self.name, c.max_tasks, shared, c.idle_wait,
+                      os.getpid()))
             self.runner.start()
         elif c.worker_type == 'greenlet':
             import gevent  # checked at construction
@@ -242,6 +243,12 @@ class Consumer:
                     self.workers, self.worker_type, 'on' if self.periodic else 'off')
         logger.info('The following tasks are available:%s',
                     ''.join('\n + %s' % n for n in names) if names else ' (none)')
+        if self.worker_type != 'process':
+            timed = [t.name for t in self.queue.registered_tasks() if t.default_timeout]
+            if timed:
+                logger.warning('%s workers enforce task timeouts only cooperatively (the task '
+                               'calls task.check_timeout()); use -k process to stop %s for real',
+                               self.worker_type, ', '.join(timed))
         if self.flush_locks or self.extra_locks:
             flushed = self.queue.flush_locks(*self.extra_locks)
             if flushed:

@@ -85,7 +85,7 @@ class Worker:
     def __init__(self, queue: 'Queue', stop_event: Any, name: str = 'worker',
                  max_tasks: Optional[int] = None, state: Optional[RunState] = None,
                  guard: Optional[Callable[['Task'], ContextManager[Any]]] = None,
-                 idle_wait: float = IDLE_WAIT) -> None:
+                 idle_wait: float = IDLE_WAIT, parent_pid: Optional[int] = None) -> None:
         self.queue = queue
         self.stop_event = stop_event
         self.name = name
@@ -93,6 +93,7 @@ class Worker:
         self.state = state or RunState()
         self.guard = guard
         self.idle_wait = idle_wait
+        self.parent_pid = parent_pid
         self.done = 0
 
     def run(self) -> None:
@@ -100,6 +101,10 @@ class Worker:
         self.queue.run_startup_hooks()
         try:
             while not self.stop_event.is_set():
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    logger.warning('%s: its consumer (pid %d) is gone; stopping', self.name,
+                                   self.parent_pid)
+                    break
                 if not self.run_once():
                     self.queue.wait_for_change(self.idle_wait)
                 elif self.max_tasks and self.done >= self.max_tasks:
@@ -138,8 +143,9 @@ class Worker:
 
 
 def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Optional[int],
-                       shared_state: Any, idle_wait: float) -> None:
-    """Entry point of a forked worker process."""
+                       shared_state: Any, idle_wait: float, parent_pid: int) -> None:
+    """Entry point of a forked worker process; it stops (after its current task) if its
+    consumer process disappears, rather than claiming tasks as an orphan."""
     # The consumer coordinates shutdown: a terminal's Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -149,7 +155,8 @@ def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Op
 
     signal.signal(signal.SIGTERM, on_term)
     worker = Worker(queue, stop_event, name=name, max_tasks=max_tasks,
-                    state=RunState(shared_state), guard=alarm_timeout, idle_wait=idle_wait)
+                    state=RunState(shared_state), guard=alarm_timeout, idle_wait=idle_wait,
+                    parent_pid=parent_pid)
     try:
         worker.run()
     except WorkerInterrupted:
@@ -166,5 +173,3 @@ def interrupt_thread(thread: threading.Thread) -> bool:
     return count == 1
 
 
-def current_pid() -> int:
-    return os.getpid()

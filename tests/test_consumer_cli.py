@@ -85,6 +85,23 @@ def test_dead_process_worker_is_replaced_and_later_tasks_complete(app):
     assert not died.is_ready()
 
 
+def test_process_workers_of_a_killed_consumer_stop_instead_of_lingering(app):
+    consumer = app.start('-w', '2', '-k', 'process')
+    workers = wait_for(lambda: app.worker_pids_of(consumer.pid) if len(
+        app.worker_pids_of(consumer.pid)) == 2 else None, what='two worker processes')
+    consumer.proc.kill()
+    consumer.proc.wait(10)
+
+    def alive(pid):
+        try:
+            with open('/proc/%d/stat' % pid) as fh:
+                return fh.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        except OSError:
+            return False
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10,
+             what='orphaned workers to exit')
+
+
 @pytest.mark.parametrize('extra', [(), ('-C',)], ids=['health-check', 'no-health-check'])
 @pytest.mark.parametrize('worker_type', ['thread', 'process'])
 def test_max_tasks_recycles_workers_and_all_tasks_complete(app, worker_type, extra):
