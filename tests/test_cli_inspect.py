@@ -248,6 +248,17 @@ def test_failed_table_json_and_full_reason(app, cli):
                                                                                 abs=60)
 
 
+def test_failed_undecodable_message(app, cli):
+    letter_id = app.queue.storage.add_dead_letter(b'\x00not a task', 'DeserializationError: bad')
+    code, out, _ = cli('failed', app.path)
+    (row,) = data_rows(out)
+    assert row.split()[:3] == [str(letter_id), '-', '(undecodable)']
+    assert row.endswith('DeserializationError: bad')
+    (item,) = cli_json(cli, 'failed', app.path)
+    assert item['id'] == letter_id and item['task_id'] is None and item['name'] is None
+    assert item['reason'] == 'DeserializationError: bad'
+
+
 def test_failed_limit(app, cli):
     fail_for_good(app, 1, 2, 3)
     assert len(cli_json(cli, 'failed', app.path, '--limit', '2')) == 2
