@@ -1049,9 +1049,10 @@ class Queue:
         return Result(self, task).get(blocking, timeout, backoff, max_delay, revoke_on_timeout,
                                       preserve)
 
-    def wait_for_change(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds until another writer may have committed."""
-        return self.storage.wait_for_change(timeout)
+    def wait_for_change(self, timeout: float, topic: Optional[str] = None) -> bool:
+        """Block up to ``timeout`` seconds until another writer may have committed (something
+        of ``topic``: 'queue', 'schedule' or 'data'; see Storage.wait_for_change)."""
+        return self.storage.wait_for_change(timeout, topic)
 
     # -- inspection ----------------------------------------------------------------------------
     def _decode_listing(self, items: Iterable[bytes]) -> List[Task]:

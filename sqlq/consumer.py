@@ -274,7 +274,7 @@ class Consumer:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
             wait = min(max(next_tick - time.monotonic(), 0.0), LOOP_SLICE)
-            if wait > 0 and self.queue.wait_for_change(wait):
+            if wait > 0 and self.queue.wait_for_change(wait, topic='schedule'):
                 next_tick = 0.0  # something was written: the schedule may have changed
 
     def _replace_recycled_workers(self) -> None:

@@ -101,7 +101,8 @@ class Result:
                     self.revoke()
                 raise ResultTimeout('%s timed out after %ss' % (self.task, timeout))
             # Woken early by any commit, so a short poll isn't needed for promptness.
-            self.queue.wait_for_change(delay if remaining is None else min(delay, remaining))
+            self.queue.wait_for_change(delay if remaining is None else min(delay, remaining),
+                                       topic='data')
             value = self.queue.get_raw(self.id, peek=preserve)
             if value is not EMPTY:
                 return value
@@ -164,7 +165,8 @@ class ResultGroup:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise ResultTimeout('%d results not ready after %ss' % (len(pending), timeout))
-            pending[0].queue.wait_for_change(delay if remaining is None else min(delay, remaining))
+            pending[0].queue.wait_for_change(
+                delay if remaining is None else min(delay, remaining), topic='data')
             delay = min(delay * backoff, max_delay)
 
     def __getitem__(self, index: int) -> Result:

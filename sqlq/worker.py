@@ -106,7 +106,7 @@ class Worker:
                                    self.parent_pid)
                     break
                 if not self.run_once():
-                    self.queue.wait_for_change(self.idle_wait)
+                    self.queue.wait_for_change(self.idle_wait, topic='queue')
                 elif self.max_tasks and self.done >= self.max_tasks:
                     logger.info('%s ran %d tasks (max-tasks): recycling', self.name, self.done)
                     break

@@ -566,6 +566,54 @@ def test_wait_for_change_sees_a_write_from_another_thread(storage):
     assert result == [True]
 
 
+def _in_thread(fn, *args):
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn(*args)), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive()
+    return out[0]
+
+
+@pytest.mark.parametrize('topic, write', [
+    ('queue', lambda s: s.enqueue(b'x')),
+    ('queue', lambda s: s.enqueue_many([(b'x', 0), (b'y', 1)])),
+    ('queue', lambda s: s.release(s.dequeue().receipt) if s.enqueue(b'r') is None else None),
+    ('queue', lambda s: s.requeue_dead_letters([s.add_dead_letter(b'd', 'r')])),
+    ('schedule', lambda s: s.add_to_schedule(b'x', 5.0)),
+    ('data', lambda s: s.put_data('k', b'v', is_result=True)),
+    ('data', lambda s: s.put_if_empty('lock', b'1')),
+    ('data', lambda s: s.incr('n')),
+    ('data', lambda s: s.pop_data('k') if s.put_data('k', b'v') is None else None),
+])
+def test_topic_wait_protocol_never_loses_a_change_made_before_the_wait(storage, topic, write):
+    # first call for (thread, topic): starts tracking and returns True at once (re-check)
+    assert storage.wait_for_change(30, topic) is True
+    assert storage.wait_for_change(0.01, topic) is False  # nothing changed since
+    _in_thread(write, storage)  # another thread writes between our check and our wait
+    assert storage.wait_for_change(30, topic) is True  # not lost: returns at once
+    assert storage.wait_for_change(0.01, topic) is False  # ...and reported once
+
+
+def test_topic_wait_is_woken_by_a_write_of_another_thread(storage):
+    assert storage.wait_for_change(0, 'queue') is True  # tracking starts
+    result = []
+    t = threading.Thread(target=lambda: (storage.wait_for_change(0, 'queue'),
+                                         result.append(storage.wait_for_change(30, 'queue'))),
+                         daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while t.is_alive() and time.monotonic() < deadline:
+        storage.enqueue(b'x')
+        t.join(0.05)
+    assert result == [True]
+
+
+def test_wait_for_change_refuses_an_unknown_topic(storage):
+    with pytest.raises(ValueError):
+        storage.wait_for_change(0, 'everything')
+
+
 def test_wait_for_change_is_refused_inside_a_transaction(storage):
     with storage.transaction():
         with pytest.raises(StorageError):

@@ -487,3 +487,181 @@ def test_channel_refuses_a_directory_of_another_kind(short_dir):
 def test_fits_counts_the_longest_socket_name():
     assert _wakeup.fits('/' + 'x' * (107 - 1 - _wakeup.NAME_MAX - 1))
     assert not _wakeup.fits('/' + 'x' * (107 - 1 - _wakeup.NAME_MAX))
+
+
+# ---------------------------------------------------------------------- topics
+
+def _topic_waiter_process(path, topic, ready, out_path):
+    s = SqliteStorage(path, 'test')
+    assert s.wait_for_change(0, topic) is True and last_wake(s) == 'bound'
+    ready.set()
+    outcomes = []
+    for _ in range(200):
+        woke = s.wait_for_change(30, topic)
+        outcomes.append('%s:%s' % (woke, last_wake(s)))
+        if last_wake(s) == 'notify' or not woke:
+            break
+    s.close()
+    with open(out_path, 'w') as f:
+        f.write('\n'.join(outcomes))
+
+
+@pytest.mark.parametrize('topic, write', [('queue', 'enqueue'), ('data', 'put_data'),
+                                          ('schedule', 'add_to_schedule')])
+def test_topic_waiter_in_another_process_is_woken_by_its_topic(db_path, tmp_path, topic, write):
+    s = SqliteStorage(db_path, 'test')
+    ctx = multiprocessing.get_context('spawn')
+    ready = ctx.Event()
+    out = str(tmp_path / 'outcomes')
+    proc = ctx.Process(target=_topic_waiter_process, args=(db_path, topic, ready, out),
+                       daemon=True)
+    proc.start()
+    try:
+        assert ready.wait(JOIN)
+        n = iter(range(10**6))
+        do = {'enqueue': lambda: s.enqueue(b'job'),
+              'put_data': lambda: s.put_data('r%d' % next(n), b'r', is_result=True),
+              'add_to_schedule': lambda: s.add_to_schedule(b'later', 1e9)}[write]
+        _keep_writing(do, lambda: not proc.is_alive())
+        proc.join(JOIN)
+        assert proc.exitcode == 0
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        s.close()
+    with open(out) as f:
+        assert f.read().split('\n') == ['True:notify']
+
+
+def test_topic_sockets_are_named_by_topic_and_one_per_thread_and_topic(db_path):
+    s = SqliteStorage(db_path, 'test')
+    for topic in ('queue', 'schedule', 'data', None):
+        s.wait_for_change(0, topic)
+        s.wait_for_change(0, topic)
+    names = sorted(os.path.basename(p) for p in s._wake.socket_paths())
+    assert len(names) == 4
+    suffixes = sorted((n.rsplit('-', 1)[1] for n in names), key=lambda x: (len(x), x))
+    assert suffixes[:3] == ['d.sock', 'q.sock', 's.sock']
+    assert len(suffixes[3]) == 8 + len('.sock')  # the random part: no topic
+    assert sorted(_wakeup._topic_of(n) for n in names if _wakeup._topic_of(n)) == ['d', 'q', 's']
+    s.close()
+
+
+@pytest.fixture
+def topic_listeners(db_path):
+    """One helper thread bound for every topic and for none: ``counts()`` drains them all from
+    that thread and returns ``{topic: pending datagrams}``."""
+    channel = _wakeup.for_file(db_path)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    topics = ('q', 's', 'd', None)
+    assert all(pool.submit(channel.listen, t).result(JOIN) for t in topics)
+    yield lambda: {t: pool.submit(channel.drain, t).result(JOIN) for t in topics}
+    pool.shutdown()
+    channel.close()
+
+
+def test_each_write_notifies_only_its_topics(db_path, topic_listeners):
+    s = SqliteStorage(db_path, 'test')
+    counts = topic_listeners
+    s.enqueue(b'a')
+    assert counts() == {'q': 1, 's': 0, 'd': 0, None: 1}
+    claim = s.dequeue()
+    assert counts() == {'q': 0, 's': 0, 'd': 0, None: 1}
+    assert s.release(claim.receipt)
+    assert counts() == {'q': 1, 's': 0, 'd': 0, None: 1}
+    s.ack(s.dequeue().receipt)
+    assert counts() == {'q': 0, 's': 0, 'd': 0, None: 2}
+    s.put_data('k', b'v', is_result=True)
+    assert counts() == {'q': 0, 's': 0, 'd': 1, None: 1}
+    s.add_to_schedule(b'later', 10.0)
+    assert counts() == {'q': 0, 's': 1, 'd': 0, None: 1}
+    s.read_schedule(20.0)
+    assert counts() == {'q': 0, 's': 0, 'd': 0, None: 1}
+    with s.transaction():  # one datagram per topic group, after the outer commit
+        s.enqueue(b'x')
+        s.enqueue(b'y')
+        s.put_data('r', b'v')
+        assert counts() == {'q': 0, 's': 0, 'd': 0, None: 0}
+    assert counts() == {'q': 1, 's': 0, 'd': 1, None: 1}
+    s.release((10**9, 'nobody', 1))  # changes nothing: wakes nobody
+    assert counts() == {'q': 0, 's': 0, 'd': 0, None: 0}
+    s.close()
+
+
+def test_a_rolled_back_savepoint_does_not_wake_its_topics(db_path, topic_listeners):
+    s = SqliteStorage(db_path, 'test')
+    with s.transaction():
+        s.put_data('k', b'v')
+        with pytest.raises(ZeroDivisionError):
+            with s.transaction():
+                s.enqueue(b'undone')
+                1 / 0
+    assert topic_listeners() == {'q': 0, 's': 0, 'd': 1, None: 1}
+    assert s.queue_size() == 0
+    s.close()
+
+
+def test_an_idle_queue_waiter_is_not_woken_by_acks_and_results(db_path):
+    s = SqliteStorage(db_path, 'test')
+    writer = SqliteStorage(db_path, 'test')
+    pool = concurrent.futures.ThreadPoolExecutor(1)  # a writer never wakes its own thread
+    in_writer = lambda fn, *args: pool.submit(fn, *args).result(JOIN)  # noqa: E731
+    assert s.wait_for_change(0, 'queue') is True  # binds
+    in_writer(writer.enqueue, b'a')
+    assert s.wait_for_change(JOIN, 'queue') is True and last_wake(s) == 'notify'
+    claim = in_writer(writer.dequeue)
+    in_writer(writer.put_data, 'result', b'r', True)
+    in_writer(writer.ack, claim.receipt)
+    assert s.wait_for_change(0.05, 'queue') is False and last_wake(s) == 'timeout'
+    pool.shutdown()
+    writer.close()
+    s.close()
+
+
+def test_a_notification_pending_before_the_wait_is_not_lost(db_path):
+    s = SqliteStorage(db_path, 'test')
+    writer = SqliteStorage(db_path, 'test')
+    assert s.wait_for_change(0, 'data') is True
+    t = threading.Thread(target=writer.put_data, args=('k', b'v'))
+    t.start()
+    t.join(JOIN)  # committed and notified while this thread was not waiting
+    assert s._wake.listening('d')
+    assert s.wait_for_change(JOIN, 'data') is True and last_wake(s) == 'notify'
+    assert s.wait_for_change(0, 'data') is False
+    writer.close()
+    s.close()
+
+
+def test_topic_waits_poll_without_a_usable_directory(db_path, monkeypatch):
+    def refuse(directory):
+        raise PermissionError(13, 'Permission denied', directory)
+
+    monkeypatch.setattr(_wakeup, 'make_private_dir', refuse)
+    s = SqliteStorage(db_path, 'test')
+    writer = SqliteStorage(db_path, 'test')
+    assert s.wait_for_change(0.01, 'queue') is False  # nothing to bind: polls from the start
+    writer.put_data('k', b'v')  # polling mode: a topic wait may wake for any change
+    assert s.wait_for_change(10, 'queue') is True and last_wake(s) == 'poll'
+    assert s.wait_for_change(0.01, 'queue') is False
+    writer.close()
+    s.close()
+
+
+def test_channel_notify_filters_by_topic(short_dir):
+    a = _wakeup.WakeupChannel(os.path.join(short_dir, 'ch'))
+    b = _wakeup.WakeupChannel(os.path.join(short_dir, 'ch'))
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    in_a = lambda fn, *args: pool.submit(fn, *args).result(JOIN)  # noqa: E731
+    assert in_a(a.listen, 'q') and in_a(a.listen, 'd')
+    assert b.notify(['d']) == 1
+    assert in_a(a.wait, 0, 'q') is False
+    assert in_a(a.wait, 0, 'd') is True
+    assert b.notify() == 2  # no topics given: everybody
+    assert in_a(a.drain, 'q') == 1 and in_a(a.drain, 'd') == 1
+    assert b.notify([]) == 0
+    with pytest.raises(ValueError):
+        in_a(a.listen, 'x')
+    pool.shutdown()
+    a.close()
+    b.close()

@@ -1,13 +1,18 @@
 """Local wake-up notifications between processes that share one storage file.
 
 Standard library only; knows nothing about SQLite. A :class:`WakeupChannel` is a directory
-(mode 0700) holding one ``AF_UNIX``/``SOCK_DGRAM`` socket per *waiting* thread, named
-``<pid>-<thread ident>-<random>.sock``:
+(mode 0700) holding one ``AF_UNIX``/``SOCK_DGRAM`` socket per *waiting* thread and *topic*,
+named ``<pid>-<thread ident>-<random>.sock`` (no topic: woken by every notification) or
+``<pid>-<thread ident>-<random>-<topic>.sock`` (a one-letter topic, see :data:`TOPICS`: woken
+only by notifications of that topic):
 
 * a waiting thread binds its socket lazily (:meth:`WakeupChannel.listen`, also done by
-  :meth:`~WakeupChannel.wait`), then blocks in ``poll`` on it;
-* a writer, after it committed, calls :meth:`WakeupChannel.notify`: one non-blocking 1-byte
-  datagram to every socket in the directory but its own thread's. A socket nobody is bound to
+  :meth:`~WakeupChannel.wait`), then blocks in ``poll`` on it. Datagrams sent while it is not
+  blocked stay queued on the socket: the next wait returns at once;
+* a writer, after it committed, calls :meth:`WakeupChannel.notify` with the topics its
+  transaction touched: one non-blocking 1-byte datagram to every socket in the directory whose
+  topic is one of them (and to every socket without a topic), but its own thread's. A socket
+  nobody is bound to
   any more (its process died) is unlinked; a full one (``EAGAIN``/``ENOBUFS``) already has
   unread wake-ups and is skipped. The directory listing is cached and refreshed only when the
   directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed, and nothing
@@ -36,19 +41,22 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-__all__ = ['WakeupChannel', 'for_file', 'directories_for']
+__all__ = ['WakeupChannel', 'for_file', 'directories_for', 'TOPICS']
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = '.sock'
+#: Topic codes: the last letter of a topic socket's name (``...-q.sock``). ``'q'``: a message
+#: became ready; ``'s'``: a message was scheduled; ``'d'``: key/value data (results, locks...).
+TOPICS = frozenset('qsd')
 #: Longest ``sun_path`` (bytes, without the terminating NUL).
 SUN_PATH_MAX = 107 if sys.platform.startswith('linux') else 103
 #: Longest socket name: pid (Linux pid_max <= 2**22: 7 digits), thread ident (64 bits: 20
-#: digits), 8 random hex digits, separators and suffix. Writers and waiters must pick the same
+#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters must pick the same
 #: directory, so the choice depends on this bound, never on one thread's actual name.
-NAME_MAX = 7 + 1 + 20 + 1 + 8 + len(SUFFIX)
+NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: A listing of the directory taken less than this long (ns) after the directory's mtime may
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
 _MTIME_SLACK_NS = 50_000_000
@@ -102,10 +110,12 @@ class _Listener:
     bound it, unlinks the file; it runs at :meth:`WakeupChannel.close`, when the thread ends
     (its thread-local slot is dropped), when the channel is collected, or at exit."""
 
-    __slots__ = ('sock', 'path', 'pid', 'poller', 'finalizer', '__weakref__')
+    __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', '__weakref__')
 
-    def __init__(self, sock: socket.socket, path: str, pid: int) -> None:
+    def __init__(self, sock: socket.socket, path: str, pid: int,
+                 topic: Optional[str] = None) -> None:
         self.sock = sock
+        self.topic = topic
         self.path = path
         self.pid = pid
         self.poller: Any = None
@@ -153,8 +163,9 @@ class WakeupChannel:
         self._local = threading.local()
         self._listeners: 'weakref.WeakSet[_Listener]' = weakref.WeakSet()
         self._sender: Optional[socket.socket] = None
-        # (directory mtime_ns, listing is provisional, ((name, path), ...))
-        self._cache: tuple[int, bool, tuple[tuple[str, str], ...]] = (-1, True, ())
+        # (directory mtime_ns, listing is provisional, ((name, path, topic or None), ...))
+        self._cache: tuple[int, bool, tuple[tuple[str, str, Optional[str]], ...]] = \
+            (-1, True, ())
 
     def _check_pid(self) -> None:
         pid = os.getpid()
@@ -207,9 +218,11 @@ class WakeupChannel:
 
     # ------------------------------------------------------------------ writers
 
-    def notify(self) -> int:
-        """Wake every thread waiting on this channel, except the calling thread.
+    def notify(self, topics: Optional[Iterable[str]] = None) -> int:
+        """Wake the threads waiting on this channel, except the calling thread.
 
+        ``topics``: codes (see :data:`TOPICS`) of what the writer changed; sockets of other
+        topics are skipped, sockets without a topic are always woken. ``None``: every socket.
         Never blocks and never raises for a notification problem. Returns how many sockets
         were sent a datagram.
         """
@@ -228,6 +241,7 @@ class WakeupChannel:
             targets = self._refresh(directory, mtime)
         if not targets:
             return 0
+        wanted = None if topics is None else frozenset(topics)
         own = '%d-%d-' % (self._pid, threading.get_ident())
         sender = self._sender
         if sender is None:
@@ -235,8 +249,9 @@ class WakeupChannel:
             if sender is None:
                 return 0
         sent = 0
-        for name, path in targets:
-            if name.startswith(own):
+        for name, path, topic in targets:
+            if name.startswith(own) or (topic is not None and wanted is not None
+                                        and topic not in wanted):
                 continue
             try:
                 sender.sendto(b'!', path)
@@ -253,13 +268,14 @@ class WakeupChannel:
                     logger.debug('wake-up of %r failed: %s', path, exc)
         return sent
 
-    def _refresh(self, directory: str, mtime: int) -> tuple[tuple[str, str], ...]:
+    def _refresh(self, directory: str,
+                 mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
         listed_at = time.time_ns()
         try:
             names = os.listdir(directory)
         except OSError:
             names = []
-        targets = tuple((name, os.path.join(directory, name))
+        targets = tuple((name, os.path.join(directory, name), _topic_of(name))
                         for name in sorted(names) if name.endswith(SUFFIX))
         self._cache = (mtime, listed_at - mtime < _MTIME_SLACK_NS, targets)
         return targets
@@ -278,20 +294,29 @@ class WakeupChannel:
 
     # ------------------------------------------------------------------ waiters
 
-    def _listener(self) -> Optional[_Listener]:
-        """This thread's bound socket, bound on first use; ``None`` if unavailable."""
+    def _bound(self, topic: Optional[str]) -> Optional[_Listener]:
+        """This thread's socket for ``topic`` if it is bound already (never binds)."""
         self._check_pid()
-        listener = getattr(self._local, 'listener', None)
+        listeners = self._local.__dict__.get('listeners')
+        return None if listeners is None else listeners.get(topic)
+
+    def _listener(self, topic: Optional[str] = None) -> Optional[_Listener]:
+        """This thread's bound socket for ``topic``, bound on first use; ``None`` if
+        unavailable."""
+        listener = self._bound(topic)
         if listener is not None:
             return listener
+        if topic is not None and topic not in TOPICS:
+            raise ValueError('unknown wake-up topic %r' % (topic,))
         if self._local.__dict__.get('failed') or self._closed:
             return None
         directory = self.directory
         if directory is None:
             return None
         pid = self._pid
-        path = os.path.join(directory, '%d-%d-%s%s' % (pid, threading.get_ident(),
-                                                       secrets.token_hex(4), SUFFIX))
+        path = os.path.join(directory, '%d-%d-%s%s%s' % (
+            pid, threading.get_ident(), secrets.token_hex(4),
+            '' if topic is None else '-' + topic, SUFFIX))
         sock = None
         try:
             if len(os.fsencode(path)) > SUN_PATH_MAX:
@@ -312,36 +337,46 @@ class WakeupChannel:
             self._local.failed = True  # this thread polls from now on
             logger.debug('cannot bind a wake-up socket at %r: %s: this thread polls', path, exc)
             return None
-        listener = _Listener(sock, path, pid)
+        listener = _Listener(sock, path, pid, topic)
         with self._lock:
             if self._closed:
                 listener.finalizer()
                 return None
             self._listeners.add(listener)
-        self._local.listener = listener
+        listeners = self._local.__dict__.get('listeners')
+        if listeners is None:
+            listeners = self._local.listeners = {}
+        listeners[topic] = listener
         return listener
 
-    def listen(self) -> bool:
-        """Make sure the calling thread's socket is bound (wake-ups sent from now on are kept
-        for its next :meth:`wait`). ``False`` if notifications are unavailable."""
-        return self._listener() is not None
+    def listening(self, topic: Optional[str] = None) -> bool:
+        """Whether the calling thread's socket for ``topic`` is bound already."""
+        return self._bound(topic) is not None
 
-    def drain(self) -> int:
-        """Discard the calling thread's pending wake-ups without blocking; return how many."""
-        listener = getattr(self._local, 'listener', None)
+    def listen(self, topic: Optional[str] = None) -> bool:
+        """Make sure the calling thread's socket for ``topic`` is bound (wake-ups sent from
+        now on are kept for its next :meth:`wait`). ``False`` if notifications are
+        unavailable."""
+        return self._listener(topic) is not None
+
+    def drain(self, topic: Optional[str] = None) -> int:
+        """Discard the calling thread's pending wake-ups for ``topic`` without blocking;
+        return how many."""
+        listener = self._bound(topic)
         if listener is None or listener.pid != os.getpid():
             return 0
         return _drain(listener.sock)
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds for a wake-up of the calling thread.
+    def wait(self, timeout: float, topic: Optional[str] = None) -> bool:
+        """Block up to ``timeout`` seconds for a wake-up of the calling thread's ``topic``
+        socket (binding it first if needed).
 
         Drains every pending datagram; ``True`` if any arrived (also if they were sent before
         this call but after :meth:`listen`), ``False`` on timeout or if notifications are
         unavailable (after sleeping ``timeout``, so that callers never spin).
         """
         timeout = max(float(timeout), 0.0)
-        listener = self._listener()
+        listener = self._listener(topic)
         if listener is None:
             if timeout:
                 time.sleep(timeout)
@@ -385,6 +420,14 @@ class WakeupChannel:
         if self._pid != os.getpid():
             return []
         return sorted(listener.path for listener in list(self._listeners))
+
+
+def _topic_of(name: str) -> Optional[str]:
+    """The topic code of a socket file name, ``None`` for a socket woken by everything."""
+    stem = name[:-len(SUFFIX)]
+    if len(stem) > 2 and stem[-2] == '-' and stem[-1] in TOPICS:
+        return stem[-1]
+    return None
 
 
 def _drain(sock: socket.socket) -> int:

@@ -31,7 +31,10 @@ import socket
 import time
 from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional
 
-__all__ = ['EMPTY', 'Claim', 'DeadLetter', 'Storage']
+__all__ = ['EMPTY', 'TOPICS', 'Claim', 'DeadLetter', 'Storage']
+
+#: Topics of :meth:`Storage.wait_for_change`.
+TOPICS = ('queue', 'schedule', 'data')
 
 
 class _Empty:
@@ -321,11 +324,23 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    def wait_for_change(self, timeout: float) -> bool:
+    def wait_for_change(self, timeout: float, topic: Optional[str] = None) -> bool:
         """Block up to ``timeout`` seconds until another writer may have committed something.
 
         ``True`` if a change was seen (it may be unrelated to this queue), ``False`` on timeout.
         Must not be called inside :meth:`transaction`.
+
+        ``topic`` (one of :data:`TOPICS`) narrows what wakes the caller: ``'queue'`` -- a
+        message became ready (enqueue, enqueue_many, release, release_owner, requeue of dead
+        letters); ``'schedule'`` -- add_to_schedule; ``'data'`` -- key/value writes (results,
+        put_data, put_if_empty, incr, pop/delete). A backend may still wake a topic waiter for
+        other changes (spurious wake-ups are allowed, lost ones are not). ``None``: any commit.
+
+        Race-free protocol for a topic: loop { check the data; ``wait_for_change(t, topic)`` }.
+        A backend guarantees that a change made after the previous call for this (thread,
+        topic) returned -- in particular between the caller's check and this call -- makes
+        this call return ``True`` at once; the first call of a thread for a topic may return
+        ``True`` at once (it starts tracking there), so the caller re-checks after it.
         """
 
     @abc.abstractmethod

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from sqlq.exceptions import StorageError
-from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+from sqlq.storage.base import EMPTY, TOPICS, Claim, DeadLetter, Storage
 
 __all__ = ['MemoryStorage']
 
@@ -65,20 +65,29 @@ class MemoryStorage(Storage):
         self._cond = threading.Condition(self._lock)
         self._state = _State()
         self._version = 0
+        #: Per wait_for_change topic: bumped by every change of that topic.
+        self._topic_versions = dict.fromkeys(TOPICS, 0)
+        self._seen = threading.local()  # per thread: {topic: version seen by its last wait}
         self._tx_depth = 0
         self._closed = False
 
     # ------------------------------------------------------------------ helpers
 
     @contextlib.contextmanager
-    def _locked(self, write: bool = False) -> Iterator[_State]:
+    def _locked(self, write: bool = False, topics: tuple = ()) -> Iterator[_State]:
         with self._lock:
             if self._closed:
                 raise StorageError('storage %r is closed' % self.name)
             yield self._state
             if write:
-                self._version += 1
-                self._cond.notify_all()
+                self._changed(*topics)
+
+    def _changed(self, *topics: str) -> None:
+        """Record a change (of ``topics``) and wake the waiters; call with the lock held."""
+        self._version += 1
+        for topic in topics:
+            self._topic_versions[topic] += 1
+        self._cond.notify_all()
 
     def _live(self, st: _State, key: str) -> Optional[tuple[bytes, bool, Optional[float]]]:
         entry = st.kv.get(key)
@@ -111,7 +120,7 @@ class MemoryStorage(Storage):
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         prepared = [(_bytes(data), int(priority)) for data, priority in items]
-        with self._locked(write=bool(prepared)) as st:
+        with self._locked(write=bool(prepared), topics=('queue',)) as st:
             for data, priority in prepared:
                 msg = _Message(st.next_id(), priority, data)
                 st.messages[msg.id] = msg
@@ -128,8 +137,7 @@ class MemoryStorage(Storage):
             msg.owner = owner
             msg.claimed_at = self._clock()
             msg.attempts += 1
-            self._version += 1
-            self._cond.notify_all()
+            self._changed()
             return Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts)
 
     def ack(self, receipt: Any) -> bool:
@@ -138,8 +146,7 @@ class MemoryStorage(Storage):
             if msg is None:
                 return False
             del st.messages[msg.id]
-            self._version += 1
-            self._cond.notify_all()
+            self._changed()
             return True
 
     def release(self, receipt: Any) -> bool:
@@ -149,8 +156,7 @@ class MemoryStorage(Storage):
                 return False
             msg.owner = msg.claimed_at = None
             heapq.heappush(st.ready, (-msg.priority, msg.id))
-            self._version += 1
-            self._cond.notify_all()
+            self._changed('queue')
             return True
 
     def bury(self, receipt: Any, reason: str) -> bool:
@@ -162,8 +168,7 @@ class MemoryStorage(Storage):
             dead_id = st.next_id()
             st.dead[dead_id] = DeadLetter(dead_id, msg.data, str(reason), self._clock(),
                                           msg.attempts)
-            self._version += 1
-            self._cond.notify_all()
+            self._changed()
             return True
 
     def queue_size(self) -> int:
@@ -194,7 +199,7 @@ class MemoryStorage(Storage):
 
     def add_to_schedule(self, data: bytes, timestamp: float) -> None:
         data = _bytes(data)
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=('schedule',)) as st:
             heapq.heappush(st.schedule, (float(timestamp), st.next_id(), data))
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
@@ -203,8 +208,7 @@ class MemoryStorage(Storage):
             while st.schedule and st.schedule[0][0] <= timestamp:
                 due.append(heapq.heappop(st.schedule)[2])
             if due:
-                self._version += 1
-                self._cond.notify_all()
+                self._changed()
             return due
 
     def next_scheduled_time(self) -> Optional[float]:
@@ -229,7 +233,7 @@ class MemoryStorage(Storage):
     def put_data(self, key: str, value: bytes, is_result: bool = False,
                  ttl: Optional[float] = None) -> None:
         value = _bytes(value)
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=('data',)) as st:
             st.kv[key] = (value, bool(is_result), self._expires(ttl))
 
     def peek_data(self, key: str) -> Any:
@@ -243,8 +247,7 @@ class MemoryStorage(Storage):
             if entry is None:
                 return EMPTY
             del st.kv[key]
-            self._version += 1
-            self._cond.notify_all()
+            self._changed('data')
             return entry[0]
 
     def delete_data(self, key: str) -> bool:
@@ -252,8 +255,7 @@ class MemoryStorage(Storage):
             if self._live(st, key) is None:
                 return False
             del st.kv[key]
-            self._version += 1
-            self._cond.notify_all()
+            self._changed('data')
             return True
 
     def has_data_for_key(self, key: str) -> bool:
@@ -266,12 +268,11 @@ class MemoryStorage(Storage):
             if self._live(st, key) is not None:
                 return False
             st.kv[key] = (value, False, self._expires(ttl))
-            self._version += 1
-            self._cond.notify_all()
+            self._changed('data')
             return True
 
     def incr(self, key: str, amount: int = 1, ttl: Optional[float] = None) -> int:
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=('data',)) as st:
             entry = self._live(st, key)
             if entry is None:
                 value, is_result, expires = int(amount), False, self._expires(ttl)
@@ -282,7 +283,7 @@ class MemoryStorage(Storage):
             return value
 
     def delete_prefix(self, prefix: str) -> int:
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=('data',)) as st:
             keys = [k for k in st.kv if k.startswith(prefix)]
             live = sum(1 for k in keys if self._live(st, k) is not None)
             for k in keys:
@@ -298,7 +299,7 @@ class MemoryStorage(Storage):
                     if (e := self._live(st, k)) is not None and e[1]}
 
     def flush_results(self) -> None:
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=('data',)) as st:
             for k in [k for k, e in st.kv.items() if e[1]]:
                 del st.kv[k]
 
@@ -336,8 +337,7 @@ class MemoryStorage(Storage):
                 st.messages[msg.id] = msg
                 heapq.heappush(st.ready, (-msg.priority, msg.id))
             if chosen:
-                self._version += 1
-                self._cond.notify_all()
+                self._changed('queue')
             return len(chosen)
 
     def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
@@ -350,7 +350,7 @@ class MemoryStorage(Storage):
     # ------------------------------------------------------------------ whole storage
 
     def flush_all(self) -> None:
-        with self._locked(write=True) as st:
+        with self._locked(write=True, topics=TOPICS) as st:
             seq = st.seq
             self._state = _State()
             self._state.seq = seq  # ids are never reused: stale receipts stay stale
@@ -364,19 +364,34 @@ class MemoryStorage(Storage):
                 yield None
             except BaseException:
                 self._state = snapshot
-                self._version += 1
-                self._cond.notify_all()
+                self._changed(*TOPICS)
                 raise
             finally:
                 self._tx_depth -= 1
 
-    def wait_for_change(self, timeout: float) -> bool:
+    def wait_for_change(self, timeout: float, topic: Optional[str] = None) -> bool:
+        """Without a topic: wait for any change made after this call started. With a topic:
+        ``True`` at once on a thread's first call for it, or if that topic changed since the
+        thread's previous call for it returned (see :meth:`Storage.wait_for_change`)."""
+        if topic is not None and topic not in self._topic_versions:
+            raise ValueError('unknown wait_for_change topic %r (expected one of %s)'
+                             % (topic, ', '.join(sorted(TOPICS))))
         with self._locked():
             if self._tx_depth:  # only the transacting thread can hold the lock here
                 raise StorageError('wait_for_change() cannot be called inside transaction()')
-            start = self._version
-            return self._cond.wait_for(lambda: self._version != start or self._closed,
-                                       max(timeout, 0.0)) and not self._closed
+            if topic is None:
+                start = self._version
+                return self._cond.wait_for(lambda: self._version != start or self._closed,
+                                           max(timeout, 0.0)) and not self._closed
+            versions = self._topic_versions
+            seen = self._seen.__dict__
+            if topic not in seen:
+                seen[topic] = versions[topic]
+                return True
+            changed = self._cond.wait_for(
+                lambda: versions[topic] != seen[topic] or self._closed, max(timeout, 0.0))
+            seen[topic] = versions[topic]
+            return changed and not self._closed
 
     def close(self) -> None:
         with self._lock:

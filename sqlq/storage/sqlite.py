@@ -10,12 +10,17 @@ upgrades to a write fails at once with SQLITE_BUSY in WAL mode instead of waitin
 timeout). :meth:`SqliteStorage.transaction` uses the same mechanism, so storage calls made
 inside an application's transaction simply join it; nested blocks become SAVEPOINTs.
 
-Waiting: :meth:`SqliteStorage.wait_for_change` is push-based. After the outermost commit of a
-transaction that changed rows, the writer sends a wake-up datagram to every thread waiting on the
-same file (:mod:`sqlq.storage._wakeup`: a directory of ``AF_UNIX`` sockets beside the database,
-or under the temporary directory). ``PRAGMA data_version`` stays the source of truth: a waiter
-checks it before blocking and once more on timeout, so a writer that could not notify (another
-program, notifications unavailable) is still seen -- at the latest when the wait times out.
+Waiting: :meth:`SqliteStorage.wait_for_change` is push-based. Each write method records the
+*topics* it changed in its thread's transaction (``'queue'``: a message became ready,
+``'schedule'``: a message was scheduled, ``'data'``: key/value data). After the outermost commit
+of a transaction that changed rows, the writer sends one wake-up datagram to each thread waiting
+on the same file for one of those topics, and to each thread waiting without a topic
+(:mod:`sqlq.storage._wakeup`: a directory of ``AF_UNIX`` sockets beside the database, or under
+the temporary directory). So an idle worker (``'queue'``) is not woken by acks and result writes,
+nor a ``Result.get`` waiter (``'data'``) by enqueues. For waits without a topic,
+``PRAGMA data_version`` stays the source of truth: a waiter checks it before blocking and once
+more on timeout, so a writer that could not notify (another program, notifications unavailable)
+is still seen -- at the latest when the wait times out.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage import _schema, _wakeup
-from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+from sqlq.storage.base import EMPTY, TOPICS, Claim, DeadLetter, Storage
 
 __all__ = ['SqliteStorage']
 
@@ -53,6 +58,8 @@ _DEQUEUE = (
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
 _LIVE = '(expires_at IS NULL OR expires_at > ?)'
+#: wait_for_change topic -> the wake-up channel's topic code.
+_TOPIC_CODES = {'queue': 'q', 'schedule': 's', 'data': 'd'}
 
 
 def _bytes(data: Any) -> bytes:
@@ -322,12 +329,20 @@ class SqliteStorage(Storage):
             conn.execute('BEGIN IMMEDIATE' if depth == 0 else _SAVEPOINT[depth])
         except apsw.Error as exc:
             raise self._error(exc, 'starting a write transaction') from exc
-        changes = conn.total_changes() if depth == 0 else 0
+        if depth == 0:
+            changes = conn.total_changes()
+            local.topics = set()
+            saved_topics: Optional[set] = None
+        else:
+            changes = 0
+            saved_topics = set(local.topics)
         local.depth = depth + 1
         try:
             yield conn
         except BaseException:
             local.depth = depth
+            if saved_topics is not None:  # what the undone block touched is undone too
+                local.topics = saved_topics
             if conn.in_transaction:
                 try:
                     if depth == 0:
@@ -347,9 +362,15 @@ class SqliteStorage(Storage):
                     conn.execute('ROLLBACK')
             raise self._error(exc, 'committing') from exc
         # Only after the outermost commit (a woken waiter must see the data), and only if
-        # rows changed: an empty dequeue or read_schedule wakes nobody.
+        # rows changed: an empty dequeue or read_schedule wakes nobody. Topic waiters are
+        # woken only for the topics the transaction touched; waiters without a topic always.
         if depth == 0 and conn.total_changes() != changes:
-            self._wake.notify()
+            self._wake.notify(local.topics)
+
+    def _touch(self, topic: str) -> None:
+        """Record that the current write transaction changed ``topic`` (a code of
+        :data:`~sqlq.storage._wakeup.TOPICS`): its waiters are woken after the commit."""
+        self._local.topics.add(topic)
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         return self._tx()
@@ -363,6 +384,7 @@ class SqliteStorage(Storage):
         params = (self.name, int(priority), _bytes(data), self._clock())
         with self._tx() as conn:
             self._do(conn, _ENQUEUE, params)
+            self._touch('q')
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now = self._clock()
@@ -374,6 +396,7 @@ class SqliteStorage(Storage):
                 conn.executemany(_ENQUEUE, rows)
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
+            self._touch('q')
         return len(rows)
 
     def dequeue(self) -> Optional[Claim]:
@@ -401,7 +424,10 @@ class SqliteStorage(Storage):
             self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL WHERE id = ? '
                            'AND queue = ? AND owner = ? AND attempts = ?',
                      (msg_id, self.name, owner, attempts))
-            return conn.changes() > 0
+            if conn.changes() > 0:
+                self._touch('q')
+                return True
+            return False
 
     def bury(self, receipt: Any, reason: str) -> bool:
         msg_id, owner, attempts = _unpack_receipt(receipt)
@@ -444,6 +470,7 @@ class SqliteStorage(Storage):
         params = (self.name, float(timestamp), _bytes(data))
         with self._tx() as conn:
             self._do(conn, 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)', params)
+            self._touch('s')
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         with self._tx() as conn:
@@ -481,6 +508,7 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
                            'expires_at) VALUES (?, ?, ?, ?, ?)', params)
+            self._touch('d')
 
     def peek_data(self, key: str) -> Any:
         rows = self._rows('SELECT value, expires_at FROM kv WHERE queue = ? AND key = ?',
@@ -495,12 +523,15 @@ class SqliteStorage(Storage):
             with self._tx() as conn:
                 self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? AND expires_at <= ?',
                          (self.name, key, now))
+                self._touch('d')
         return EMPTY
 
     def pop_data(self, key: str) -> Any:
         with self._tx() as conn:
             rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? '
                                   'RETURNING value, expires_at', (self.name, key))
+            if rows:
+                self._touch('d')
         if rows and self._is_live(rows[0][1]):
             return rows[0][0]
         return EMPTY
@@ -509,6 +540,8 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key = ? '
                                   'RETURNING expires_at', (self.name, key))
+            if rows:
+                self._touch('d')
         return bool(rows) and self._is_live(rows[0][0])
 
     def has_data_for_key(self, key: str) -> bool:
@@ -524,7 +557,10 @@ class SqliteStorage(Storage):
                            'expires_at = excluded.expires_at '
                            'WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?',
                      (self.name, key, _bytes(value), expires_at, now))
-            return conn.changes() > 0
+            if conn.changes() > 0:
+                self._touch('d')
+                return True
+            return False
 
     def incr(self, key: str, amount: int = 1, ttl: Optional[float] = None) -> int:
         amount = int(amount)
@@ -541,6 +577,7 @@ class SqliteStorage(Storage):
             self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
                            'expires_at) VALUES (?, ?, ?, ?, ?)',
                      (self.name, key, b'%d' % value, is_result, expires_at))
+            self._touch('d')
         return value
 
     def delete_prefix(self, prefix: str) -> int:
@@ -549,6 +586,8 @@ class SqliteStorage(Storage):
             rows = self._do(conn, 'DELETE FROM kv WHERE queue = ? AND key >= ? '
                                   'AND substr(key, 1, ?) = ? RETURNING expires_at',
                             (self.name, prefix, len(prefix), prefix))
+            if rows:
+                self._touch('d')
         now = self._clock()
         return sum(1 for (expires_at,) in rows if self._is_live(expires_at, now))
 
@@ -563,6 +602,7 @@ class SqliteStorage(Storage):
     def flush_results(self) -> None:
         with self._tx() as conn:
             self._do(conn, 'DELETE FROM kv WHERE queue = ? AND is_result = 1', (self.name,))
+            self._touch('d')
 
     # ------------------------------------------------------------------ dead letters
 
@@ -605,6 +645,7 @@ class SqliteStorage(Storage):
                                                 for _, data in rows])
                 except apsw.Error as exc:
                     raise self._error(exc, 'writing') from exc
+                self._touch('q')
         return len(rows)
 
     def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
@@ -617,14 +658,29 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             for table in ('task', 'schedule', 'kv', 'dead_letter'):
                 self._do(conn, 'DELETE FROM %s WHERE queue = ?' % table, (self.name,))
+            self._touch('d')
 
-    def wait_for_change(self, timeout: float) -> bool:
+    def wait_for_change(self, timeout: float, topic: Optional[str] = None) -> bool:
         """Block up to ``timeout`` seconds until another connection may have committed.
 
-        ``True`` at once if one committed since this thread last looked (its last wait, or
-        the opening of its connection); otherwise blocks on this thread's wake-up socket,
-        checking ``data_version`` every :attr:`recheck_interval` and once more on timeout (or
-        polls it every :attr:`poll_interval` if notifications are unavailable).
+        ``topic=None``: any commit. ``True`` at once if one committed since this thread last
+        looked (its last wait, or the opening of its connection); otherwise blocks on this
+        thread's wake-up socket, checking ``data_version`` every :attr:`recheck_interval` and
+        once more on timeout (or polls it every :attr:`poll_interval` if notifications are
+        unavailable).
+
+        With a ``topic`` (see :data:`~sqlq.storage.base.TOPICS`), only commits that touched
+        it wake this thread, through its own socket for that topic. The protocol (race-free
+        when followed): the caller checks its data, then calls ``wait_for_change(t, topic)``,
+        then checks again, and so on. The first call of a thread for a topic binds the socket
+        and returns ``True`` at once (``last_wake == 'bound'``): the caller re-checks, and
+        every commit from then on leaves a datagram on the socket. A datagram that arrived
+        while the thread was not waiting (between its check and this call) makes the call
+        return ``True`` at once; pending datagrams are only ever drained by a call that then
+        returns ``True``. ``data_version`` is not consulted (a writer that cannot notify --
+        another program -- is seen at the caller's check after the timeout), except when
+        notifications are unavailable: then this polls ``data_version`` and wakes for any
+        change.
         """
         if self._in_transaction():
             raise StorageError('wait_for_change() cannot be called inside transaction()')
@@ -632,6 +688,16 @@ class SqliteStorage(Storage):
         conn = self._conn()
         local = self._local
         wake = self._wake
+        if topic is not None:
+            code = _topic_code(topic)
+            if not wake.listening(code):
+                if wake.listen(code):
+                    local.last_wake = 'bound'
+                    return True
+                return self._poll_for_change(conn, local, timeout)
+            notified = wake.wait(timeout, code)
+            local.last_wake = 'notify' if notified else 'timeout'
+            return notified
         # Bind this thread's socket *before* reading data_version: a commit either shows in
         # the version read below, or its writer lists the directory after our socket exists.
         listening = wake.listen()
@@ -689,6 +755,14 @@ class SqliteStorage(Storage):
             with contextlib.suppress(apsw.Error):
                 conn.close()
         self._local = threading.local()
+
+
+def _topic_code(topic: str) -> str:
+    try:
+        return _TOPIC_CODES[topic]
+    except (KeyError, TypeError):
+        raise ValueError('unknown wait_for_change topic %r (expected one of %s)'
+                         % (topic, ', '.join(sorted(TOPICS)))) from None
 
 
 def _parse_counter(key: str, value: Any) -> int:
