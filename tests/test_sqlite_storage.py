@@ -435,3 +435,170 @@ def test_many_processes_share_one_file(tmp_path):
     s = SqliteStorage(path, 'mp')
     assert s.queue_size() == 0 and s.claimed_size() == 0
     s.close()
+
+
+# ---------------------------------------------------------------------- schema v1 additions
+
+def test_schema_has_recoveries_enqueued_at_and_owner(storage, db_path):
+    conn = apsw.Connection(db_path)
+    columns = lambda table: [r[1] for r in conn.execute('PRAGMA table_info(%s)' % table)]  # noqa
+    assert 'recoveries' in columns('task')
+    assert columns('dead_letter')[-1] == 'enqueued_at'
+    assert columns('owner') == ['id', 'host', 'pid', 'started_at', 'heartbeat_at']
+    conn.close()
+
+
+def test_new_database_gets_incremental_auto_vacuum(storage, db_path):
+    conn = apsw.Connection(db_path)
+    assert pragma(conn, 'auto_vacuum') == 2  # INCREMENTAL, although the file is in WAL mode
+    assert pragma(conn, 'journal_mode') == 'wal'
+    conn.close()
+
+
+def test_existing_database_keeps_its_auto_vacuum(db_path):
+    conn = apsw.Connection(db_path)  # created elsewhere, without auto_vacuum
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE task (x)')
+    conn.execute('DROP TABLE task')
+    conn.close()
+    s = SqliteStorage(db_path, 'test')
+    with s.transaction() as c:
+        assert pragma(c, 'auto_vacuum') == 0
+    s.enqueue(b'x')
+    assert s.maintenance()['vacuumed_pages'] == 0  # no incremental vacuum possible: no error
+    s.close()
+
+
+def test_every_connection_sets_journal_size_limit(storage):
+    seen = []
+
+    def look():
+        with storage.transaction() as conn:
+            seen.append(pragma(conn, 'journal_size_limit'))
+
+    look()
+    t = threading.Thread(target=look)
+    t.start()
+    t.join()
+    assert seen == [_schema.JOURNAL_SIZE_LIMIT] * 2
+
+
+def test_maintenance_checkpoint_truncates_the_wal(storage, db_path):
+    storage.enqueue_many((b'x' * 1000, 0) for _ in range(500))
+    assert os.path.getsize(db_path + '-wal') > 0
+    report = storage.maintenance()
+    assert report['checkpoint'] == 'truncated'
+    assert report['wal_frames'] == report['checkpointed_frames']
+    assert os.path.getsize(db_path + '-wal') == 0
+    assert storage.stats()['wal_size'] == 0
+    assert storage.queue_size() == 500
+
+
+def test_maintenance_skips_the_checkpoint_while_a_reader_holds_old_frames(storage, db_path):
+    storage.enqueue(b'x')
+    reader = apsw.Connection(db_path)
+    reader.execute('BEGIN')
+    reader.execute('SELECT count(*) FROM task').fetchall()  # a snapshot pins the WAL
+    storage.enqueue(b'y')
+    started = time.monotonic()
+    report = storage.maintenance()
+    assert report['checkpoint'] == 'busy'
+    assert time.monotonic() - started < storage.timeout / 2  # no busy wait
+    reader.execute('COMMIT')
+    reader.close()
+    assert storage.maintenance()['checkpoint'] == 'truncated'
+    storage.enqueue(b'z')  # the connection's busy timeout is back: writes still work
+
+
+def test_incremental_vacuum_frees_pages_after_a_big_purge(db_path):
+    clock = [1000.0]
+    s = SqliteStorage(db_path, 'test', clock=lambda: clock[0])
+    with s.transaction():
+        for i in range(2000):
+            s.put_data('k%d' % i, os.urandom(2000), ttl=10)
+    s.maintenance()
+    before = s.stats()
+    clock[0] += 20
+    s.vacuum_pages = 100
+    report = s.maintenance()  # purges 2000 keys, then returns at most 100 pages
+    assert report['purged'] == 2000
+    assert report['vacuumed_pages'] == 100
+    after = s.stats()
+    assert after['page_count'] == before['page_count'] - 100
+    assert after['freelist_count'] > 0
+    s.vacuum_pages = 10**6
+    while s.maintenance()['vacuumed_pages']:
+        pass
+    final = s.stats()
+    assert final['freelist_count'] == 0
+    assert final['db_size'] < before['db_size'] / 4
+    assert final['db_size'] == final['page_count'] * final['page_size']
+    s.close()
+
+
+def test_stats_reports_file_sizes(storage, db_path):
+    storage.enqueue(b'x')
+    stats = storage.stats()
+    assert stats['page_size'] == pragma(apsw.Connection(db_path), 'page_size')
+    assert stats['wal_size'] == os.path.getsize(db_path + '-wal') > 0
+    assert stats['db_size'] == os.path.getsize(db_path)
+    with storage.transaction():  # usable inside a transaction too
+        assert storage.stats()['ready'] == 1
+
+
+def test_full_vacuum_shrinks_the_file(db_path):
+    s = SqliteStorage(db_path, 'test')
+    s.enqueue_many((os.urandom(3000), 0) for _ in range(1000))
+    s.flush_queue()
+    s.maintenance()
+    s.vacuum()
+    s.maintenance()
+    stats = s.stats()
+    assert stats['freelist_count'] == 0 and stats['db_size'] < 200_000
+    s.close()
+
+
+# ---------------------------------------------------------------------- dead owners
+
+def _claim_and_report(path, conn, count):
+    s = SqliteStorage(path, 'test')
+    s.heartbeat()
+    claims = [s.dequeue() for _ in range(count)]
+    conn.send((s.owner_id, [c.receipt for c in claims]))
+    time.sleep(120)  # until killed
+
+
+@pytest.mark.skipif(not hasattr(os, 'kill'), reason='needs signals')
+def test_claims_of_a_sigkilled_process_are_recovered_and_fenced(db_path):
+    import signal
+    s = SqliteStorage(db_path, 'test')
+    s.enqueue_many([(b'm%d' % i, 0) for i in range(5)])
+    ctx = multiprocessing.get_context('spawn')
+    parent_end, child_end = ctx.Pipe()
+    proc = ctx.Process(target=_claim_and_report, args=(db_path, child_end, 3), daemon=True)
+    proc.start()
+    try:
+        assert parent_end.poll(60)
+        owner, receipts = parent_end.recv()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+        assert proc.exitcode == -signal.SIGKILL
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    assert s.claim_owners() == {owner: 3}
+    info = {o.id: o for o in s.owners()}[owner]
+    assert info.pid == proc.pid and info.heartbeat_at is not None
+    assert s.release_owner(owner) == 3
+    assert s.queue_size() == 5 and s.claimed_size() == 0
+    assert owner not in {o.id for o in s.owners()}
+    assert s.enqueued_items() == [b'm%d' % i for i in range(5)]  # FIFO position kept
+    claims = [s.dequeue() for _ in range(5)]
+    assert [(c.attempts, c.recoveries) for c in claims[:3]] == [(2, 1)] * 3
+    assert [(c.attempts, c.recoveries) for c in claims[3:]] == [(1, 0)] * 2
+    # the dead child's late acks (a receipt passed back before the kill) are fenced off
+    assert all(s.ack(r) is False for r in receipts)
+    assert s.claimed_size() == 5
+    assert all(s.ack(c.receipt) for c in claims)
+    s.close()

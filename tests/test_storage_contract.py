@@ -12,7 +12,7 @@ import time
 import pytest
 
 from sqlq.exceptions import StorageError
-from sqlq.storage import EMPTY, Claim, DeadLetter, MemoryStorage, Storage
+from sqlq.storage import EMPTY, Claim, ClaimedItem, DeadLetter, MemoryStorage, OwnerInfo, Storage
 from sqlq.storage.sqlite import SqliteStorage
 
 BACKENDS = ('memory', 'sqlite')
@@ -125,7 +125,10 @@ def test_dequeue_claims_without_deleting(storage, clock):
     assert storage.queue_size() == 1
     assert storage.claimed_size() == 1
     assert storage.enqueued_items() == [b'two']
-    assert storage.claimed_items() == [(b'one', storage.owner_id, clock.now)]
+    [item] = storage.claimed_items()
+    assert (item.data, item.owner, item.claimed_at, item.attempts, item.recoveries) == \
+        (b'one', storage.owner_id, clock.now, 1, 0)
+    assert isinstance(item.id, int)
     # A claimed message is invisible to the next dequeue.
     assert storage.dequeue().data == b'two'
     assert storage.dequeue() is None
@@ -635,3 +638,198 @@ def test_close_is_idempotent_and_final(make_storage):
     s.close()
     with pytest.raises(StorageError):
         s.enqueue(b'y')
+
+
+# ---------------------------------------------------------------------- dead letters (more)
+
+def test_bury_copies_enqueued_at_and_dead_letter_by_id(storage, clock):
+    storage.enqueue(b'poison')
+    enqueued = clock.now
+    clock.advance(7)
+    claim = storage.dequeue()
+    assert claim.recoveries == 0
+    assert storage.bury(claim.receipt, 'boom')
+    [letter] = storage.dead_letters()
+    assert letter.enqueued_at == enqueued and letter.failed_at == enqueued + 7
+    assert storage.dead_letter(letter.id) == letter
+    plain = storage.add_dead_letter(b'rejected', 'bad')
+    assert storage.dead_letter(plain).enqueued_at is None
+    given = storage.add_dead_letter(b'x', 'bad', attempts=2, enqueued_at=123.5)
+    assert storage.dead_letter(given)[-2:] == (2, 123.5)
+    assert storage.dead_letter(10**9) is None
+
+
+def test_dead_letter_is_scoped_to_the_name(make_storage):
+    a, b = make_storage('a'), make_storage('b')
+    dead_id = a.add_dead_letter(b'x', 'r')
+    assert a.dead_letter(dead_id) is not None and b.dead_letter(dead_id) is None
+
+
+# ---------------------------------------------------------------------- owners
+
+class as_owner:
+    """Make ``storage`` claim as another process (owner id ``owner``) inside the block."""
+
+    def __init__(self, storage, owner):
+        self.storage, self.owner = storage, owner
+
+    def __enter__(self):
+        import os
+        self.saved = (self.storage._owner_pid, self.storage._owner_id)
+        self.storage._owner_pid, self.storage._owner_id = os.getpid(), self.owner
+        return self.storage
+
+    def __exit__(self, *exc):
+        self.storage._owner_pid, self.storage._owner_id = self.saved
+
+
+DEAD = 'deadhost:4242:abcd1234'
+
+
+def test_heartbeat_upserts_this_owner(storage, clock):
+    import os
+    import socket
+    assert storage.owners() == []
+    storage.heartbeat()
+    started = clock.now
+    clock.advance(3)
+    storage.heartbeat(ttl_hint=30)
+    [info] = storage.owners()
+    assert isinstance(info, OwnerInfo)
+    assert info == (storage.owner_id, socket.gethostname(), os.getpid(), started, started + 3)
+
+
+def test_owners_include_claim_holders_without_heartbeat(storage, clock):
+    storage.enqueue_many([(b'a', 0), (b'b', 0), (b'c', 0)])
+    with as_owner(storage, DEAD):
+        storage.dequeue()
+        storage.dequeue()
+    storage.dequeue()
+    storage.heartbeat()
+    assert storage.claim_owners() == {DEAD: 2, storage.owner_id: 1}
+    owners = {o.id: o for o in storage.owners()}
+    assert set(owners) == {DEAD, storage.owner_id}
+    assert owners[DEAD] == (DEAD, 'deadhost', 4242, None, None)
+    assert owners[storage.owner_id].heartbeat_at == clock.now
+
+
+def test_release_owner_returns_claims_in_place_and_fences_receipts(storage, clock):
+    storage.enqueue_many([(b'low', 0), (b'first', 5), (b'second', 5), (b'mine', 5)])
+    with as_owner(storage, DEAD):
+        storage.heartbeat()
+        c1 = storage.dequeue()
+        c2 = storage.dequeue()
+    assert (c1.data, c2.data) == (b'first', b'second')
+    mine = storage.dequeue()
+    storage.enqueue(b'later', 5)
+    assert storage.claimed_size() == 3
+    assert storage.release_owner(DEAD) == 2
+    assert storage.claim_owners() == {storage.owner_id: 1}
+    assert DEAD not in {o.id for o in storage.owners()}
+    # back at their original priority and FIFO position, before later messages
+    assert storage.enqueued_items() == [b'first', b'second', b'later', b'low']
+    # fenced: the dead owner's receipts settle nothing, even after a new claim
+    assert storage.ack(c1.receipt) is False
+    again = storage.dequeue()
+    assert (again.data, again.attempts, again.recoveries) == (b'first', 2, 1)
+    assert storage.release(c1.receipt) is False and storage.bury(c1.receipt, 'x') is False
+    items = {i.data: i for i in storage.claimed_items()}
+    assert (items[b'first'].attempts, items[b'first'].recoveries) == (2, 1)
+    assert storage.ack(again.receipt) is True
+    assert storage.ack(mine.receipt) is True  # other owners' claims untouched
+    assert storage.release_owner(DEAD) == 0
+    # a recovered message that is buried keeps its counts in the dead letter
+    storage.bury(storage.dequeue().receipt, 'r')
+    assert storage.dead_letters()[-1].attempts == 2
+
+
+def test_release_owner_is_scoped_to_the_name(make_storage):
+    a, b = make_storage('a'), make_storage('b')
+    a.enqueue(b'a')
+    b.enqueue(b'b')
+    with as_owner(a, DEAD):
+        a.dequeue()
+    with as_owner(b, DEAD):
+        b.dequeue()
+    assert a.release_owner(DEAD) == 1
+    assert (a.queue_size(), b.queue_size(), b.claimed_size()) == (1, 0, 1)
+    assert b.claim_owners() == {DEAD: 1}
+    assert b.release_owner(DEAD) == 1
+
+
+def test_forget_owner_only_without_claims(storage):
+    storage.enqueue(b'x')
+    with as_owner(storage, DEAD):
+        storage.heartbeat()
+        storage.dequeue()
+    assert storage.forget_owner(DEAD) is False  # still holds a claim
+    assert DEAD in {o.id for o in storage.owners()}
+    storage.heartbeat()
+    assert storage.forget_owner(storage.owner_id) is True
+    assert storage.forget_owner(storage.owner_id) is False
+    assert [o.id for o in storage.owners()] == [DEAD]
+    storage.release_owner(DEAD)
+    assert storage.owners() == []
+
+
+def test_release_owner_is_all_or_nothing_in_a_transaction(storage):
+    storage.enqueue_many([(b'a', 0), (b'b', 0)])
+    with as_owner(storage, DEAD):
+        storage.dequeue()
+        storage.dequeue()
+    with pytest.raises(ZeroDivisionError):
+        with storage.transaction():
+            assert storage.release_owner(DEAD) == 2
+            1 / 0
+    assert storage.claim_owners() == {DEAD: 2}
+
+
+# ---------------------------------------------------------------------- upkeep
+
+def test_purge_expired_deletes_only_expired_keys_of_this_queue(make_storage, clock):
+    a, b = make_storage('a'), make_storage('b')
+    a.put_data('result', b'r', is_result=True, ttl=10)
+    a.put_if_empty('lock', b'1', ttl=5)
+    a.put_data('forever', b'f')
+    b.put_data('other', b'o', ttl=1)
+    assert a.purge_expired() == 0
+    clock.advance(20)
+    assert a.stats()['expired_keys'] == 2
+    assert a.purge_expired() == 2
+    assert a.purge_expired() == 0
+    assert a.peek_data('forever') == b'f'
+    assert b.stats()['expired_keys'] == 1
+    assert b.maintenance()['purged'] == 1
+
+
+def test_stats_counts_every_state(make_storage, clock):
+    s, other = make_storage('s'), make_storage('other')
+    other.enqueue(b'elsewhere')
+    s.enqueue_many([(b'a', 0), (b'b', 0), (b'c', 0)])
+    s.dequeue()
+    s.add_to_schedule(b'later', 1e9)
+    s.put_data('r1', b'1', is_result=True)
+    s.put_data('r2', b'2', is_result=True, ttl=1)
+    s.put_data('plain', b'p')
+    s.add_dead_letter(b'd', 'r')
+    clock.advance(2)
+    stats = s.stats()
+    assert {k: stats[k] for k in ('ready', 'claimed', 'scheduled', 'results', 'kv_keys',
+                                  'expired_keys', 'dead_letters')} == \
+        {'ready': 2, 'claimed': 1, 'scheduled': 1, 'results': 1, 'kv_keys': 2,
+         'expired_keys': 1, 'dead_letters': 1}
+    for key in ('db_size', 'wal_size', 'page_size', 'page_count', 'freelist_count'):
+        assert isinstance(stats[key], int) and stats[key] >= 0
+
+
+def test_maintenance_and_vacuum_keep_the_data(storage, clock):
+    storage.enqueue(b'x')
+    storage.put_data('k', b'v', ttl=1)
+    clock.advance(2)
+    report = storage.maintenance()
+    assert report['purged'] == 1
+    storage.vacuum()
+    assert storage.enqueued_items() == [b'x']
+    with storage.transaction():
+        with pytest.raises(StorageError):
+            storage.vacuum()

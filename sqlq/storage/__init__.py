@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlq.storage.base import EMPTY, Claim, DeadLetter, Storage
+from sqlq.storage.base import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Storage
 from sqlq.storage.memory import MemoryStorage
 
-__all__ = ['EMPTY', 'Claim', 'DeadLetter', 'Storage', 'MemoryStorage', 'SqliteStorage']
+__all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage',
+           'MemoryStorage', 'SqliteStorage']
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,8 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     Messages of the ready queue. ``owner IS NULL`` means ready; otherwise the row is claimed
     by ``owner`` (a consumer process's owner id) since ``claimed_at``. ``attempts`` counts
     claims and, together with ``id`` and ``owner``, fences receipts. A released row keeps its
-    ``id`` and so its FIFO position.
+    ``id`` and so its FIFO position. ``recoveries`` counts how often the message was taken back
+    from a dead owner (``release_owner``); ``enqueued_at`` is copied to the dead letter.
 ``schedule``
     Messages waiting for their ``ts`` (unix epoch seconds); moved to ``task`` by the scheduler.
 ``kv``
@@ -24,6 +25,20 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     Messages that could not be processed: undecodable or tampered bytes, unknown task names,
     tasks quarantined after too many attempts, messages rejected at enqueue time. It exists so
     that nothing is ever lost silently: an operator can inspect, requeue or purge them.
+    ``enqueued_at`` is the buried task row's (NULL for a message that was never enqueued).
+``owner``
+    One row per live claiming process (its owner id: ``host:pid:random``), upserted by its
+    ``heartbeat``. It exists for dead-owner detection: a consumer whose ``heartbeat_at`` is
+    stale (or whose pid is gone on this host) holds claims nobody will settle, and
+    ``release_owner`` returns them to the ready queue; and so that the inspection CLI can show
+    running tasks with the host, pid and start time of the process running them. Owners are
+    per process and file-wide (no ``queue`` column): one process may serve several queues.
+
+Pragmas: a new file gets ``auto_vacuum=INCREMENTAL`` (set by the opener *before* the switch to
+WAL: it only takes effect on an empty file, before the first page is written), so that
+``maintenance`` can return free pages to the file system in bounded steps
+(``incremental_vacuum(N)``) instead of a full ``VACUUM``. Every connection sets
+``journal_size_limit`` so that the WAL file is truncated back after checkpoints.
 """
 from __future__ import annotations
 
@@ -36,7 +51,11 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x53514C51
 
 #: Tables a sqlq database may contain (used to recognise foreign databases).
-TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter'})
+TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner'})
+
+#: ``PRAGMA journal_size_limit`` of every connection (bytes): the WAL is truncated back to this
+#: size after a checkpoint that reset it.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS task (
@@ -47,7 +66,8 @@ CREATE TABLE IF NOT EXISTS task (
     enqueued_at REAL    NOT NULL,
     owner       TEXT,
     claimed_at  REAL,
-    attempts    INTEGER NOT NULL DEFAULT 0
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    recoveries  INTEGER NOT NULL DEFAULT 0
 );
 -- The dequeue hot path: next ready message of a queue, highest priority first, then FIFO.
 CREATE INDEX IF NOT EXISTS task_ready ON task (queue, priority DESC, id) WHERE owner IS NULL;
@@ -72,14 +92,23 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS dead_letter (
-    id        INTEGER PRIMARY KEY,
-    queue     TEXT    NOT NULL,
-    data      BLOB    NOT NULL,
-    reason    TEXT    NOT NULL,
-    failed_at REAL    NOT NULL,
-    attempts  INTEGER NOT NULL DEFAULT 0
+    id          INTEGER PRIMARY KEY,
+    queue       TEXT    NOT NULL,
+    data        BLOB    NOT NULL,
+    reason      TEXT    NOT NULL,
+    failed_at   REAL    NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    enqueued_at REAL
 );
 CREATE INDEX IF NOT EXISTS dead_letter_queue ON dead_letter (queue, id);
+
+CREATE TABLE IF NOT EXISTS owner (
+    id           TEXT PRIMARY KEY,
+    host         TEXT,
+    pid          INTEGER,
+    started_at   REAL,
+    heartbeat_at REAL
+);
 """
 
 

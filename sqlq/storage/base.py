@@ -31,7 +31,7 @@ import socket
 import time
 from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional
 
-__all__ = ['EMPTY', 'TOPICS', 'Claim', 'DeadLetter', 'Storage']
+__all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage']
 
 #: Topics of :meth:`Storage.wait_for_change`.
 TOPICS = ('queue', 'schedule', 'data')
@@ -75,6 +75,37 @@ class Claim(NamedTuple):
     receipt: Any
     #: How many times this message has been claimed, this claim included (1 the first time).
     attempts: int
+    #: How many times the message was taken back from a dead owner (:meth:`Storage.release_owner`).
+    recoveries: int = 0
+
+
+class ClaimedItem(NamedTuple):
+    """A claimed (running) message, as listed by :meth:`Storage.claimed_items`."""
+
+    #: The storage's id of the message (stable while it is stored; backend-specific).
+    id: int
+    data: bytes
+    #: :attr:`Storage.owner_id` of the process holding the claim.
+    owner: str
+    #: When the claim was made (the storage's clock).
+    claimed_at: float
+    #: Claims of this message, this one included.
+    attempts: int
+    #: Times the message was taken back from a dead owner.
+    recoveries: int
+
+
+class OwnerInfo(NamedTuple):
+    """A claiming process, as listed by :meth:`Storage.owners`."""
+
+    #: Its :attr:`Storage.owner_id` (``'host:pid:random'``).
+    id: str
+    host: Optional[str]
+    pid: Optional[int]
+    #: Its first :meth:`Storage.heartbeat` (``None`` if it never sent one).
+    started_at: Optional[float]
+    #: Its last :meth:`Storage.heartbeat` (``None`` if it never sent one).
+    heartbeat_at: Optional[float]
 
 
 class DeadLetter(NamedTuple):
@@ -87,10 +118,22 @@ class DeadLetter(NamedTuple):
     failed_at: float
     #: Times the message had been claimed when it was buried (0 if it never was).
     attempts: int
+    #: When the message was enqueued (``None`` if it never was, e.g. rejected at enqueue time).
+    enqueued_at: Optional[float] = None
 
 
 def _new_owner_id() -> str:
     return '%s:%d:%s' % (socket.gethostname(), os.getpid(), secrets.token_hex(4))
+
+
+def parse_owner_id(owner_id: str) -> tuple[Optional[str], Optional[int]]:
+    """``(host, pid)`` of an owner id made by :attr:`Storage.owner_id`, ``(None, None)`` if it
+    is not of that form."""
+    host, sep, rest = str(owner_id).rpartition(':')
+    host, sep2, pid = host.rpartition(':')
+    if not sep or not sep2 or not host or not pid.isdigit():
+        return None, None
+    return host, int(pid)
 
 
 class Storage(abc.ABC):
@@ -176,8 +219,8 @@ class Storage(abc.ABC):
         """Ready messages in dequeue order (at most ``limit``)."""
 
     @abc.abstractmethod
-    def claimed_items(self) -> list[tuple[bytes, str, float]]:
-        """``(data, owner, claimed_at)`` of every claimed message, oldest claim first."""
+    def claimed_items(self) -> list[ClaimedItem]:
+        """Every claimed message, oldest claim first."""
 
     @abc.abstractmethod
     def flush_queue(self) -> None:
@@ -281,12 +324,17 @@ class Storage(abc.ABC):
     # ------------------------------------------------------------------ dead letters
 
     @abc.abstractmethod
-    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
+                        enqueued_at: Optional[float] = None) -> int:
         """Record a message that was never claimed (e.g. rejected at enqueue time); return its id."""
 
     @abc.abstractmethod
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
         """Dead letters, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def dead_letter(self, id: int) -> Optional[DeadLetter]:
+        """The dead letter ``id`` of this queue, or ``None``."""
 
     @abc.abstractmethod
     def dead_letter_count(self) -> int:
@@ -304,6 +352,67 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
         """Delete dead letters (all if ``ids`` is ``None``); return how many."""
+
+    # ------------------------------------------------------------------ owners
+    # An owner is a claiming process (:attr:`owner_id`). It proves it is alive with
+    # :meth:`heartbeat`; when it is dead, :meth:`release_owner` gives its claims back.
+
+    @abc.abstractmethod
+    def heartbeat(self, ttl_hint: float = 10.0) -> None:
+        """Record that :attr:`owner_id` is alive now (its owner row: host, pid, first and last
+        heartbeat). ``ttl_hint``: how long the caller considers a heartbeat fresh (a backend
+        with expiring keys may use it; SQLite and memory keep rows until released/forgotten).
+        """
+
+    @abc.abstractmethod
+    def owners(self) -> list[OwnerInfo]:
+        """Owners that sent a heartbeat (of any queue of the backend) or hold claims in this
+        queue, by id. An owner with claims but no heartbeat has ``None`` times (host and pid
+        are parsed from its id when possible)."""
+
+    @abc.abstractmethod
+    def claim_owners(self) -> dict[str, int]:
+        """Owner id -> number of messages of this queue it has claimed."""
+
+    @abc.abstractmethod
+    def release_owner(self, owner_id: str) -> int:
+        """Atomically give back every message of this queue claimed by ``owner_id`` (a dead
+        process): each becomes ready at its original priority and FIFO position, with its
+        attempt count kept and ``recoveries`` incremented; its receipts go stale. Then the
+        owner's row is deleted (unless it still holds claims in another queue of the same
+        backend). Returns how many messages were released."""
+
+    @abc.abstractmethod
+    def forget_owner(self, owner_id: str) -> bool:
+        """Delete the row of an owner that holds no claims (cleanup after it stopped); ``True``
+        if deleted. An owner that still holds claims (in any queue) is kept: use
+        :meth:`release_owner`."""
+
+    # ------------------------------------------------------------------ upkeep
+
+    @abc.abstractmethod
+    def purge_expired(self) -> int:
+        """Delete this queue's expired keys (results never read, stale locks); return how many."""
+
+    @abc.abstractmethod
+    def maintenance(self) -> dict[str, Any]:
+        """Bounded, non-blocking upkeep: :meth:`purge_expired`, then (SQLite) return a bounded
+        number of free pages to the file system and checkpoint/truncate the WAL unless another
+        connection is busy with it. Returns what was done (backend-specific keys; always
+        ``'purged'``)."""
+
+    @abc.abstractmethod
+    def vacuum(self) -> None:
+        """Rebuild the backend compactly (SQLite: full ``VACUUM``). Needs exclusive access for
+        its whole duration: other writers wait (or time out) meanwhile. Not inside
+        :meth:`transaction`."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counts of this queue: ``ready``, ``claimed``, ``scheduled``, ``results`` (live),
+        ``kv_keys`` (live), ``expired_keys`` (awaiting :meth:`purge_expired`),
+        ``dead_letters``; and sizes of the backend: ``db_size``, ``wal_size`` (bytes),
+        ``page_size``, ``page_count``, ``freelist_count`` (0 where meaningless)."""
 
     # ------------------------------------------------------------------ whole storage
 

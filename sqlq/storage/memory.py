@@ -14,21 +14,25 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from sqlq.exceptions import StorageError
-from sqlq.storage.base import EMPTY, TOPICS, Claim, DeadLetter, Storage
+from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
+                               Storage, parse_owner_id)
 
 __all__ = ['MemoryStorage']
 
 
 class _Message:
-    __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts')
+    __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts', 'recoveries',
+                 'enqueued_at')
 
-    def __init__(self, id: int, priority: int, data: bytes) -> None:
+    def __init__(self, id: int, priority: int, data: bytes, enqueued_at: float) -> None:
         self.id = id
         self.priority = priority
         self.data = data
         self.owner: Optional[str] = None
         self.claimed_at: Optional[float] = None
         self.attempts = 0
+        self.recoveries = 0
+        self.enqueued_at = enqueued_at
 
 
 class _State:
@@ -41,6 +45,7 @@ class _State:
         self.schedule: list[tuple[float, int, bytes]] = []  # heap of (ts, seq, data)
         self.kv: dict[str, tuple[bytes, bool, Optional[float]]] = {}  # value, is_result, expires
         self.dead: dict[int, DeadLetter] = {}             # insertion (= id) ordered
+        self.owners: dict[str, OwnerInfo] = {}
 
     def next_id(self) -> int:
         self.seq += 1
@@ -120,9 +125,10 @@ class MemoryStorage(Storage):
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         prepared = [(_bytes(data), int(priority)) for data, priority in items]
+        now = self._clock()
         with self._locked(write=bool(prepared), topics=('queue',)) as st:
             for data, priority in prepared:
-                msg = _Message(st.next_id(), priority, data)
+                msg = _Message(st.next_id(), priority, data, now)
                 st.messages[msg.id] = msg
                 heapq.heappush(st.ready, (-priority, msg.id))
         return len(prepared)
@@ -138,7 +144,7 @@ class MemoryStorage(Storage):
             msg.claimed_at = self._clock()
             msg.attempts += 1
             self._changed()
-            return Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts)
+            return Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts, msg.recoveries)
 
     def ack(self, receipt: Any) -> bool:
         with self._locked() as st:
@@ -167,7 +173,7 @@ class MemoryStorage(Storage):
             del st.messages[msg.id]
             dead_id = st.next_id()
             st.dead[dead_id] = DeadLetter(dead_id, msg.data, str(reason), self._clock(),
-                                          msg.attempts)
+                                          msg.attempts, msg.enqueued_at)
             self._changed()
             return True
 
@@ -184,11 +190,12 @@ class MemoryStorage(Storage):
             order = sorted(st.ready) if limit is None else heapq.nsmallest(limit, st.ready)
             return [st.messages[msg_id].data for _, msg_id in order]
 
-    def claimed_items(self) -> list[tuple[bytes, str, float]]:
+    def claimed_items(self) -> list[ClaimedItem]:
         with self._locked() as st:
             claimed = [m for m in st.messages.values() if m.owner is not None]
             claimed.sort(key=lambda m: (m.claimed_at, m.id))
-            return [(m.data, m.owner, m.claimed_at) for m in claimed]  # type: ignore[misc]
+            return [ClaimedItem(m.id, m.data, m.owner, m.claimed_at,  # type: ignore[arg-type]
+                                m.attempts, m.recoveries) for m in claimed]
 
     def flush_queue(self) -> None:
         with self._locked(write=True) as st:
@@ -305,13 +312,19 @@ class MemoryStorage(Storage):
 
     # ------------------------------------------------------------------ dead letters
 
-    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
+                        enqueued_at: Optional[float] = None) -> int:
         data = _bytes(data)
         with self._locked(write=True) as st:
             dead_id = st.next_id()
             st.dead[dead_id] = DeadLetter(dead_id, data, str(reason), self._clock(),
-                                          int(attempts))
+                                          int(attempts),
+                                          None if enqueued_at is None else float(enqueued_at))
             return dead_id
+
+    def dead_letter(self, id: int) -> Optional[DeadLetter]:
+        with self._locked() as st:
+            return st.dead.get(int(id))
 
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
         with self._locked() as st:
@@ -329,11 +342,12 @@ class MemoryStorage(Storage):
 
     def requeue_dead_letters(self, ids: Optional[Iterable[int]] = None,
                              priority: int = 0) -> int:
+        now = self._clock()
         with self._locked() as st:
             chosen = self._select_dead(st, ids)
             for dead_id in chosen:
                 letter = st.dead.pop(dead_id)
-                msg = _Message(st.next_id(), int(priority), letter.data)
+                msg = _Message(st.next_id(), int(priority), letter.data, now)
                 st.messages[msg.id] = msg
                 heapq.heappush(st.ready, (-msg.priority, msg.id))
             if chosen:
@@ -347,6 +361,101 @@ class MemoryStorage(Storage):
                 del st.dead[dead_id]
             return len(chosen)
 
+    # ------------------------------------------------------------------ owners
+
+    def heartbeat(self, ttl_hint: float = 10.0) -> None:
+        owner = self.owner_id
+        now = self._clock()
+        with self._locked(write=True) as st:
+            known = st.owners.get(owner)
+            if known is None:
+                host, pid = parse_owner_id(owner)
+                st.owners[owner] = OwnerInfo(owner, host, pid, now, now)
+            else:
+                st.owners[owner] = known._replace(heartbeat_at=now)
+
+    def owners(self) -> list[OwnerInfo]:
+        with self._locked() as st:
+            found = dict(st.owners)
+            for msg in st.messages.values():
+                if msg.owner is not None and msg.owner not in found:
+                    host, pid = parse_owner_id(msg.owner)
+                    found[msg.owner] = OwnerInfo(msg.owner, host, pid, None, None)
+            return [found[k] for k in sorted(found)]
+
+    def claim_owners(self) -> dict[str, int]:
+        with self._locked() as st:
+            counts: dict[str, int] = {}
+            for msg in st.messages.values():
+                if msg.owner is not None:
+                    counts[msg.owner] = counts.get(msg.owner, 0) + 1
+            return counts
+
+    def release_owner(self, owner_id: str) -> int:
+        with self._locked() as st:
+            released = 0
+            for msg in st.messages.values():
+                if msg.owner is not None and msg.owner == owner_id:
+                    msg.owner = msg.claimed_at = None
+                    msg.recoveries += 1
+                    heapq.heappush(st.ready, (-msg.priority, msg.id))
+                    released += 1
+            existed = st.owners.pop(owner_id, None) is not None
+            if released:
+                self._changed('queue')
+            elif existed:
+                self._changed()
+            return released
+
+    def forget_owner(self, owner_id: str) -> bool:
+        with self._locked() as st:
+            if owner_id not in st.owners or any(m.owner == owner_id
+                                                for m in st.messages.values()):
+                return False
+            del st.owners[owner_id]
+            self._changed()
+            return True
+
+    # ------------------------------------------------------------------ upkeep
+
+    def purge_expired(self) -> int:
+        with self._locked() as st:
+            now = self._clock()
+            expired = [k for k, e in st.kv.items() if e[2] is not None and e[2] <= now]
+            for k in expired:
+                del st.kv[k]
+            if expired:
+                self._changed('data')
+            return len(expired)
+
+    def _refuse_in_transaction(self, what: str) -> None:
+        with self._locked():
+            if self._tx_depth:  # only the transacting thread can hold the lock here
+                raise StorageError('%s() cannot be called inside transaction()' % what)
+
+    def maintenance(self) -> dict[str, Any]:
+        self._refuse_in_transaction('maintenance')
+        return {'purged': self.purge_expired(), 'vacuumed_pages': 0, 'checkpoint': None}
+
+    def vacuum(self) -> None:
+        self._refuse_in_transaction('vacuum')  # nothing to compact
+
+    def stats(self) -> dict[str, Any]:
+        with self._locked() as st:
+            now = self._clock()
+            live = [e for e in st.kv.values() if e[2] is None or e[2] > now]
+            return {
+                'ready': len(st.ready),
+                'claimed': len(st.messages) - len(st.ready),
+                'scheduled': len(st.schedule),
+                'results': sum(1 for e in live if e[1]),
+                'kv_keys': len(live),
+                'expired_keys': len(st.kv) - len(live),
+                'dead_letters': len(st.dead),
+                'db_size': 0, 'wal_size': 0, 'page_size': 0, 'page_count': 0,
+                'freelist_count': 0,
+            }
+
     # ------------------------------------------------------------------ whole storage
 
     def flush_all(self) -> None:
@@ -354,6 +463,7 @@ class MemoryStorage(Storage):
             seq = st.seq
             self._state = _State()
             self._state.seq = seq  # ids are never reused: stale receipts stay stale
+            self._state.owners = st.owners  # owners are processes, not data of the queue
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

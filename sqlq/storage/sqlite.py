@@ -34,7 +34,8 @@ import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage import _schema, _wakeup
-from sqlq.storage.base import EMPTY, TOPICS, Claim, DeadLetter, Storage
+from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
+                               Storage, parse_owner_id)
 
 __all__ = ['SqliteStorage']
 
@@ -54,7 +55,7 @@ _DEQUEUE = (
     'UPDATE task SET owner = ?, claimed_at = ?, attempts = attempts + 1 '
     'WHERE id = (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
     'ORDER BY priority DESC, id LIMIT 1) '
-    'RETURNING id, data, attempts')
+    'RETURNING id, data, attempts, recoveries')
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
 _LIVE = '(expires_at IS NULL OR expires_at > ?)'
@@ -229,11 +230,16 @@ class SqliteStorage(Storage):
             self._check_identity(conn)  # before anything writes to a foreign file
         mode = conn.execute('PRAGMA journal_mode').fetchall()[0][0]
         if str(mode).lower() != 'wal':  # persistent in the file: only the first opener sets it
+            if conn.execute('PRAGMA page_count').fetchall()[0][0] == 0:
+                # A brand-new file: auto_vacuum only takes effect before the first page is
+                # written -- which the switch to WAL does.
+                conn.execute('PRAGMA auto_vacuum=INCREMENTAL')
             mode = conn.execute('PRAGMA journal_mode=WAL').fetchall()[0][0]
             if str(mode).lower() != 'wal':
                 raise StorageError('cannot put sqlq database %r in WAL mode (journal_mode is '
                                    '%r)' % (self.filename, mode))
         conn.execute('PRAGMA synchronous=' + self.synchronous)
+        conn.execute('PRAGMA journal_size_limit=%d' % _schema.JOURNAL_SIZE_LIMIT).fetchall()
         if self.cache_size is not None:
             conn.execute('PRAGMA cache_size=%d' % self.cache_size)
         if not self._schema_ready:
@@ -408,8 +414,8 @@ class SqliteStorage(Storage):
             rows = self._do(conn, _DEQUEUE, (owner, self._clock(), self.name))
         if not rows:
             return None
-        msg_id, data, attempts = rows[0]
-        return Claim(data, (msg_id, owner, attempts), attempts)
+        msg_id, data, attempts, recoveries = rows[0]
+        return Claim(data, (msg_id, owner, attempts), attempts, recoveries)
 
     def ack(self, receipt: Any) -> bool:
         msg_id, owner, attempts = _unpack_receipt(receipt)
@@ -433,13 +439,14 @@ class SqliteStorage(Storage):
         msg_id, owner, attempts = _unpack_receipt(receipt)
         with self._tx() as conn:
             rows = self._do(conn, 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
-                                  'AND attempts = ? RETURNING data, attempts',
+                                  'AND attempts = ? RETURNING data, attempts, enqueued_at',
                             (msg_id, self.name, owner, attempts))
             if not rows:
                 return False
-            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts) '
-                           'VALUES (?, ?, ?, ?, ?)',
-                     (self.name, rows[0][0], str(reason), self._clock(), rows[0][1]))
+            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
+                           'enqueued_at) VALUES (?, ?, ?, ?, ?, ?)',
+                     (self.name, rows[0][0], str(reason), self._clock(), rows[0][1],
+                      rows[0][2]))
             return True
 
     def queue_size(self) -> int:
@@ -455,10 +462,10 @@ class SqliteStorage(Storage):
             'SELECT data FROM task WHERE queue = ? AND owner IS NULL '
             'ORDER BY priority DESC, id LIMIT ?', (self.name, _limit(limit)))]
 
-    def claimed_items(self) -> list[tuple[bytes, str, float]]:
-        return [tuple(row) for row in self._rows(  # type: ignore[misc]
-            'SELECT data, owner, claimed_at FROM task WHERE queue = ? AND owner IS NOT NULL '
-            'ORDER BY claimed_at, id', (self.name,))]
+    def claimed_items(self) -> list[ClaimedItem]:
+        return [ClaimedItem(*row) for row in self._rows(
+            'SELECT id, data, owner, claimed_at, attempts, recoveries FROM task '
+            'WHERE queue = ? AND owner IS NOT NULL ORDER BY claimed_at, id', (self.name,))]
 
     def flush_queue(self) -> None:
         with self._tx() as conn:
@@ -606,17 +613,24 @@ class SqliteStorage(Storage):
 
     # ------------------------------------------------------------------ dead letters
 
-    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0) -> int:
-        params = (self.name, _bytes(data), str(reason), self._clock(), int(attempts))
+    def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
+                        enqueued_at: Optional[float] = None) -> int:
+        params = (self.name, _bytes(data), str(reason), self._clock(), int(attempts),
+                  None if enqueued_at is None else float(enqueued_at))
         with self._tx() as conn:
-            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts) '
-                           'VALUES (?, ?, ?, ?, ?)', params)
+            self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
+                           'enqueued_at) VALUES (?, ?, ?, ?, ?, ?)', params)
             return conn.last_insert_rowid()
 
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
         return [DeadLetter(*row) for row in self._rows(
-            'SELECT id, data, reason, failed_at, attempts FROM dead_letter WHERE queue = ? '
-            'ORDER BY id LIMIT ?', (self.name, _limit(limit)))]
+            'SELECT id, data, reason, failed_at, attempts, enqueued_at FROM dead_letter '
+            'WHERE queue = ? ORDER BY id LIMIT ?', (self.name, _limit(limit)))]
+
+    def dead_letter(self, id: int) -> Optional[DeadLetter]:
+        rows = self._rows('SELECT id, data, reason, failed_at, attempts, enqueued_at '
+                          'FROM dead_letter WHERE queue = ? AND id = ?', (self.name, int(id)))
+        return DeadLetter(*rows[0]) if rows else None
 
     def dead_letter_count(self) -> int:
         return self._scalar('SELECT count(*) FROM dead_letter WHERE queue = ?', (self.name,))
@@ -651,6 +665,151 @@ class SqliteStorage(Storage):
     def purge_dead_letters(self, ids: Optional[Iterable[int]] = None) -> int:
         with self._tx() as conn:
             return len(self._take_dead(conn, ids))
+
+    # ------------------------------------------------------------------ owners
+
+    def heartbeat(self, ttl_hint: float = 10.0) -> None:
+        owner = self.owner_id
+        host, pid = parse_owner_id(owner)
+        now = self._clock()
+        with self._tx() as conn:
+            self._do(conn, 'INSERT INTO owner (id, host, pid, started_at, heartbeat_at) '
+                           'VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET '
+                           'heartbeat_at = excluded.heartbeat_at', (owner, host, pid, now, now))
+
+    def owners(self) -> list[OwnerInfo]:
+        rows = self._rows(
+            'SELECT id, host, pid, started_at, heartbeat_at FROM owner UNION '
+            'SELECT DISTINCT owner, NULL, NULL, NULL, NULL FROM task WHERE queue = ? '
+            'AND owner IS NOT NULL AND owner NOT IN (SELECT id FROM owner) ORDER BY 1',
+            (self.name,))
+        result = []
+        for owner, host, pid, started_at, heartbeat_at in rows:
+            if host is None and pid is None:
+                host, pid = parse_owner_id(owner)
+            result.append(OwnerInfo(owner, host, pid, started_at, heartbeat_at))
+        return result
+
+    def claim_owners(self) -> dict[str, int]:
+        return dict(self._rows('SELECT owner, count(*) FROM task WHERE queue = ? '
+                               'AND owner IS NOT NULL GROUP BY owner', (self.name,)))
+
+    def release_owner(self, owner_id: str) -> int:
+        owner_id = str(owner_id)
+        with self._tx() as conn:
+            # claimed_at is part of the task_claimed index: the owner's rows are found by it.
+            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, '
+                           'recoveries = recoveries + 1 WHERE owner = ? AND queue = ?',
+                     (owner_id, self.name))
+            released = conn.changes()
+            if released:
+                self._touch('q')
+            self._do(conn, 'DELETE FROM owner WHERE id = ? AND NOT EXISTS '
+                           '(SELECT 1 FROM task WHERE owner = ?)', (owner_id, owner_id))
+        return released
+
+    def forget_owner(self, owner_id: str) -> bool:
+        owner_id = str(owner_id)
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM owner WHERE id = ? AND NOT EXISTS '
+                           '(SELECT 1 FROM task WHERE owner = ?)', (owner_id, owner_id))
+            return conn.changes() > 0
+
+    # ------------------------------------------------------------------ upkeep
+
+    def purge_expired(self) -> int:
+        with self._tx() as conn:
+            self._do(conn, 'DELETE FROM kv WHERE queue = ? AND expires_at IS NOT NULL '
+                           'AND expires_at <= ?', (self.name, self._clock()))
+            purged = conn.changes()
+            if purged:
+                self._touch('d')
+        return purged
+
+    #: Most free pages :meth:`maintenance` returns to the file system in one call.
+    vacuum_pages = 2048
+
+    def maintenance(self) -> dict[str, Any]:
+        """:meth:`purge_expired`; ``PRAGMA incremental_vacuum`` of at most
+        :attr:`vacuum_pages` pages (a no-op on files created before ``auto_vacuum`` was set);
+        ``PRAGMA wal_checkpoint(TRUNCATE)`` with no busy wait: skipped (``'busy'``) if another
+        connection is writing or still reading old WAL frames.
+
+        Returns ``{'purged': keys, 'vacuumed_pages': pages freed to the file system,
+        'checkpoint': 'truncated' | 'busy', 'wal_frames': frames in the WAL before,
+        'checkpointed_frames': frames copied back}``.
+        """
+        if self._in_transaction():
+            raise StorageError('maintenance() cannot be called inside transaction()')
+        purged = self.purge_expired()
+        conn = self._conn()
+        try:
+            free_before = conn.execute('PRAGMA freelist_count').fetchall()[0][0]
+            vacuumed = 0
+            if free_before and conn.execute('PRAGMA auto_vacuum').fetchall()[0][0] == 2:
+                conn.execute('PRAGMA incremental_vacuum(%d)' % max(int(self.vacuum_pages), 1)
+                             ).fetchall()
+                vacuumed = free_before - conn.execute('PRAGMA freelist_count').fetchall()[0][0]
+            conn.setbusytimeout(0)  # never wait for readers/writers: skip instead
+            try:
+                busy, log, done = conn.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchall()[0]
+            except (apsw.BusyError, apsw.LockedError):
+                busy, log, done = 1, -1, -1
+            finally:
+                conn.setbusytimeout(int(self.timeout * 1000))
+        except apsw.Error as exc:
+            raise self._error(exc, 'running maintenance') from exc
+        return {'purged': purged, 'vacuumed_pages': vacuumed,
+                'checkpoint': 'busy' if busy else 'truncated',
+                'wal_frames': log, 'checkpointed_frames': done}
+
+    def vacuum(self) -> None:
+        """Full ``VACUUM``: rewrites the whole file. It holds the write lock for its whole
+        duration (other writers wait up to their busy timeout, then fail) and needs free disk
+        space of about the database's size."""
+        if self._in_transaction():
+            raise StorageError('vacuum() cannot be called inside transaction()')
+        conn = self._conn()
+        try:
+            conn.execute('VACUUM')
+        except apsw.Error as exc:
+            raise self._error(exc, 'vacuuming') from exc
+
+    def stats(self) -> dict[str, Any]:
+        now = self._clock()
+        conn = self._conn()
+        try:
+            own = not conn.in_transaction
+            if own:
+                conn.execute('BEGIN')  # one snapshot for every count
+            try:
+                q = (self.name,)
+                one = lambda sql, params=q: conn.execute(sql, params).fetchall()[0][0]  # noqa: E731
+                result = {
+                    'ready': one('SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL'),
+                    'claimed': one('SELECT count(*) FROM task WHERE queue = ? '
+                                   'AND owner IS NOT NULL'),
+                    'scheduled': one('SELECT count(*) FROM schedule WHERE queue = ?'),
+                    'results': one('SELECT count(*) FROM kv WHERE queue = ? AND is_result = 1 '
+                                   'AND ' + _LIVE, (self.name, now)),
+                    'kv_keys': one('SELECT count(*) FROM kv WHERE queue = ? AND ' + _LIVE,
+                                   (self.name, now)),
+                    'expired_keys': one('SELECT count(*) FROM kv WHERE queue = ? AND '
+                                        'expires_at IS NOT NULL AND expires_at <= ?',
+                                        (self.name, now)),
+                    'dead_letters': one('SELECT count(*) FROM dead_letter WHERE queue = ?'),
+                    'page_size': one('PRAGMA page_size', ()),
+                    'page_count': one('PRAGMA page_count', ()),
+                    'freelist_count': one('PRAGMA freelist_count', ()),
+                }
+            finally:
+                if own and conn.in_transaction:
+                    conn.execute('COMMIT')
+        except apsw.Error as exc:
+            raise self._error(exc, 'reading stats') from exc
+        result['db_size'] = _file_size(self.filename)
+        result['wal_size'] = _file_size(self.filename + '-wal')
+        return result
 
     # ------------------------------------------------------------------ whole storage
 
@@ -755,6 +914,13 @@ class SqliteStorage(Storage):
             with contextlib.suppress(apsw.Error):
                 conn.close()
         self._local = threading.local()
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _topic_code(topic: str) -> str:
