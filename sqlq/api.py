@@ -12,8 +12,8 @@ import logging
 import time
 import traceback
 from collections import OrderedDict
-from typing import (TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple, Type, Union)
+from typing import (TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator, List,
+                    NamedTuple, Optional, Sequence, Tuple, Type, Union)
 
 from ._time import from_timestamp, seconds, to_timestamp
 from .exceptions import (CancelExecution, ConfigurationError, DeserializationError,
@@ -101,8 +101,9 @@ class Queue:
     results too), ``utc`` (naive datetimes are UTC), ``immediate`` (run tasks at call time, for
     tests), ``serializer``/``compression``, ``store_intermediate_errors`` (store the error of
     an attempt that will be retried), ``result_ttl`` (seconds after which an unread result
-    expires; None keeps results until read). Remaining keyword arguments go to the storage
-    backend.
+    expires; None keeps results until read), ``quarantine_after`` (a task whose worker died
+    that many times while running it becomes a dead letter instead of running again).
+    Remaining keyword arguments go to the storage backend.
     """
 
     storage_class: Type[Storage] = MemoryStorage
@@ -113,6 +114,7 @@ class Queue:
                  use_zlib: bool = False, immediate_use_memory: bool = True,
                  storage_class: Optional[Type[Storage]] = None,
                  store_intermediate_errors: bool = True, result_ttl: Optional[float] = None,
+                 quarantine_after: int = 3,
                  clock: Optional[Callable[[], float]] = None, **storage_kwargs: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError('queue name must be a non-empty str, not %r' % (name,))
@@ -126,6 +128,10 @@ class Queue:
             raise ConfigurationError('result_ttl must be a positive number of seconds or None, '
                                      'not %r' % (result_ttl,))
         self.result_ttl = result_ttl
+        if not isinstance(quarantine_after, int) or quarantine_after < 1:
+            raise ConfigurationError('quarantine_after must be a positive int, not %r'
+                                     % (quarantine_after,))
+        self.quarantine_after = quarantine_after
         self.immediate_use_memory = immediate_use_memory
         self.serializer = default_serializer(serializer, compression)
         self.codec = MessageCodec(self.serializer)
@@ -547,6 +553,12 @@ class Queue:
             claim = self.storage.dequeue()
             if claim is None:
                 return None
+            if claim.recoveries >= self.quarantine_after:
+                reason = ('quarantined: its worker died %d times while running it (the task '
+                          'may crash or kill the process that runs it)' % claim.recoveries)
+                logger.error('task moved to dead letters: %s', reason)
+                self.storage.bury(claim.receipt, reason)
+                continue
             try:
                 task = self.deserialize_task(claim.data)
             except (DeserializationError, UnknownTaskError) as exc:
@@ -1090,6 +1102,82 @@ class Queue:
         return {key: self.serializer.deserialize(value)
                 for key, value in self.storage.result_items().items()}
 
+    def running(self) -> List['RunningTask']:
+        """Tasks claimed by workers, oldest claim first, with their owners."""
+        from .recovery import ClaimRecovery
+        recovery = ClaimRecovery(self)
+        info = {o.id: o for o in self.storage.owners()}
+        now = time.time()
+        items = []
+        for item in self.storage.claimed_items():
+            try:
+                task: Optional[Task] = self.deserialize_task(item.data)
+            except (DeserializationError, UnknownTaskError):
+                task = None
+            owner = info.get(item.owner)
+            alive = not recovery.owner_is_dead(
+                item.owner, owner.started_at if owner else None,
+                owner.heartbeat_at if owner else None, now)
+            items.append(RunningTask(task, item.id, item.owner, item.claimed_at, item.attempts,
+                                     item.recoveries, alive))
+        return items
+
+    def failed(self, limit: Optional[int] = None) -> List['FailedTask']:
+        """Tasks that failed for good (dead letters), oldest first; ``task`` is None for a
+        message that cannot be decoded."""
+        items = []
+        for letter in self.storage.dead_letters(limit):
+            try:
+                task: Optional[Task] = self.deserialize_task(letter.data)
+            except (DeserializationError, UnknownTaskError):
+                task = None
+            items.append(FailedTask(letter.id, task, letter.reason, letter.failed_at,
+                                    letter.enqueued_at, letter.attempts))
+        return items
+
+    def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
+        """Put failed tasks (all, or those dead-letter ids) back in the queue."""
+        return self.storage.requeue_dead_letters(None if ids is None else list(ids))
+
+    def purge_failed(self, ids: Optional[Iterable[int]] = None) -> int:
+        """Delete failed tasks (all, or those dead-letter ids)."""
+        return self.storage.purge_dead_letters(None if ids is None else list(ids))
+
+    def recover_claims(self) -> int:
+        """Return tasks claimed by dead workers/consumers to the queue; how many."""
+        from .recovery import ClaimRecovery
+        return ClaimRecovery(self).recover()
+
+    def heartbeat(self) -> None:
+        """Record that this process (an owner of claims) is alive."""
+        self.storage.heartbeat()
+
+    def maintenance(self) -> Dict[str, Any]:
+        """Checkpoint the WAL, reclaim some free pages, drop expired results and locks."""
+        return self.storage.maintenance()
+
+    def vacuum(self) -> None:
+        """Rebuild the database file to its minimal size (blocks other writers meanwhile)."""
+        self.storage.vacuum()
+
+    def stats(self) -> Dict[str, Any]:
+        """Counts (pending, scheduled, running, results, failed) and database sizes."""
+        raw = self.storage.stats()
+        stats: Dict[str, Any] = {
+            'queue': self.name,
+            'pending': raw.get('ready', 0),
+            'scheduled': raw.get('scheduled', 0),
+            'running': raw.get('claimed', 0),
+            'results': raw.get('results', 0),
+            'failed': raw.get('dead_letters', 0),
+        }
+        for key, value in raw.items():
+            if key not in ('ready', 'claimed', 'dead_letters'):
+                stats.setdefault(key, value)
+        stats.setdefault('db_size', 0)
+        stats.setdefault('wal_size', 0)
+        return stats
+
     def dead_letters(self, limit: Optional[int] = None) -> List[DeadLetter]:
         """Messages that could not be run (undecodable, unknown task), oldest first."""
         return self.storage.dead_letters(limit)
@@ -1103,6 +1191,27 @@ class Queue:
 
     def __len__(self) -> int:
         return self.pending_count()
+
+
+class RunningTask(NamedTuple):
+    """A task claimed by a worker (see ``Queue.running``)."""
+    task: Optional[Task]
+    row_id: int
+    owner: str
+    claimed_at: float
+    attempts: int
+    recoveries: int
+    owner_alive: Optional[bool]
+
+
+class FailedTask(NamedTuple):
+    """A task that failed for good (see ``Queue.failed``)."""
+    id: int
+    task: Optional[Task]
+    reason: str
+    failed_at: float
+    enqueued_at: Optional[float]
+    attempts: int
 
 
 class MemoryQueue(Queue):

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 from .exceptions import ConfigurationError
+from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
 from .worker import (IDLE_WAIT, RunState, Worker, WorkerInterrupted, interrupt_thread,
                      run_process_worker)
@@ -34,6 +35,8 @@ logger = logging.getLogger('sqlq.consumer')
 WORKER_TYPES = ('thread', 'process', 'greenlet')
 # Extra time a process worker gets past its task's timeout before it is killed outright.
 TIMEOUT_GRACE = 5.0
+# Seconds between two rounds of WAL checkpoint, incremental vacuum and expired-key purge.
+MAINTENANCE_INTERVAL = 60.0
 # The supervising loop's longest sleep: bounds how late it notices signals and exits.
 LOOP_SLICE = 0.2
 
@@ -191,6 +194,7 @@ class Consumer:
         self._handles: List[_WorkerHandle] = []
         self._loop_thread: Optional[threading.Thread] = None
         self._started = False
+        self._next_maintenance = time.monotonic() + MAINTENANCE_INTERVAL
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -249,6 +253,11 @@ class Consumer:
                 logger.warning('%s workers enforce task timeouts only cooperatively (the task '
                                'calls task.check_timeout()); use -k process to stop %s for real',
                                self.worker_type, ', '.join(timed))
+        # Claims of consumers and workers that died are returned before new work starts.
+        self.queue.heartbeat()
+        recovered = self.queue.recover_claims()
+        if recovered:
+            logger.warning('returned %d task(s) of dead workers to the queue', recovered)
         if self.flush_locks or self.extra_locks:
             flushed = self.queue.flush_locks(*self.extra_locks)
             if flushed:
@@ -260,8 +269,12 @@ class Consumer:
     def _loop(self) -> None:
         next_health = time.monotonic() + self.health_check_interval
         next_tick = 0.0
+        next_upkeep = time.monotonic() + HEARTBEAT_INTERVAL
         while not self._shutdown.is_set():
             now = time.monotonic()
+            if now >= next_upkeep:
+                self._upkeep(now)
+                next_upkeep = now + HEARTBEAT_INTERVAL
             if now >= next_tick:
                 try:
                     next_tick = now + self.scheduler.tick()
@@ -273,9 +286,21 @@ class Consumer:
                 if now >= next_health:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
-            wait = min(max(next_tick - time.monotonic(), 0.0), LOOP_SLICE)
+            wait = min(max(min(next_tick, next_upkeep) - time.monotonic(), 0.0), LOOP_SLICE)
             if wait > 0 and self.queue.wait_for_change(wait, topic='schedule'):
                 next_tick = 0.0  # something was written: the schedule may have changed
+
+    def _upkeep(self, now: float) -> None:
+        """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""
+        try:
+            self.queue.heartbeat()
+            self.queue.recover_claims()
+            if now >= self._next_maintenance:
+                self._next_maintenance = now + MAINTENANCE_INTERVAL
+                done = self.queue.maintenance()
+                logger.debug('maintenance: %s', done)
+        except Exception:
+            logger.exception('consumer upkeep failed; retrying in %ss', HEARTBEAT_INTERVAL)
 
     def _replace_recycled_workers(self) -> None:
         """Restart workers that exited cleanly (max-tasks recycling) without waiting for the

@@ -154,6 +154,7 @@ def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Op
         raise WorkerInterrupted()
 
     signal.signal(signal.SIGTERM, on_term)
+    start_heartbeat(queue)
     worker = Worker(queue, stop_event, name=name, max_tasks=max_tasks,
                     state=RunState(shared_state), guard=alarm_timeout, idle_wait=idle_wait,
                     parent_pid=parent_pid)
@@ -161,6 +162,23 @@ def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Op
         worker.run()
     except WorkerInterrupted:
         pass
+
+
+def start_heartbeat(queue: 'Queue') -> threading.Thread:
+    """A daemon thread recording that this process (an owner of claims) is alive."""
+    from .recovery import HEARTBEAT_INTERVAL
+
+    def beat() -> None:
+        while True:
+            try:
+                queue.heartbeat()
+            except Exception:
+                logger.exception('heartbeat failed')
+            time.sleep(HEARTBEAT_INTERVAL)  # a timer, not synchronisation
+
+    thread = threading.Thread(target=beat, name='sqlq-heartbeat', daemon=True)
+    thread.start()
+    return thread
 
 
 def interrupt_thread(thread: threading.Thread) -> bool:

@@ -1,0 +1,112 @@
+"""Finding claims whose owner is gone and giving their tasks back to the queue.
+
+Every process that claims tasks has an owner id ``host:pid:token`` (its storage's
+``owner_id``) and, while it runs a consumer or a worker, refreshes a heartbeat row every
+:data:`HEARTBEAT_INTERVAL` seconds. A claim's owner is dead when
+
+- it lives on this host and its pid no longer runs, or runs a process that started after the
+  owner registered (the pid was reused) — detected at once, without waiting for a lease; or
+- it lives on another host and its heartbeat is older than :data:`LEASE` seconds.
+
+A worker that is alive but hung keeps its claim: the task's ``timeout`` handles it. Released
+messages go back to the ready queue with their ``recoveries`` count raised; the queue
+quarantines a message (dead letter) whose worker died ``quarantine_after`` times.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+
+logger = logging.getLogger('sqlq.recovery')
+
+#: Seconds between two heartbeats of a live owner.
+HEARTBEAT_INTERVAL = 2.0
+#: Seconds without a heartbeat after which an owner on another host counts as dead.
+LEASE = 8.0
+
+_HOST = socket.gethostname()
+
+
+def parse_owner(owner_id: str) -> Optional[tuple]:
+    """(host, pid) of an owner id ``host:pid:token``, or None if it has another form."""
+    host, sep, rest = owner_id.rpartition(':')
+    host, sep2, pid = host.rpartition(':')
+    if not sep or not sep2 or not pid.isdigit():
+        return None
+    return host, int(pid)
+
+
+def process_started_at(pid: int) -> Optional[float]:
+    """Epoch seconds at which process ``pid`` started (Linux), or None if unknown."""
+    try:
+        with open('/proc/%d/stat' % pid) as fh:
+            fields = fh.read().rsplit(')', 1)[1].split()
+        with open('/proc/stat') as fh:
+            boot = next(float(line.split()[1]) for line in fh if line.startswith('btime'))
+        return boot + int(fields[19]) / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited: its claims are as dead as it is
+        with open('/proc/%d/stat' % pid) as fh:
+            return fh.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return True
+
+
+class ClaimRecovery:
+    """Releases the claims of dead owners of one queue."""
+
+    def __init__(self, queue: 'Queue', lease: float = LEASE) -> None:
+        self.queue = queue
+        self.lease = lease
+
+    def owner_is_dead(self, owner_id: str, started_at: Optional[float],
+                      heartbeat_at: Optional[float], now: float) -> bool:
+        parsed = parse_owner(owner_id)
+        if parsed is not None and parsed[0] == _HOST:
+            pid = parsed[1]
+            if not pid_running(pid):
+                return True
+            started = process_started_at(pid)
+            # Started well after the owner registered: the pid now belongs to someone else.
+            return started is not None and started_at is not None and started > started_at + 2
+        if heartbeat_at is None:
+            return False  # never heartbeated (a script's own dequeue): nothing to go by
+        return now - heartbeat_at > self.lease
+
+    def dead_owners(self) -> List[str]:
+        storage = self.queue.storage
+        claimed = storage.claim_owners()
+        if not claimed:
+            return []
+        info: Dict[str, tuple] = {o.id: (o.started_at, o.heartbeat_at) for o in storage.owners()}
+        now = time.time()
+        return [owner for owner in claimed
+                if owner != storage.owner_id
+                and self.owner_is_dead(owner, *info.get(owner, (None, None)), now=now)]
+
+    def recover(self) -> int:
+        """Return the tasks of dead owners to the queue; how many were released."""
+        released = 0
+        for owner in self.dead_owners():
+            count = self.queue.storage.release_owner(owner)
+            if count:
+                logger.warning('owner %s is gone: %d claimed task(s) returned to the queue',
+                               owner, count)
+            released += count
+        return released
