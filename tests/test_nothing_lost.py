@@ -96,6 +96,15 @@ def test_kill9_whole_consumer_during_drain(lost):
     missing_results = sorted(set(keys) - set(results.values()))
     duplicates = {key: n for key, n in starts.items() if n > 1}
     in_flight_total = sum(len(g[2]) for g in generations)
+    # How long after each kill its in-flight tasks ran again (the next consumer recovers at
+    # start; its startup time is included).
+    rerun_delays = []
+    for pids, killed_at, in_flight in generations:
+        for _, key in in_flight:
+            later = [ts for event, pid, ts, k in ledger
+                     if event == 'start' and k == key and ts > killed_at]
+            if later:
+                rerun_delays.append(min(later) - killed_at)
 
     # Which runs of a duplicated key came before the last one, and were they in flight at a kill?
     unexplained = []
@@ -111,7 +120,8 @@ def test_kill9_whole_consumer_during_drain(lost):
                    lost=len(missing), missing_results=len(missing_results),
                    duplicates=len(duplicates), extra_runs=sum(duplicates.values()) - len(duplicates),
                    settled_twice=sum(1 for n in settles.values() if n > 1),
-                   dead_letters=lost.queue.dead_letter_count(), seconds=round(elapsed, 1))
+                   dead_letters=lost.queue.dead_letter_count(), seconds=round(elapsed, 1),
+                   max_rerun_delay=round(max(rerun_delays, default=0.0), 2))
     report('kill9_drain', **numbers)
     print('kill -9 drain:', numbers)
 
@@ -121,6 +131,7 @@ def test_kill9_whole_consumer_during_drain(lost):
     assert unexplained == [], (unexplained, numbers)
     assert len(duplicates) <= kills * workers, numbers
     assert all(n == 1 for n in settles.values()), numbers    # no outcome committed twice
+    assert max(rerun_delays, default=0.0) < RECOVERY_BOUND, numbers
     assert no_user_visible_errors(final.log()) == [], final.describe()
 
 
@@ -206,8 +217,7 @@ def test_bad_input_becomes_dead_letters_and_consumer_keeps_running(lost):
     one(r'UnknownTaskError.*lost\.unknown')
     unstorable_reason = one(r'SerializationError.*Unstorable refuses to be pickled')
     assert 'Traceback' in unstorable_reason
-    death = one(r'(?i)(died|killed|worker).*')
-    assert death not in (unstorable_reason,)
+    death = one(r'quarantined.*died 3 times')
     assert len(lost.ledger('die')) == 3                    # killed its worker 3 times, no more
     assert len(lost.ledger('unstorable')) == 1             # a storage failure is not retried
     by_reason = {letter.reason: letter for letter in letters}
@@ -309,6 +319,10 @@ def test_stale_receipt_is_rejected_after_recovery(lost):
         b.close()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    'BUG: Queue._settle (sqlq/api.py) commits the result, followers and dead letter of a '
+    'stale claim in the same transaction even when its ack/bury is rejected; remove this '
+    'marker once a rejected ack rolls the outcome back'))
 def test_late_outcome_of_a_taken_over_claim_is_rejected_and_logged(lost, caplog):
     """The stale worker finishes after its claim was recovered and re-run elsewhere: its
     outcome (result, pipeline continuation) is rejected and logged, never applied twice."""
@@ -330,6 +344,24 @@ def test_late_outcome_of_a_taken_over_claim_is_rejected_and_logged(lost, caplog)
             b.execute(task)
         assert len(lost.ledger('echo')) == 1, lost.ledger()   # continuation ran once
         assert b.dead_letter_count() == 0
+        assert b.pending_count() == 0 and b.running_count() == 0
+
+        # a late *failure* of a taken-over claim makes no dead letter for a task that succeeded
+        @a.task(name='lost.flaky')
+        def flaky_a():
+            raise ValueError('the stale run failed')
+
+        @b.task(name='lost.flaky')
+        def flaky_b():
+            return 'ok'
+
+        flaky = flaky_a()
+        stale = a.dequeue()
+        assert b.storage.release_owner(a.storage.owner_id) == 1
+        b.execute(b.dequeue())
+        a.execute(stale)
+        assert flaky.get(blocking=True, timeout=5) == 'ok'
+        assert b.dead_letter_count() == 0, b.dead_letters()
         assert b.pending_count() == 0 and b.running_count() == 0
     finally:
         a.close()
