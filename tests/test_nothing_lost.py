@@ -319,10 +319,6 @@ def test_stale_receipt_is_rejected_after_recovery(lost):
         b.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'BUG: Queue._settle (sqlq/api.py) commits the result, followers and dead letter of a '
-    'stale claim in the same transaction even when its ack/bury is rejected; remove this '
-    'marker once a rejected ack rolls the outcome back'))
 def test_late_outcome_of_a_taken_over_claim_is_rejected_and_logged(lost, caplog):
     """The stale worker finishes after its claim was recovered and re-run elsewhere: its
     outcome (result, pipeline continuation) is rejected and logged, never applied twice."""
