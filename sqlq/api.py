@@ -47,6 +47,10 @@ PERIODIC_MARK_TTL = 7200.0
 Timestamp = Union[_dt.datetime, int, float]
 
 
+class _StaleClaim(Exception):
+    """A task's claim was taken over before its outcome could be recorded."""
+
+
 class group:
     """Tasks to enqueue together (one transaction); ``queue.enqueue(group)`` -> ResultGroup."""
 
@@ -725,11 +729,12 @@ class Queue:
     # -- outcomes ------------------------------------------------------------------------------
     def _settle(self, task: Task, result: Any = EMPTY, enqueue: Sequence[Task] = (),
                 schedule: Sequence[Task] = (), chord_value: Any = EMPTY,
-                final: bool = True, dead_reason: Optional[str] = None) -> None:
+                final: bool = True, dead_reason: Optional[str] = None) -> bool:
         """Commit a task's outcome and release its claim in one transaction.
 
         ``final``: the task will not run again (its unique key is freed). ``dead_reason``:
-        it failed for good and is kept in the dead letters with that reason.
+        it failed for good and is kept in the dead letters with that reason. False (nothing
+        applied) if the claim had been taken over.
         """
         now = self.clock()
         payloads_ready = []
@@ -740,31 +745,32 @@ class Queue:
         for follower in schedule:
             payloads_scheduled.append((self.serialize_task(follower),
                                        to_timestamp(follower.eta, self.utc)))
-        with self.storage.transaction():
-            if result is not EMPTY:
-                self.storage.put_data(task.id, self.serializer.serialize(result), is_result=True,
-                                      ttl=self.result_ttl)
-            for data, priority in payloads_ready:
-                self.storage.enqueue(data, priority)
-            for data, ts in payloads_scheduled:
-                self.storage.add_to_schedule(data, ts)
-            if chord_value is not EMPTY:
-                callback = self._chord_member_done(task, chord_value)
-                if callback is not None:
-                    self.storage.enqueue(self.serialize_task(callback), callback.priority or 0)
-                    enqueue = list(enqueue) + [callback]
-            if final and task.unique_key is not None:
-                self._release_unique_key(task)
-            if dead_reason is not None:
-                if task.receipt is None or not self.storage.bury(task.receipt, dead_reason):
-                    self.storage.add_dead_letter(self.serialize_task(task), dead_reason,
-                                                 task.attempts)
-                task.receipt = None
-            elif task.receipt is not None:
-                if not self.storage.ack(task.receipt):
-                    logger.warning('claim of %s was no longer held when its outcome was '
-                                   'recorded', task)
-                task.receipt = None
+        try:
+            with self.storage.transaction():
+                # Release the claim first: if it was taken over (this worker was presumed
+                # dead), nothing of this outcome may be applied: the other run records its own.
+                self._release_claim(task, dead_reason)
+                if result is not EMPTY:
+                    self.storage.put_data(task.id, self.serializer.serialize(result),
+                                          is_result=True, ttl=self.result_ttl)
+                for data, priority in payloads_ready:
+                    self.storage.enqueue(data, priority)
+                for data, ts in payloads_scheduled:
+                    self.storage.add_to_schedule(data, ts)
+                if chord_value is not EMPTY:
+                    callback = self._chord_member_done(task, chord_value)
+                    if callback is not None:
+                        self.storage.enqueue(self.serialize_task(callback),
+                                             callback.priority or 0)
+                        enqueue = list(enqueue) + [callback]
+                if final and task.unique_key is not None:
+                    self._release_unique_key(task)
+        except _StaleClaim:
+            logger.warning('outcome of %s rejected: its claim was taken over by another '
+                           'worker (this one was presumed dead)', task)
+            return False
+        finally:
+            task.receipt = None
         if self.signals.has_receivers():
             for follower in enqueue:
                 self._emit(SIGNAL_ENQUEUED, follower)
@@ -774,6 +780,21 @@ class Queue:
         if self._immediate:
             for follower in enqueue:
                 self._run_immediately_claimed(follower)
+        return True
+
+    def _release_claim(self, task: Task, dead_reason: Optional[str]) -> None:
+        """Ack the task's claim (or move it to the dead letters); _StaleClaim if not held."""
+        if task.receipt is None:  # never claimed (immediate mode, at-most-once, local)
+            if dead_reason is not None:
+                self.storage.add_dead_letter(self.serialize_task(task), dead_reason,
+                                             task.attempts)
+            return
+        if dead_reason is not None:
+            held = self.storage.bury(task.receipt, dead_reason)
+        else:
+            held = self.storage.ack(task.receipt)
+        if not held:
+            raise _StaleClaim()
 
     def _run_immediately_claimed(self, follower: Task) -> None:
         # In immediate mode followers (pipelines, retries, chord callbacks) run at once too.
@@ -807,14 +828,17 @@ class Queue:
             follower = task.on_complete
             follower.extend_data(value)
             followers.append(follower)
+        receipt = task.receipt
         try:
-            self._settle(task, result=value if store else EMPTY, enqueue=followers,
-                         chord_value=value if task.chord_config else EMPTY)
+            settled = self._settle(task, result=value if store else EMPTY, enqueue=followers,
+                                   chord_value=value if task.chord_config else EMPTY)
         except SerializationError as exc:
             logger.error('result of %s cannot be stored: %s', task, exc)
+            task.receipt = receipt  # the failed transaction released nothing
             self._failed(task, exc, traceback.format_exc(), retry=False)
             return
-        self._emit(SIGNAL_COMPLETE, task)
+        if settled:
+            self._emit(SIGNAL_COMPLETE, task)
 
     def build_error_result(self, task: Task, exception: BaseException,
                            tb: Optional[str] = None) -> Error:
