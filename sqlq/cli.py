@@ -17,6 +17,7 @@ import sys
 from typing import Any, List, Optional
 
 from . import __version__
+from ._logging import BackgroundHandler
 
 EXIT_USAGE = 2
 
@@ -233,7 +234,8 @@ def configure_logging(args: argparse.Namespace) -> None:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Written from a background thread: a task's start line must not delay the task.
+    root.handlers[:] = [BackgroundHandler(handler)]
     root.setLevel(level)
 
 

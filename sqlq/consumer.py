@@ -21,6 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
+from ._logging import flush_all
 from .exceptions import ConfigurationError
 from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
@@ -233,6 +234,7 @@ class Consumer:
             logger.info('restarting (SIGHUP)')
             sys.stdout.flush()
             sys.stderr.flush()
+            flush_all()
             os.execv(sys.executable, _restart_argv())
         logger.info('consumer stopped')
         return 0

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional
 
+from ._logging import flush_all
 from .exceptions import TaskTimeout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -162,6 +163,8 @@ def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Op
         worker.run()
     except WorkerInterrupted:
         pass
+    finally:
+        flush_all()  # the process ends with os._exit: write queued log lines first
 
 
 def start_heartbeat(queue: 'Queue') -> threading.Thread:

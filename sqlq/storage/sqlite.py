@@ -324,11 +324,19 @@ class SqliteStorage(Storage):
             raise self._error(exc, 'writing') from exc
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """BEGIN IMMEDIATE (outermost) or SAVEPOINT (nested); commit/release or roll back."""
+    def _tx(self, savepoint: bool = False) -> Iterator[Any]:
+        """BEGIN IMMEDIATE (outermost); commit or roll back.
+
+        Nested: a ``transaction()`` block gets a SAVEPOINT (``savepoint=True``) so that it can
+        be undone alone; a storage operation simply joins the enclosing transaction, whose
+        owner rolls everything back if the operation fails.
+        """
         conn = self._conn()
         local = self._local
         depth = local.depth
+        if depth and not savepoint:
+            yield conn
+            return
         if depth >= len(_SAVEPOINT):
             raise StorageError('transactions nested more than %d deep' % len(_SAVEPOINT))
         try:
@@ -379,7 +387,7 @@ class SqliteStorage(Storage):
         self._local.topics.add(topic)
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
-        return self._tx()
+        return self._tx(savepoint=True)
 
     def _in_transaction(self) -> bool:
         return bool(getattr(self._local, 'depth', 0)) and os.getpid() == self._pid
