@@ -602,3 +602,16 @@ def test_claims_of_a_sigkilled_process_are_recovered_and_fenced(db_path):
     assert s.claimed_size() == 5
     assert all(s.ack(c.receipt) for c in claims)
     s.close()
+
+
+def test_vacuum_shrinks_the_file_and_leaves_no_wal_behind(db_path):
+    s = SqliteStorage(db_path, name='q')
+    try:
+        s.enqueue_many([(b'x' * 2000, 0)] * 500)     # ~1 MB, in the WAL for now
+        s.flush_queue()
+        s.vacuum()
+        stats = s.stats()
+        assert stats['wal_size'] == 0                 # the WAL was checkpointed and truncated
+        assert os.path.getsize(db_path) < 200_000     # and the deleted megabyte is not kept
+    finally:
+        s.close()

@@ -780,6 +780,9 @@ class SqliteStorage(Storage):
         conn = self._conn()
         try:
             conn.execute('VACUUM')
+            # In WAL mode VACUUM writes the new file through the WAL: move it into the
+            # database and truncate the WAL, or the space is not given back.
+            conn.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchall()
         except apsw.Error as exc:
             raise self._error(exc, 'vacuuming') from exc
 
