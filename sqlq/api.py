@@ -996,8 +996,9 @@ class Queue:
         keys = [self._revoke_key(task)]
         if isinstance(task, Task):
             keys.append(REVOKE_CLASS_PREFIX + task.name)
+        flags = self.storage.peek_many(keys)  # one read on the path to every task's start
         for key in keys:
-            raw = self.storage.peek_data(key)
+            raw = flags.get(key, EMPTY)
             if raw is EMPTY:
                 continue
             until, once = self.serializer.deserialize(raw)

@@ -833,3 +833,13 @@ def test_maintenance_and_vacuum_keep_the_data(storage, clock):
     with storage.transaction():
         with pytest.raises(StorageError):
             storage.vacuum()
+
+
+def test_peek_many_returns_only_live_keys_of_this_queue(storage, make_storage, clock):
+    storage.put_data('a', b'1')
+    storage.put_data('b', b'2', ttl=5)
+    make_storage('other').put_data('c', b'3')
+    assert storage.peek_many(['a', 'b', 'c', 'missing']) == {'a': b'1', 'b': b'2'}
+    clock.advance(6)
+    assert storage.peek_many(['a', 'b']) == {'a': b'1'}
+    assert storage.peek_many([]) == {}

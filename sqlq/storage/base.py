@@ -29,7 +29,7 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional
+from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional, Sequence
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage']
 
@@ -271,6 +271,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def peek_data(self, key: str) -> Any:
         """The value stored under ``key``, or :data:`EMPTY`."""
+
+    def peek_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The live values of those of ``keys`` that have one (a backend may do it in one
+        round trip)."""
+        found = {}
+        for key in keys:
+            value = self.peek_data(key)
+            if value is not EMPTY:
+                found[key] = value
+        return found
 
     @abc.abstractmethod
     def pop_data(self, key: str) -> Any:

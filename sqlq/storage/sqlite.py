@@ -28,7 +28,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import apsw
 
@@ -415,7 +415,12 @@ class SqliteStorage(Storage):
 
     def dequeue(self) -> Optional[Claim]:
         # Cheap read first: an idle consumer polling an empty queue never takes the write lock.
-        if not self._in_transaction() and not self._rows(_ANY_READY, (self.name,)):
+        # Skipped right after a notification (work is likely; the read would only add latency).
+        local = self._local
+        notified = getattr(local, 'last_wake', None) == 'notify'
+        local.last_wake = None
+        if not notified and not self._in_transaction() and \
+                not self._rows(_ANY_READY, (self.name,)):
             return None
         owner = self.owner_id
         with self._tx() as conn:
@@ -524,6 +529,14 @@ class SqliteStorage(Storage):
             self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
                            'expires_at) VALUES (?, ?, ?, ?, ?)', params)
             self._touch('d')
+
+    def peek_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        rows = self._rows('SELECT key, value, expires_at FROM kv WHERE queue = ? AND key IN (%s)'
+                          % ','.join('?' * len(keys)), (self.name, *keys))
+        now = self._clock()
+        return {key: value for key, value, expires_at in rows if self._is_live(expires_at, now)}
 
     def peek_data(self, key: str) -> Any:
         rows = self._rows('SELECT value, expires_at FROM kv WHERE queue = ? AND key = ?',
