@@ -13,7 +13,10 @@ import time
 
 from sqlq import SqliteQueue, TaskException, chord, crontab
 
-DB_PATH = os.environ.get('SQLQ_DEMO_DB', os.path.join(tempfile.gettempdir(), 'sqlq-demo.db'))
+# A fresh database per run (the consumer process gets the same path through the environment).
+DB_PATH = os.environ.get('SQLQ_DEMO_DB') or os.path.join(
+    tempfile.mkdtemp(prefix='sqlq-demo-'), 'demo.db')
+os.environ['SQLQ_DEMO_DB'] = DB_PATH
 queue = SqliteQueue(DB_PATH, name='demo')
 
 
@@ -51,13 +54,13 @@ def main() -> int:
     print('enqueued %d tasks (+1 scheduled) in %s' % (len(queue), DB_PATH))
 
     from demo_consumer import run_consumer  # a real consumer on the same file
-    with run_consumer(DB_PATH):
-        print('map     :', sums.get(blocking=True, timeout=30))
-        print('pipeline:', pipeline.get(blocking=True, timeout=30))
-        print('chord   :', fan_in.get(blocking=True, timeout=30))
-        print('delayed :', later.get(blocking=True, timeout=30))
+    with run_consumer(DB_PATH) as wait:
+        print('map     :', wait(sums))
+        print('pipeline:', wait(pipeline))
+        print('chord   :', wait(fan_in))
+        print('delayed :', wait(later))
         try:
-            print('retried :', retried.get(blocking=True, timeout=30))
+            print('retried :', wait(retried))
         except TaskException as exc:
             print('retried : failed:', exc)
     print('all done in %.2fs; pending=%d scheduled=%d' % (

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from typing import Iterator
 
 
@@ -23,8 +24,21 @@ def run_consumer(db_path: str) -> Iterator[None]:
         env = dict(os.environ, SQLQ_DEMO_DB=db_path)
         proc = subprocess.Popen([sys.executable, '-m', 'sqlq', 'consume', 'demo.queue',
                                  '-w', '2', '-k', 'process'], cwd=here, env=env)
+
+        def wait(result, timeout=30.0):
+            """The result's value, waiting while the consumer runs (bounded)."""
+            from sqlq import ResultTimeout
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    return result.get(blocking=True, timeout=0.5)
+                except ResultTimeout:
+                    if proc.poll() is not None:
+                        raise SystemExit('the consumer exited with status %s' % proc.returncode)
+                    if time.monotonic() > deadline:
+                        raise
         try:
-            yield
+            yield wait
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -45,7 +59,7 @@ def run_consumer(db_path: str) -> Iterator[None]:
     worker = threading.Thread(target=drain, name='demo-worker', daemon=True)
     worker.start()
     try:
-        yield
+        yield lambda result: result.get(blocking=True, timeout=30)
     finally:
         stop.set()
         worker.join(timeout=30)
