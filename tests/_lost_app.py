@@ -135,20 +135,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(TESTS_DIR)
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = 'condition',
-             describe: Optional[Callable[[], str]] = None, interval: float = 0.02):
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes
-    (AssertionError naming ``what``, plus ``describe()``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out after %ss waiting for %s%s' % (
-                timeout, what, '\n' + describe() if describe else ''))
-        time.sleep(interval)  # polling interval of a bounded wait, not synchronisation
-
+from tests._helpers import wait_for  # noqa: E402  (shared with the other harness)
 
 def _alive(pid: int) -> bool:
     try:
