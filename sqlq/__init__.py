@@ -3,7 +3,7 @@
 The task API mirrors huey 3.x: ``from huey import SqliteHuey`` becomes
 ``from sqlq import SqliteQueue``.
 """
-from .api import ChordResult, MemoryQueue, Queue, SqliteQueue, chord, group
+from .api import ChordResult, MemoryQueue, Queue, RedisQueue, SqliteQueue, chord, group
 from .crontab import crontab
 from .exceptions import (RETRYING_EXCEPTIONS, CancelExecution, ConfigurationError,
                          DatabaseLockedError, DeserializationError, HueyException,
@@ -20,7 +20,7 @@ from .task import PeriodicTask, Task, TaskWrapper
 __version__ = '0.1.0'
 
 __all__ = [
-    'Queue', 'SqliteQueue', 'MemoryQueue', 'crontab', 'group', 'chord', 'ChordResult',
+    'Queue', 'SqliteQueue', 'MemoryQueue', 'RedisQueue', 'crontab', 'group', 'chord', 'ChordResult',
     'Result', 'ResultGroup', 'Error', 'SKIPPED', 'Task', 'PeriodicTask', 'TaskWrapper',
     'TaskLock', 'RateLimit', 'Serializer', 'SignedSerializer',
     'SqlqError', 'HueyException', 'ConfigurationError', 'StorageError', 'DatabaseLockedError',

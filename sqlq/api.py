@@ -1258,3 +1258,17 @@ class SqliteQueue(Queue):
         self.filename = filename
         kwargs.setdefault('storage_class', SqliteStorage)
         super().__init__(name, filename=filename, **kwargs)
+
+
+class RedisQueue(Queue):
+    """A queue on a Redis server, for producers and consumers spread over several hosts.
+
+    Connection: ``url='redis://host:port/db'``, or ``connection_pool=``, or ``host``/``port``/
+    ``db``/``password`` and other redis-py connection options. Needs the ``redis`` extra
+    (``pip install 'sqlq[redis]'``).
+    """
+
+    def __init__(self, name: str = 'sqlq', **kwargs: Any) -> None:
+        from .storage.redis import RedisStorage
+        kwargs.setdefault('storage_class', RedisStorage)
+        super().__init__(name, **kwargs)

@@ -1,6 +1,7 @@
 """Storage backends: byte-level queue, schedule, key/value and dead-letter stores.
 
-``SqliteStorage`` is imported lazily so that importing :mod:`sqlq.storage` does not need apsw.
+``SqliteStorage`` and ``RedisStorage`` are imported lazily so that importing :mod:`sqlq.storage`
+needs neither apsw nor redis-py.
 """
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from sqlq.storage.base import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, Own
 from sqlq.storage.memory import MemoryStorage
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage',
-           'MemoryStorage', 'SqliteStorage']
+           'MemoryStorage', 'SqliteStorage', 'RedisStorage']
 
 
 def __getattr__(name: str) -> Any:
     if name == 'SqliteStorage':
         from sqlq.storage.sqlite import SqliteStorage
         return SqliteStorage
+    if name == 'RedisStorage':
+        from sqlq.storage.redis import RedisStorage
+        return RedisStorage
     raise AttributeError('module %r has no attribute %r' % (__name__, name))
