@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""sqlq next to huey's SqliteHuey, in one run on one machine: enqueue rate (one call per task
+and batched), drain rate with 1 thread / 2 and 4 process workers, consumer CPU per task,
+enqueue→start latency and idle CPU — one table, with the ratio sqlq/huey, sqlq's compiled fast
+path against its pure-Python twin (``SQLQ_NO_EXTENSIONS=1``), and the targets of issue 5.
+
+    python bench/compare.py                  # N=20000, 3 repeats (~10 minutes)
+    python bench/compare.py --quick          # CI: N=2000, 1 repeat, short latency/idle (< 60 s)
+    python bench/compare.py -n 50000 --workers 1t,4p --only sqlq --json /tmp/cmp.json
+
+Columns: ``sqlq`` (compiled fast path), ``sqlq twin`` (producer and consumer with
+``SQLQ_NO_EXTENSIONS=1``), ``huey`` (SqliteHuey 3.5.4, its consumer tuned with
+``-d 0.001 -m 0.01`` so that its polling delay does not cap its drain rate).
+
+How each row is measured (see bench/README.md for the details):
+
+- **enqueue single / batch**: a fresh subprocess per measurement opens a fresh database,
+  warms up with 200 calls, then times N calls of ``noop(i)`` (one commit each), or one
+  ``noop.map(range(N))`` (sqlq: one transaction; huey 3.5.4: ``TaskWrapper.map`` is a loop of
+  single enqueues — its only batch API).
+- **drain**: N no-op tasks are pre-filled into a template database (copied for every run),
+  the real consumer command is started on the copy; the clock starts when the first task
+  starts (reported over a Unix datagram by the task) and stops when the bench, polling the
+  result count every 25 ms through its own read connection, sees N results stored. The
+  consumer start-up (imports, forking workers) is therefore not counted.
+- **CPU per task**: utime+stime of the consumer process and all its descendants (/proc)
+  between the first task's start and the end of the drain, divided by N.
+- **latency p50/p99, idle CPU**: ``bench/latency.py``'s measurement (its ``run_system``),
+  with a shorter protocol: see ``--latency-n`` and ``--idle``.
+
+Every figure is the median of ``--repeat`` runs except latency and idle CPU (one run; the
+latency percentiles are over ``--latency-n`` samples). Progress goes to stderr, the table to
+stdout. Exit status 1 if a consumer fails to start, dies, or does not drain in time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import latency as L  # noqa: E402  (bench/latency.py: consumers, ledger, /proc CPU, stats)
+
+POLL = 0.025            # seconds between two result counts during a drain
+STALL_TIMEOUT = 15.0    # a drain fails if no result was stored for this long
+WARMUP_CALLS = 200      # enqueue calls before the timed ones, in the measuring subprocess
+HUEY_TUNED = ['-d', '0.001', '-m', '0.01']
+
+# column name -> (family, twin?)
+COLUMNS: Dict[str, Tuple[str, bool]] = {
+    'sqlq': ('sqlq', False),
+    'sqlq twin': ('sqlq', True),
+    'huey': ('huey', False),
+}
+
+# Issue 5's targets for sqlq's figures: row key -> (op, bound, text)
+TARGETS: Dict[str, Tuple[str, float, str]] = {
+    'enqueue_single': ('>=', 25000, '≥ 25k/s'),
+    'enqueue_batch': ('>=', 250000, '≥ 250k/s'),
+    'drain_1t': ('>=', 20000, '≥ 20k/s'),
+    'drain_2p': ('>=', 25000, '≥ 25k/s, ≥ 1 thread'),
+    'drain_4p': ('>=', 25000, '≥ 25k/s, ≥ 1 thread'),
+    'cpu_1t': ('<=', 40, '≤ 40 µs'),
+    'cpu_2p': ('<=', 40, '≤ 40 µs'),
+    'cpu_4p': ('<=', 40, '≤ 40 µs'),
+    'latency_p50': ('<=', 1.0, '≤ 1 ms'),
+    'latency_p99': ('<=', 5.0, '≤ 5 ms'),
+    'idle_cpu': ('<=', 1.0, '≤ 1 %'),
+}
+
+
+class Interrupted(Exception):
+    pass
+
+
+log = L.log
+
+
+def parse_workers(text: str) -> List[Tuple[int, str]]:
+    """'1t,2p,4p' -> [(1, 'thread'), (2, 'process'), (4, 'process')]."""
+    kinds = {'t': 'thread', 'p': 'process'}
+    out = []
+    for item in text.split(','):
+        item = item.strip()
+        if len(item) < 2 or item[-1] not in kinds or not item[:-1].isdigit() \
+                or int(item[:-1]) < 1:
+            raise argparse.ArgumentTypeError(
+                'workers must look like 1t,2p,4p (count + t=thread / p=process), not %r' % item)
+        out.append((int(item[:-1]), kinds[item[-1]]))
+    return out
+
+
+def workers_key(workers: int, kind: str) -> str:
+    return '%d%s' % (workers, kind[0])
+
+
+@contextlib.contextmanager
+def twin_mode(enabled: bool) -> Iterator[None]:
+    """SQLQ_NO_EXTENSIONS=1 for subprocesses started inside (consumers, producers) and the twin
+    codec in this process (latency.py's producer calls)."""
+    if not enabled:
+        yield
+        return
+    from sqlq import _accel
+    previous_env = os.environ.get('SQLQ_NO_EXTENSIONS')
+    previous_impl = _accel.IMPLEMENTATION
+    os.environ['SQLQ_NO_EXTENSIONS'] = '1'
+    _accel.use('twin')
+    try:
+        yield
+    finally:
+        _accel.use(previous_impl)
+        if previous_env is None:
+            os.environ.pop('SQLQ_NO_EXTENSIONS', None)
+        else:
+            os.environ['SQLQ_NO_EXTENSIONS'] = previous_env
+
+
+def open_app(family: str, db: str) -> Tuple[Any, Any]:
+    """(queue/huey handle, noop task) on ``db`` in this process."""
+    handle, _ = L.app_handle(family, db)
+    import _ledger  # bench/_apps, on sys.path after app_handle
+    return handle, _ledger.add_noop(handle)
+
+
+def close_app(family: str, handle: Any) -> None:
+    if family == 'sqlq':
+        handle.close()
+    else:
+        handle.storage.close()
+
+
+def result_count(family: str, handle: Any) -> int:
+    return handle.storage.result_store_size()
+
+
+# --------------------------------------------------------------------------------- enqueue
+
+def child_enqueue(spec: str) -> int:
+    """In a measuring subprocess: ``family,mode,n,db`` → one JSON line on stdout."""
+    family, mode, n_text, db = spec.split(',', 3)
+    n = int(n_text)
+    handle, noop = open_app(family, db)
+    for i in range(WARMUP_CALLS):
+        noop(i)
+    if mode == 'batch':
+        noop.map(range(WARMUP_CALLS))
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    if mode == 'single':
+        for i in range(n):
+            noop(i)
+    else:
+        noop.map(range(n))
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    stored = handle.storage.queue_size()
+    close_app(family, handle)
+    expected = n + WARMUP_CALLS * (2 if mode == 'batch' else 1)
+    if stored != expected:
+        print('enqueue %s: %d tasks stored, expected %d' % (mode, stored, expected),
+              file=sys.stderr)
+        return 1
+    impl = None
+    if family == 'sqlq':
+        from sqlq import _accel
+        impl = _accel.IMPLEMENTATION
+    print(json.dumps({'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu,
+                      'cpu_per_task_us': cpu / n * 1e6, 'impl': impl}))
+    return 0
+
+
+def measure_enqueue(column: str, mode: str, n: int, workdir: str, run: int,
+                    timeout: float) -> Dict[str, Any]:
+    family, twin = COLUMNS[column]
+    db = os.path.join(workdir, 'enqueue-%s-%s-%d.db' % (column.replace(' ', '-'), mode, run))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [L.ROOT, L.APPS] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    if twin:
+        env['SQLQ_NO_EXTENSIONS'] = '1'
+    cmd = [sys.executable, os.path.abspath(__file__), '--child-enqueue',
+           '%s,%s,%d,%s' % (family, mode, n, db), '--sqlq-src', L.ROOT]
+    proc = subprocess.Popen(cmd, cwd=L.APPS, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise L.BenchError('enqueue %s (%s) took longer than %.0f s' % (mode, column, timeout))
+    except BaseException:  # ctrl-C, SIGTERM
+        kill_group(proc)
+        raise
+    finally:
+        for suffix in ('', '-wal', '-shm'):
+            with contextlib.suppress(OSError):
+                os.unlink(db + suffix)
+    if proc.returncode != 0:
+        raise L.BenchError('enqueue %s (%s) failed (exit %s):\n%s'
+                           % (mode, column, proc.returncode, err.strip()[-2000:]))
+    result = json.loads(out.strip().splitlines()[-1])
+    if family == 'sqlq' and result['impl'] != ('twin' if twin else 'compiled'):
+        raise L.BenchError('%s ran with the %s fast path' % (column, result['impl']))
+    return result
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+
+
+# ----------------------------------------------------------------------------------- drain
+
+def make_template(family: str, n: int, workdir: str) -> str:
+    """A database holding N no-op tasks (``noop(0)`` … ``noop(N-1)``), closed, WAL folded in."""
+    db = os.path.join(workdir, 'template-%s.db' % family)
+    log('%s: pre-filling a template database with %d no-op tasks' % (family, n))
+    t0 = time.monotonic()
+    handle, noop = open_app(family, db)
+    try:
+        chunk = 5000
+        for start in range(0, n, chunk):
+            noop.map(range(start, min(n, start + chunk)))
+        stored = handle.storage.queue_size()
+    finally:
+        close_app(family, handle)
+    if stored != n:
+        raise L.BenchError('template for %s holds %d tasks, expected %d' % (family, stored, n))
+    log('  done in %.1f s' % (time.monotonic() - t0))
+    return db
+
+
+def copy_db(template: str, db: str) -> None:
+    for suffix in ('', '-wal'):
+        if os.path.exists(template + suffix):
+            shutil.copyfile(template + suffix, db + suffix)
+
+
+def consumer_options(family: str, workers: int, kind: str, quiet: bool) -> List[str]:
+    options = ['-w', str(workers), '-k', kind]
+    if family == 'huey':
+        options += HUEY_TUNED
+    if quiet:
+        options.append('-q')
+    return options
+
+
+def measure_drain(column: str, workers: int, kind: str, n: int, template: str, workdir: str,
+                  run: int, args: argparse.Namespace) -> Dict[str, Any]:
+    family, twin = COLUMNS[column]
+    slug = '%s-%s-%d' % (column.replace(' ', '-'), workers_key(workers, kind), run)
+    db = os.path.join(workdir, slug + '.db')
+    logfile = os.path.join(workdir, slug + '.log')
+    copy_db(template, db)
+    handle, _ = open_app(family, db)
+    ledger = L.Ledger(os.path.join(workdir, slug + '.sock'))
+    options = consumer_options(family, workers, kind, args.quiet_consumers)
+    launched = time.monotonic()
+    with twin_mode(twin):
+        proc = L.start_consumer(family, options, db, ledger.path, logfile)
+    try:
+        _, first = ledger.wait('first', L.START_TIMEOUT, proc)
+        cpu0, _ = L.tree_cpu(proc.pid)
+        deadline = time.monotonic() + args.drain_timeout
+        next_report = time.monotonic() + 2.0
+        last_done, last_change = -1, time.monotonic()
+        while True:
+            done = result_count(family, handle)
+            now = time.monotonic()
+            if done >= n:
+                break
+            if proc.poll() is not None:
+                raise L.BenchError('consumer exited with status %s after %d of %d tasks'
+                                   % (proc.returncode, done, n))
+            if now > deadline:
+                raise L.BenchError('only %d of %d tasks done after %.0f s (--drain-timeout)'
+                                   % (done, n, args.drain_timeout))
+            if done != last_done:
+                last_done, last_change = done, now
+            elif now - last_change > STALL_TIMEOUT:
+                raise L.BenchError('no task finished for %.0f s (%d of %d done)'
+                                   % (STALL_TIMEOUT, done, n))
+            if now >= next_report:
+                log('    %d/%d done' % (done, n))
+                next_report = now + 2.0
+            time.sleep(POLL)
+        cpu1, pids = L.tree_cpu(proc.pid)
+        seconds = now - first
+        return {'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu1 - cpu0,
+                'cpu_per_task_us': (cpu1 - cpu0) / n * 1e6, 'startup_s': first - launched,
+                'processes': len(pids)}
+    except L.BenchError:
+        log('  consumer log (%s):\n%s' % (logfile, L.tail(logfile)))
+        raise
+    finally:
+        L.stop_consumer(proc)
+        ledger.close()
+        close_app(family, handle)
+        for suffix in ('', '-wal', '-shm'):
+            with contextlib.suppress(OSError):
+                os.unlink(db + suffix)
+
+
+# --------------------------------------------------------------------------------- latency
+
+def measure_latency(column: str, args: argparse.Namespace, workdir: str,
+                    huey_options: List[str]) -> Dict[str, Any]:
+    """latency.py's protocol for one consumer (1 thread worker); eta phase reduced to 1 task."""
+    import random
+    family, twin = COLUMNS[column]
+    options = ['-w', '1', '-k', 'thread'] if family == 'sqlq' else list(huey_options)
+    ns = argparse.Namespace(n=args.latency_n, warmup=5, idle=args.idle, eta=1,
+                            task_timeout=30.0)
+    name = column if family == 'sqlq' else 'huey ' + (' '.join(huey_options) or 'default')
+    with twin_mode(twin):
+        result = L.run_system(name, family, options, ns, workdir, random.Random(1))
+    if not result['ok']:
+        raise L.BenchError('latency (%s): %s' % (name, result.get('error')))
+    return result
+
+
+# ---------------------------------------------------------------------------------- report
+
+def median_of(runs: List[Dict[str, Any]], key: str) -> Optional[float]:
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else None
+
+
+def row_specs(worker_sets: List[Tuple[int, str]]) -> List[Tuple[str, str, str]]:
+    """(key, label, unit kind) of every table row; kind 'rate' (higher is better) or 'cost'."""
+    rows = [('enqueue_single', 'enqueue, one call per task (tasks/s)', 'rate'),
+            ('enqueue_batch', 'enqueue, batch `map` (tasks/s) ¹', 'rate')]
+    for w, k in worker_sets:
+        rows.append(('drain_' + workers_key(w, k), 'drain, %d %s worker%s (tasks/s)'
+                     % (w, k, '' if w == 1 else 's'), 'rate'))
+    for w, k in worker_sets:
+        rows.append(('cpu_' + workers_key(w, k), 'consumer CPU per task, %d %s (µs)'
+                     % (w, k[0]), 'cost'))
+    rows += [('latency_p50', 'latency p50, 1 thread (ms) ²', 'cost'),
+             ('latency_p99', 'latency p99, 1 thread (ms) ²', 'cost'),
+             ('idle_cpu', 'idle CPU (% of one core) ³', 'cost')]
+    return rows
+
+
+def fmt_value(value: Optional[float], kind: str) -> str:
+    if value is None:
+        return '—'
+    if kind == 'rate':
+        return '%.1fk' % (value / 1000) if value < 100000 else '%.0fk' % (value / 1000)
+    return L.fmt(value)
+
+
+def target_cell(key: str, value: Optional[float], figures: Dict[str, Dict[str, float]]) -> str:
+    if key not in TARGETS:
+        return ''
+    op, bound, text = TARGETS[key]
+    if value is None:
+        return text
+    ok = value >= bound if op == '>=' else value <= bound
+    if key in ('drain_2p', 'drain_4p'):  # and not slower than 1 worker
+        one = figures.get('sqlq', {}).get('drain_1t')
+        ok = ok and (one is None or value >= one)
+    return '%s %s' % (text, '✓' if ok else '✗')
+
+
+def table(figures: Dict[str, Dict[str, float]], rows: List[Tuple[str, str, str]]) -> str:
+    columns = [c for c in COLUMNS if c in figures]
+    ratios = [('sqlq / huey', 'sqlq', 'huey'), ('sqlq / twin', 'sqlq', 'sqlq twin')]
+    ratios = [r for r in ratios if r[1] in figures and r[2] in figures]
+    head = ['figure'] + columns + [r[0] for r in ratios] + ['target (sqlq)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' + '|---:' * (len(head) - 2) + '|---|']
+    for key, label, kind in rows:
+        if not any(key in figures[c] for c in columns):
+            continue
+        cells = [label] + [fmt_value(figures[c].get(key), kind) for c in columns]
+        for _, a, b in ratios:
+            x, y = figures[a].get(key), figures[b].get(key)
+            cells.append(L.fmt_ratio(x / y) if x and y else '—')
+        cells.append(target_cell(key, figures.get('sqlq', {}).get(key), figures))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+NOTES = """\
+Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
+costs (µs, ms, %). Drain and enqueue figures are medians of {repeat} run(s); drain time runs
+from the first task's start to all N results stored (polled every {poll:.0f} ms), consumer
+start-up excluded; CPU is the consumer process tree's utime+stime over that time ÷ N.
+huey's consumer runs with `{huey_tuned}` (its polling delay would otherwise cap it); sqlq's
+with its defaults; both log at their default level to a file{quiet}.
+¹ sqlq `task.map(...)`: one transaction. huey 3.5.4 `TaskWrapper.map(...)` (its only batch
+  API) is a loop of single enqueues, one commit each.
+² latency.py's protocol: {latency_n} tasks, each enqueued 5–25 ms after the previous one
+  started; huey column: consumer `{huey_tuned}` (its best latency).
+³ consumer left idle {idle:g} s; huey column: consumer with its defaults (its lowest idle CPU;
+  the tuned consumer polls every 10 ms)."""
+
+
+# ------------------------------------------------------------------------------------ main
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description='sqlq vs huey SqliteHuey in one run: enqueue, drain, CPU per task, '
+                    'latency, idle CPU; one table with ratios and the issue-5 targets.')
+    parser.add_argument('-n', '--tasks', type=int, default=None,
+                        help='tasks per enqueue/drain measurement (default 20000; quick 2000)')
+    parser.add_argument('--workers', type=parse_workers, default=None,
+                        help='drain worker sets, e.g. 1t,2p,4p (the default): count + '
+                             't(hread)/p(rocess)')
+    parser.add_argument('--repeat', type=int, default=None,
+                        help='runs per figure, the median is shown (default 3; quick 1)')
+    parser.add_argument('--quick', action='store_true',
+                        help='CI mode: N=2000, 1 repeat, latency 20 tasks, 2 s idle (< 60 s)')
+    parser.add_argument('--only', choices=('sqlq', 'huey'), default=None,
+                        help='measure one system only')
+    parser.add_argument('--no-twin', action='store_true',
+                        help='skip the "sqlq twin" column (SQLQ_NO_EXTENSIONS=1)')
+    parser.add_argument('--skip', default='',
+                        help='comma-separated parts to skip: enqueue, drain, latency')
+    parser.add_argument('--latency-n', type=int, default=None,
+                        help='tasks per latency phase (default 300; quick 20)')
+    parser.add_argument('--idle', type=float, default=None,
+                        help='seconds of idle consumer for idle CPU (default 30; quick 2)')
+    parser.add_argument('--quiet-consumers', action='store_true',
+                        help='run both consumers with -q (no per-task log lines)')
+    parser.add_argument('--drain-timeout', type=float, default=None,
+                        help='longest drain, seconds, before the run fails '
+                             '(default max(60, N/200))')
+    parser.add_argument('--json', metavar='PATH', default=None,
+                        help='also write every run and the environment to PATH as JSON')
+    parser.add_argument('--sqlq-src', metavar='DIR', default=None,
+                        help='measure the sqlq package in DIR (a checkout with the extension '
+                             'built in place) instead of this tree')
+    parser.add_argument('--child-enqueue', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.sqlq_src:
+        L.ROOT = os.path.abspath(args.sqlq_src)
+        if not os.path.isfile(os.path.join(L.ROOT, 'sqlq', '__init__.py')):
+            parser.error('--sqlq-src %s has no sqlq/__init__.py' % args.sqlq_src)
+    if args.child_enqueue:
+        return child_enqueue(args.child_enqueue)
+
+    n = args.tasks if args.tasks is not None else (2000 if args.quick else 20000)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    worker_sets = args.workers or [(1, 'thread'), (2, 'process'), (4, 'process')]
+    args.latency_n = args.latency_n if args.latency_n is not None else (
+        20 if args.quick else 300)
+    args.idle = args.idle if args.idle is not None else (2.0 if args.quick else 30.0)
+    args.drain_timeout = args.drain_timeout or max(60.0, n / 200.0)
+    skip = {s.strip() for s in args.skip.split(',') if s.strip()}
+    if skip - {'enqueue', 'drain', 'latency'}:
+        parser.error('--skip takes enqueue, drain, latency')
+    if n < 1 or repeat < 1 or args.latency_n < 1 or args.idle <= 0:
+        parser.error('-n, --repeat and --latency-n must be positive, --idle > 0')
+    if not sys.platform.startswith('linux'):
+        parser.error('needs Linux (/proc for CPU time, system-wide CLOCK_MONOTONIC)')
+
+    if L.ROOT not in sys.path:
+        sys.path.insert(0, L.ROOT)
+    columns = [c for c, (family, twin) in COLUMNS.items()
+               if args.only in (None, family) and not (twin and args.no_twin)]
+    if importlib.util.find_spec('huey') is None:
+        if args.only == 'huey':
+            parser.error("huey is not installed: pip install -e '.[bench]'")
+        log("huey is not installed (pip install -e '.[bench]'): measuring sqlq only")
+        columns = [c for c in columns if COLUMNS[c][0] != 'huey']
+    if 'sqlq twin' in columns:
+        from sqlq import _accel
+        if not _accel.compiled_available():
+            log('compiled sqlq._fastpath unavailable (%s): the "sqlq" column runs the twin too'
+                % _accel.compiled_import_error())
+
+    env = L.environment()
+    log('sqlq %s (%s), Python %s, SQLite %s (apsw) / %s (stdlib, huey), huey %s, %s × %s; '
+        'N=%d, %d repeat(s), workers %s'
+        % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], env.get('sqlite_apsw'),
+           env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu'], n, repeat,
+           ','.join(workers_key(w, k) for w, k in worker_sets)))
+
+    runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {c: {} for c in columns}
+    latency: Dict[str, Dict[str, Any]] = {}
+    workdir = tempfile.mkdtemp(prefix='sqlq-compare-')
+    began = time.monotonic()
+    failed: Optional[str] = None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    previous_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if 'enqueue' not in skip:
+            for mode in ('single', 'batch'):
+                for run in range(repeat):
+                    for column in columns:
+                        r = measure_enqueue(column, mode, n, workdir, run,
+                                            timeout=max(120.0, n / 100.0))
+                        runs[column].setdefault('enqueue_' + mode, []).append(r)
+                        log('enqueue %s, %s, run %d/%d: %.0f tasks/s'
+                            % (mode, column, run + 1, repeat, r['rate']))
+        if 'drain' not in skip:
+            templates = {family: make_template(family, n, workdir)
+                         for family in {COLUMNS[c][0] for c in columns}}
+            for w, k in worker_sets:
+                key = workers_key(w, k)
+                for run in range(repeat):
+                    for column in columns:
+                        log('drain %d×%s, %s, run %d/%d' % (w, k, column, run + 1, repeat))
+                        r = measure_drain(column, w, k, n, templates[COLUMNS[column][0]],
+                                          workdir, run, args)
+                        runs[column].setdefault('drain_' + key, []).append(r)
+                        log('  %.0f tasks/s, %.1f µs CPU/task (%d processes, started in '
+                            '%.2f s)' % (r['rate'], r['cpu_per_task_us'], r['processes'],
+                                         r['startup_s']))
+        if 'latency' not in skip:
+            for column in columns:
+                if COLUMNS[column][0] == 'huey':
+                    latency['huey tuned'] = measure_latency(column, args, workdir, HUEY_TUNED)
+                    latency['huey default'] = measure_latency(column, args, workdir, [])
+                else:
+                    latency[column] = measure_latency(column, args, workdir, [])
+    except L.BenchError as exc:
+        failed = str(exc)
+        log('FAILED: %s' % exc)
+    except KeyboardInterrupt:
+        log('interrupted')
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - began
+
+    figures: Dict[str, Dict[str, float]] = {c: {} for c in columns}
+    for column in columns:
+        for key, rs in runs[column].items():
+            if key.startswith('drain_'):
+                figures[column][key] = median_of(rs, 'rate')
+                figures[column]['cpu_' + key[len('drain_'):]] = median_of(rs, 'cpu_per_task_us')
+            else:
+                figures[column][key] = median_of(rs, 'rate')
+        source = {'huey': ('huey tuned', 'huey default')}.get(column, (column, column))
+        if source[0] in latency:
+            figures[column]['latency_p50'] = latency[source[0]]['latency']['p50']
+            figures[column]['latency_p99'] = latency[source[0]]['latency']['p99']
+        if source[1] in latency:
+            figures[column]['idle_cpu'] = latency[source[1]]['idle']['cpu_percent']
+
+    print()
+    print('sqlq vs huey — %s; N=%d, %d repeat(s); %s × %d; Python %s; SQLite %s (apsw, sqlq), '
+          '%s (stdlib, huey); huey %s; sqlq %s (%s); %.0f s'
+          % (env['date'], n, repeat, env['cpu'], env['cpus'], env['python'],
+             env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
+             env.get('sqlq'), env.get('sqlq_commit'), elapsed))
+    print()
+    print(table(figures, row_specs(worker_sets)))
+    print()
+    print(NOTES.format(repeat=repeat, poll=POLL * 1000, huey_tuned=' '.join(HUEY_TUNED),
+                       latency_n=args.latency_n, idle=args.idle,
+                       quiet=' (`-q`: no per-task lines)' if args.quiet_consumers else ''),
+          flush=True)
+    if failed:
+        print('\nFAILED: %s' % failed)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'environment': env, 'options': {
+                'n': n, 'repeat': repeat, 'workers': [workers_key(w, k) for w, k in worker_sets],
+                'latency_n': args.latency_n, 'idle': args.idle,
+                'quiet_consumers': args.quiet_consumers, 'argv': sys.argv[1:]},
+                'elapsed_s': elapsed, 'figures': figures, 'runs': runs, 'latency': latency,
+                'failed': failed}, f, indent=2)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
