@@ -9,7 +9,8 @@ from .exceptions import (RETRYING_EXCEPTIONS, CancelExecution, ConfigurationErro
                          DatabaseLockedError, DeserializationError, HueyException,
                          MessageDecodeError, RateLimitExceeded, ResultTimeout, RetryTask,
                          SerializationError, SignatureError, SqlqError, StorageError,
-                         TaskException, TaskLockedException, TaskTimeout, UnknownTaskError)
+                         StorageUnavailableError, TaskException, TaskLockedException,
+                         TaskTimeout, TransactionConflict, UnknownTaskError)
 from .locks import RateLimit, TaskLock
 from .result import SKIPPED, Error, Result, ResultGroup
 from .serializer import Serializer, SignedSerializer
@@ -24,6 +25,7 @@ __all__ = [
     'Result', 'ResultGroup', 'Error', 'SKIPPED', 'Task', 'PeriodicTask', 'TaskWrapper',
     'TaskLock', 'RateLimit', 'Serializer', 'SignedSerializer',
     'SqlqError', 'HueyException', 'ConfigurationError', 'StorageError', 'DatabaseLockedError',
+    'StorageUnavailableError', 'TransactionConflict',
     'SerializationError', 'DeserializationError', 'SignatureError', 'MessageDecodeError',
     'UnknownTaskError', 'TaskException', 'TaskLockedException', 'ResultTimeout',
     'CancelExecution', 'RetryTask', 'TaskTimeout', 'RateLimitExceeded', 'RETRYING_EXCEPTIONS',

@@ -28,6 +28,17 @@ class DatabaseLockedError(StorageError):
     """The database stayed locked by another connection past the busy timeout."""
 
 
+class StorageUnavailableError(StorageError):
+    """The storage server cannot be reached (down, connection refused or reset, timeout, still
+    loading its data). Retrying later may succeed."""
+
+
+class TransactionConflict(StorageError):
+    """A transaction was not applied because data it read changed before it committed (a
+    claim taken over, a key written by someone else); nothing of it was written. Running the
+    block again sees the new state."""
+
+
 class SerializationError(SqlqError, ValueError):
     """A value could not be serialized (for example an unpicklable argument)."""
 

@@ -15,7 +15,7 @@ from sqlq.exceptions import StorageError
 from sqlq.storage import EMPTY, Claim, ClaimedItem, DeadLetter, MemoryStorage, OwnerInfo, Storage
 from sqlq.storage.sqlite import SqliteStorage
 
-BACKENDS = ('memory', 'sqlite')
+BACKENDS = ('memory', 'sqlite', 'redis')
 
 
 class FakeClock:
@@ -40,12 +40,16 @@ def clock():
 
 
 @pytest.fixture
-def make_storage(backend, tmp_path, clock):
+def make_storage(backend, tmp_path, clock, request):
     made: list[Storage] = []
+    url = request.getfixturevalue('redis_url') if backend == 'redis' else None
 
     def factory(name: str = 'test', clock=clock) -> Storage:
         if backend == 'memory':
             s: Storage = MemoryStorage(name, clock=clock)
+        elif backend == 'redis':
+            from sqlq.storage.redis import RedisStorage
+            s = RedisStorage(name, url=url, clock=clock)
         else:
             s = SqliteStorage(str(tmp_path / 'contract.db'), name, clock=clock, timeout=10)
         made.append(s)

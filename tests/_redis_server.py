@@ -1,0 +1,101 @@
+"""A throwaway ``redis-server`` for the tests: 127.0.0.1, a free port, no persistence."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Optional, Sequence
+
+INSTALL_HINT = 'redis-server not installed: apt-get install redis-server (or brew install redis)'
+REDIS_PY_HINT = "redis-py not installed: pip install 'sqlq[redis]'"
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why Redis tests cannot run here (None if they can)."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return REDIS_PY_HINT
+    if shutil.which('redis-server') is None:
+        return INSTALL_HINT
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server process; :meth:`restart` keeps its port (and, with an append-only
+    file, its data)."""
+
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix='sqlq-redis-')
+        self.extra_args = list(extra_args)
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return 'redis://127.0.0.1:%d/0' % self.port
+
+    def start(self, timeout: float = 15.0) -> 'RedisServer':
+        args = ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
+                '--save', '', '--appendonly', 'no', '--dir', self.dir,
+                '--protected-mode', 'no'] + self.extra_args
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        import redis
+        client = redis.Redis(host='127.0.0.1', port=self.port, socket_connect_timeout=1)
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return self
+                except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+                    pass
+                if self.proc.poll() is not None:
+                    raise RuntimeError('redis-server exited with %s' % self.proc.returncode)
+                if time.monotonic() > deadline:
+                    raise RuntimeError('redis-server did not accept connections within %ss'
+                                       % timeout)
+                time.sleep(0.02)  # polling interval of a bounded wait
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def flush(self) -> None:
+        import redis
+        client = redis.Redis(host='127.0.0.1', port=self.port)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+
+def env_with_path() -> dict:
+    return dict(os.environ)
