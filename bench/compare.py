@@ -21,8 +21,9 @@ How each row is measured (see bench/README.md for the details):
 - **drain**: N no-op tasks are pre-filled into a template database (copied for every run),
   the real consumer command is started on the copy; the clock starts when the first task
   starts (reported over a Unix datagram by the task) and stops when the bench, polling the
-  result count every 25 ms through its own read connection, sees N results stored. The
-  consumer start-up (imports, forking workers) is therefore not counted.
+  result count every 25 ms through its own read connection, sees N results stored (the end
+  is taken as the midpoint between that poll and the one before). The consumer start-up
+  (imports, forking workers) is therefore not counted.
 - **CPU per task**: utime+stime of the consumer process and all its descendants (/proc)
   between the first task's start and the end of the drain, divided by N.
 - **latency p50/p99, idle CPU**: ``bench/latency.py``'s measurement (its ``run_system``),
@@ -279,11 +280,13 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
         deadline = time.monotonic() + args.drain_timeout
         next_report = time.monotonic() + 2.0
         last_done, last_change = -1, time.monotonic()
+        previous_poll = first
         while True:
             done = result_count(family, handle)
             now = time.monotonic()
             if done >= n:
                 break
+            previous_poll = now
             if proc.poll() is not None:
                 raise L.BenchError('consumer exited with status %s after %d of %d tasks'
                                    % (proc.returncode, done, n))
@@ -300,7 +303,8 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
                 next_report = now + 2.0
             time.sleep(POLL)
         cpu1, pids = L.tree_cpu(proc.pid)
-        seconds = now - first
+        # the last result was stored between the last two polls: take the midpoint
+        seconds = (previous_poll + now) / 2 - first
         return {'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu1 - cpu0,
                 'cpu_per_task_us': (cpu1 - cpu0) / n * 1e6, 'startup_s': first - launched,
                 'processes': len(pids)}
