@@ -5,6 +5,7 @@ Configuration comes from the environment, so each test gets its own files:
 
 * ``SQLQ_TEST_DB``: the SQLite file of ``queue`` (without it ``queue`` is None; tests build
   their own handle on the file with :func:`build`);
+* ``SQLQ_TEST_REDIS``: a Redis URL: ``queue`` is then a RedisQueue on that server instead;
 * ``SQLQ_TEST_LEDGER``: a file every task, signal receiver and validate_datetime call appends
   one tab-separated line to (``event pid detail...``), written with one O_APPEND write so
   lines from several processes never interleave;
@@ -21,6 +22,7 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 DB_ENV = 'SQLQ_TEST_DB'
+REDIS_ENV = 'SQLQ_TEST_REDIS'
 LEDGER_ENV = 'SQLQ_TEST_LEDGER'
 CLOCK_ENV = 'SQLQ_TEST_FAKE_CLOCK'
 QUEUE_NAME = 'app'
@@ -70,12 +72,17 @@ def periodic_minute_matches(dt) -> bool:
     return dt.minute % 3 != 2
 
 
-def build(path: str, clock: Optional[Callable[[], float]] = None):
-    """A queue on ``path`` with the test tasks registered."""
-    from sqlq import SqliteQueue
+def build(path: str, clock: Optional[Callable[[], float]] = None,
+          redis_url: Optional[str] = None):
+    """A queue on ``path`` (on the Redis server ``redis_url`` if given) with the test tasks
+    registered."""
+    from sqlq import RedisQueue, SqliteQueue
     from sqlq.signals import SIGNAL_INTERRUPTED, SIGNAL_RETRYING, SIGNAL_TIMEOUT
 
-    q = SqliteQueue(path, name=QUEUE_NAME, clock=clock, store_intermediate_errors=False)
+    if redis_url:
+        q = RedisQueue(QUEUE_NAME, url=redis_url, clock=clock, store_intermediate_errors=False)
+    else:
+        q = SqliteQueue(path, name=QUEUE_NAME, clock=clock, store_intermediate_errors=False)
 
     @q.task(name='app.echo')
     def echo(tag):
@@ -135,8 +142,9 @@ def _validate(dt) -> bool:
     return matches
 
 
-queue = build(os.environ[DB_ENV], make_clock(os.environ.get(CLOCK_ENV))) \
-    if os.environ.get(DB_ENV) else None
+queue = build(os.environ.get(DB_ENV, ''), make_clock(os.environ.get(CLOCK_ENV)),
+              os.environ.get(REDIS_ENV)) \
+    if os.environ.get(DB_ENV) or os.environ.get(REDIS_ENV) else None
 
 
 # -- the test side: consumer processes and polling ---------------------------------------------
@@ -216,7 +224,8 @@ class ConsumerProcess:
 class Harness:
     """A database, a ledger and the consumer processes of one test (killed by ``close``)."""
 
-    def __init__(self, directory: str, clock_spec: Optional[str] = None) -> None:
+    def __init__(self, directory: str, clock_spec: Optional[str] = None,
+                 redis_url: Optional[str] = None) -> None:
         self.dir = str(directory)
         self.db = os.path.join(self.dir, 'app.db')
         self.ledger_path = os.path.join(self.dir, 'ledger.txt')
@@ -225,13 +234,17 @@ class Harness:
             [ROOT_DIR, TESTS_DIR] + [p for p in os.environ.get('PYTHONPATH', '').split(
                 os.pathsep) if p])
         self.env[DB_ENV] = self.db
+        if redis_url:
+            self.env[REDIS_ENV] = redis_url
+        else:
+            self.env.pop(REDIS_ENV, None)
         self.env[LEDGER_ENV] = self.ledger_path
         if clock_spec:
             self.env[CLOCK_ENV] = clock_spec
         else:
             self.env.pop(CLOCK_ENV, None)
         self.clock = make_clock(clock_spec)
-        self.queue = build(self.db, self.clock)
+        self.queue = build(self.db, self.clock, redis_url)
         self.consumers: List[ConsumerProcess] = []
 
     def start(self, *options: str, name: Optional[str] = None,

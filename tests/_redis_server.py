@@ -1,7 +1,6 @@
 """A throwaway ``redis-server`` for the tests: 127.0.0.1, a free port, no persistence."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -95,7 +94,3 @@ class RedisServer:
             client.flushall()
         finally:
             client.close()
-
-
-def env_with_path() -> dict:
-    return dict(os.environ)
