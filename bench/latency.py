@@ -22,6 +22,12 @@ Clock: time.monotonic() (CLOCK_MONOTONIC, system-wide on Linux) in both processe
 
     python bench/latency.py            # full run: N=300, 60 s idle, M=20 (~8 minutes)
     python bench/latency.py --quick    # CI: N=40, 3 s idle, M=5 (< 60 s)
+    python bench/latency.py --redis    # the same for RedisQueue next to huey's RedisHuey,
+                                       # on a redis-server started for the run
+
+With ``--redis`` the producer (this process) and the consumer talk over TCP to a
+``redis-server`` on 127.0.0.1 (a free port, no persistence), emptied before each system; the
+app modules are written to the run's temporary directory.
 
 Exit status 1 if a consumer fails to start or a task does not run in time, 2 on bad usage.
 """
@@ -55,6 +61,44 @@ SYSTEMS: List[Tuple[str, str, List[str]]] = [
     ('huey tuned', 'huey', ['-d', '0.001', '-m', '0.01']),
 ]
 RATIO = ('sqlq thread', 'huey default')  # the ratio column: first / second
+REDIS_SYSTEMS: List[Tuple[str, str, List[str]]] = [
+    ('sqlq redis thread', 'sqlq-redis', ['-w', '1', '-k', 'thread']),
+    ('sqlq redis process', 'sqlq-redis', ['-w', '1', '-k', 'process']),
+    ('huey redis default', 'huey-redis', []),
+]
+REDIS_RATIO = ('sqlq redis thread', 'huey redis default')
+#: family -> (app module, its environment variable naming the database or Redis URL)
+FAMILIES = {'sqlq': ('sqlq_app', 'SQLQ_BENCH_DB'), 'huey': ('huey_app', 'HUEY_BENCH_DB'),
+            'sqlq-redis': ('sqlq_redis_app', 'SQLQ_BENCH_REDIS'),
+            'huey-redis': ('huey_redis_app', 'HUEY_BENCH_REDIS')}
+#: The Redis app modules, like bench/_apps' SQLite ones (written to the run's directory).
+REDIS_APP = '''import os
+import _ledger
+from {package} import {cls}
+
+
+def make(url):
+    {var} = {cls}('bench', url=url)
+
+    @{var}.task(name='bench.record')
+    def record(tag, enqueued):
+        return _ledger.report(tag, enqueued)
+
+    return {var}, record
+
+
+{var} = record = None
+if os.environ.get('{env}'):
+    {var}, record = make(os.environ['{env}'])
+'''
+REDIS_APPS = {
+    'sqlq_redis_app': REDIS_APP.format(package='sqlq', cls='RedisQueue', var='queue',
+                                       env='SQLQ_BENCH_REDIS'),
+    'huey_redis_app': REDIS_APP.format(package='huey', cls='RedisHuey', var='huey',
+                                       env='HUEY_BENCH_REDIS'),
+}
+#: Directory of the Redis app modules (set by main() with --redis).
+REDIS_APP_DIR: Optional[str] = None
 
 START_TIMEOUT = 30.0   # consumer start: probe task must have run by then
 STOP_TIMEOUT = 15.0    # SIGINT → exit, then SIGKILL
@@ -179,31 +223,32 @@ def summary(samples: Sequence[float]) -> Dict[str, float]:
 
 # -------------------------------------------------------------------------------- systems
 
+def app_paths() -> List[str]:
+    return [ROOT, APPS] + ([REDIS_APP_DIR] if REDIS_APP_DIR else [])
+
+
 def app_handle(family: str, db: str) -> Tuple[Any, Any]:
-    """(queue/huey object, record task) in this process, on database ``db``."""
-    if APPS not in sys.path:
-        sys.path.insert(0, APPS)
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    if family == 'sqlq':
-        import sqlq_app
-        return sqlq_app.make(db)
-    import huey_app
-    return huey_app.make(db)
+    """(queue/huey object, record task) in this process, on database (or Redis URL) ``db``."""
+    import importlib
+    for path in reversed(app_paths()):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return importlib.import_module(FAMILIES[family][0]).make(db)
 
 
 def consumer_command(family: str, options: List[str]) -> List[str]:
-    if family == 'sqlq':
-        return [sys.executable, '-m', 'sqlq', 'consume', 'sqlq_app.queue'] + options
-    return [sys.executable, '-m', 'huey.bin.huey_consumer', 'huey_app.huey'] + options
+    module = FAMILIES[family][0]
+    if family.startswith('sqlq'):
+        return [sys.executable, '-m', 'sqlq', 'consume', module + '.queue'] + options
+    return [sys.executable, '-m', 'huey.bin.huey_consumer', module + '.huey'] + options
 
 
 def start_consumer(family: str, options: List[str], db: str, ledger: str,
                    logfile: str) -> subprocess.Popen:
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
-        [ROOT, APPS] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
-    env['SQLQ_BENCH_DB' if family == 'sqlq' else 'HUEY_BENCH_DB'] = db
+        app_paths() + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+    env[FAMILIES[family][1]] = db
     env['BENCH_LEDGER'] = ledger
     with open(logfile, 'wb') as out:
         return subprocess.Popen(consumer_command(family, options), cwd=APPS, env=env,
@@ -277,6 +322,8 @@ def run_system(name: str, family: str, options: List[str], args: argparse.Namesp
                workdir: str, rng: random.Random) -> Dict[str, Any]:
     slug = name.replace(' ', '-')
     db = os.path.join(workdir, slug + '.db')
+    if args.redis_server is not None:
+        db = args.redis_server.fresh_url()
     logfile = os.path.join(workdir, slug + '.log')
     ledger = Ledger(os.path.join(workdir, slug + '.sock'))
     cmd = consumer_command(family, options)
@@ -347,6 +394,54 @@ def run_system(name: str, family: str, options: List[str], args: argparse.Namesp
     return result
 
 
+# ---------------------------------------------------------------------------------- redis
+
+class BenchRedis:
+    """A redis-server for a ``--redis`` run: 127.0.0.1, a free port, no persistence."""
+
+    def __init__(self, workdir: str) -> None:
+        exe = shutil.which('redis-server')
+        if exe is None:
+            raise BenchError('redis-server not installed: apt-get install redis-server '
+                             '(or brew install redis)')
+        try:
+            import redis
+        except ImportError:
+            raise BenchError("redis-py not installed: pip install -e '.[redis]'") from None
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [exe, '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'no', '--dir', workdir], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.client = redis.Redis(host='127.0.0.1', port=self.port)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                self.version = self.client.info('server')['redis_version']
+                break
+            except redis.RedisError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise BenchError('redis-server did not start') from None
+                time.sleep(0.02)
+
+    def fresh_url(self) -> str:
+        self.client.flushall()
+        return 'redis://127.0.0.1:%d/0' % self.port
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
 # ---------------------------------------------------------------------------------- report
 
 ROWS = [
@@ -386,10 +481,11 @@ def figure(results: Dict[str, Dict[str, Any]], system: str, section: str,
     return r[section].get(key)
 
 
-def table(results: Dict[str, Dict[str, Any]]) -> str:
-    systems = [name for name, _, _ in SYSTEMS if name in results]
-    ratio = all(s in results for s in RATIO)
-    head = ['figure'] + systems + (['%s / %s' % RATIO] if ratio else [])
+def table(results: Dict[str, Dict[str, Any]],
+          ratio_of: Tuple[str, str] = RATIO) -> str:
+    systems = [name for name, _, _ in SYSTEMS + REDIS_SYSTEMS if name in results]
+    ratio = all(s in results for s in ratio_of)
+    head = ['figure'] + systems + (['%s / %s' % ratio_of] if ratio else [])
     lines = ['| ' + ' | '.join(head) + ' |',
              '|---' + '|---:' * (len(head) - 1) + '|']
     for label, section, key in ROWS:
@@ -398,7 +494,7 @@ def table(results: Dict[str, Dict[str, Any]]) -> str:
             value = figure(results, s, section, key)
             cells.append('FAILED' if value is None and not results[s]['ok'] else fmt(value))
         if ratio:
-            a, b = (figure(results, s, section, key) for s in RATIO)
+            a, b = (figure(results, s, section, key) for s in ratio_of)
             cells.append(fmt_ratio(a / b) if a is not None and b is not None and a > 0 and b > 0
                          else '—')
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -469,6 +565,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sqlq-src', metavar='DIR', default=None,
                         help='measure the sqlq package in DIR (a checkout or `git archive` '
                              'export, extension built in place) instead of this tree')
+    parser.add_argument('--redis', action='store_true',
+                        help='measure RedisQueue and huey RedisHuey on a redis-server '
+                             'started for the run (redis-server must be on PATH)')
     parser.add_argument('--seed', type=int, default=1, help='random seed for the gaps')
     parser.add_argument('--task-timeout', type=float, default=30.0,
                         help='seconds a task may take to start before the run fails '
@@ -487,7 +586,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ROOT = os.path.abspath(args.sqlq_src)
         if not os.path.isfile(os.path.join(ROOT, 'sqlq', '__init__.py')):
             parser.error('--sqlq-src %s has no sqlq/__init__.py' % args.sqlq_src)
-    systems = [s for s in SYSTEMS if args.only in (None, s[1])]
+    all_systems = REDIS_SYSTEMS if args.redis else SYSTEMS
+    systems = [s for s in all_systems if args.only in (None, s[1].split('-')[0])]
     try:
         import huey  # noqa: F401
     except ImportError:
@@ -496,7 +596,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                   file=sys.stderr)
             return 2
         log("huey is not installed (pip install -e '.[bench]'): measuring sqlq only")
-        systems = [s for s in systems if s[1] != 'huey']
+        systems = [s for s in systems if not s[1].startswith('huey')]
 
     env = environment()
     log('sqlq %s (%s), Python %s, SQLite %s (apsw) / %s (stdlib, huey), huey %s, %s × %s'
@@ -506,13 +606,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     workdir = tempfile.mkdtemp(prefix='sqlq-bench-')
     results: Dict[str, Dict[str, Any]] = {}
     began = time.monotonic()
+    args.redis_server = None
     try:
+        if args.redis:
+            global REDIS_APP_DIR
+            REDIS_APP_DIR = workdir
+            for module, text in REDIS_APPS.items():
+                with open(os.path.join(workdir, module + '.py'), 'w') as f:
+                    f.write(text)
+            try:
+                args.redis_server = BenchRedis(workdir)
+            except BenchError as exc:
+                print('latency.py: %s' % exc, file=sys.stderr)
+                return 2
+            env['redis_server'] = args.redis_server.version
+            log('redis-server %s on 127.0.0.1:%d (no persistence)'
+                % (args.redis_server.version, args.redis_server.port))
         for name, family, options in systems:
             results[name] = run_system(name, family, options, args, workdir, rng)
     except KeyboardInterrupt:
         log('interrupted')
         return 130
     finally:
+        if args.redis_server is not None:
+            args.redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
 
@@ -524,7 +641,7 @@ def main(argv: Optional[List[str]] = None) -> int:
              env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
              env.get('sqlq'), env.get('sqlq_commit'), elapsed))
     print()
-    print(table(results), flush=True)
+    print(table(results, REDIS_RATIO if args.redis else RATIO), flush=True)
     failed = [r for r in results.values() if not r['ok']]
     for r in failed:
         print('\n%s FAILED: %s' % (r['system'], r.get('error')))
