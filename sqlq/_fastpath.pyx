@@ -26,7 +26,7 @@ cdef extern from "Python.h":
     object PyFloat_FromDouble(double)
     object PyLong_FromLongLong(long long)
 
-__all__ = ['encode_message', 'decode_message']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer']
 
 cdef unsigned char MAGIC = _wire.MAGIC
 cdef unsigned char VERSION = _wire.VERSION
@@ -340,3 +340,143 @@ def decode_message(data):
                                  % (size - pos, pos))
     return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
             eta, expires_at, timeout, on_complete, on_error, extra)
+
+
+# ---------------------------------------------------------------------------- claim buffer
+
+from libc.stdlib cimport malloc, realloc, free
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+
+cdef struct _Slot:
+    int64_t neg_priority
+    int64_t seq
+    int64_t order
+    PyObject* item
+
+
+cdef inline bint _before(_Slot* a, _Slot* b) noexcept nogil:
+    if a.neg_priority != b.neg_priority:
+        return a.neg_priority < b.neg_priority
+    if a.seq != b.seq:
+        return a.seq < b.seq
+    return a.order < b.order
+
+
+cdef inline int64_t _as_int64(object value, str field) except? -1:
+    if not isinstance(value, int):
+        raise TypeError('%s must be int, not %s' % (field, type(value).__name__))
+    if not _wire.I64_MIN <= value <= _wire.I64_MAX:
+        raise OverflowError('%s out of range: %d' % (field, value))
+    return PyLong_AsLongLong(value)
+
+
+cdef class ClaimBuffer:
+    """Claimed-but-unstarted items, taken highest ``priority`` first, then lowest ``seq``.
+
+    A worker's local queue between a batch claim and the runs: ``extend`` takes the claims
+    of one batch (objects with ``priority`` and ``seq`` attributes, e.g. ``storage.Claim``),
+    ``pop`` returns the next one to run, ``drain`` empties it in run order.
+    """
+
+    cdef _Slot* _heap
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _capacity
+    cdef int64_t _count
+
+    def __cinit__(self):
+        self._heap = NULL
+        self._size = 0
+        self._capacity = 0
+        self._count = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self._size):
+            Py_XDECREF(self._heap[i].item)
+        free(self._heap)
+
+    def __len__(self):
+        return self._size
+
+    def __bool__(self):
+        return self._size > 0
+
+    cdef int _grow(self) except -1:
+        cdef Py_ssize_t capacity = self._capacity * 2 if self._capacity else 32
+        cdef _Slot* heap = <_Slot*>realloc(self._heap, capacity * sizeof(_Slot))
+        if heap == NULL:
+            raise MemoryError()
+        self._heap = heap
+        self._capacity = capacity
+        return 0
+
+    cdef int _push(self, int64_t neg_priority, int64_t seq, object item) except -1:
+        if self._size == self._capacity:
+            self._grow()
+        cdef Py_ssize_t i = self._size
+        cdef Py_ssize_t parent
+        cdef _Slot slot
+        self._count += 1
+        slot.neg_priority = neg_priority
+        slot.seq = seq
+        slot.order = self._count
+        Py_INCREF(item)
+        slot.item = <PyObject*>item
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _before(&slot, &self._heap[parent]):
+                break
+            self._heap[i] = self._heap[parent]
+            i = parent
+        self._heap[i] = slot
+        self._size += 1
+        return 0
+
+    cdef object _pop(self):
+        cdef PyObject* top = self._heap[0].item
+        cdef _Slot last
+        cdef Py_ssize_t i = 0, child, n
+        self._size -= 1
+        n = self._size
+        if n > 0:
+            last = self._heap[n]
+            while True:
+                child = 2 * i + 1
+                if child >= n:
+                    break
+                if child + 1 < n and _before(&self._heap[child + 1], &self._heap[child]):
+                    child += 1
+                if not _before(&self._heap[child], &last):
+                    break
+                self._heap[i] = self._heap[child]
+                i = child
+            self._heap[i] = last
+        item = <object>top
+        Py_XDECREF(top)  # the buffer's reference; `item` holds its own
+        return item
+
+    def push(self, priority, seq, item):
+        """Add ``item`` with its ordering key."""
+        cdef int64_t p = _as_int64(priority, 'priority')
+        cdef int64_t s = _as_int64(seq, 'seq')
+        if p == _wire.I64_MIN:
+            raise OverflowError('priority out of range: %d' % priority)
+        self._push(-p, s, item)
+
+    def extend(self, claims):
+        """Add each claim in ``claims`` under its own ``priority`` and ``seq``."""
+        for claim in claims:
+            self.push(claim.priority, claim.seq, claim)
+
+    def pop(self):
+        """Remove and return the next item; IndexError if empty."""
+        if self._size == 0:
+            raise IndexError('pop from an empty ClaimBuffer')
+        return self._pop()
+
+    def drain(self):
+        """Remove and return every item, in the order ``pop`` would give them."""
+        cdef list items = []
+        while self._size:
+            items.append(self._pop())
+        return items

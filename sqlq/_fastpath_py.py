@@ -8,12 +8,13 @@ The wire format is described (and its constants defined) in ``sqlq._wire``.
 """
 from __future__ import annotations
 
+import heapq
 import struct
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer']
 
 _MAGIC = _wire.MAGIC
 _VERSION = _wire.VERSION
@@ -194,3 +195,58 @@ def decode_message(data):
     return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
             opt_floats[0], opt_floats[1], opt_floats[2],
             opt_bytes[0], opt_bytes[1], opt_bytes[2])
+
+
+class ClaimBuffer:
+    """Claimed-but-unstarted items, taken highest ``priority`` first, then lowest ``seq``.
+
+    A worker's local queue between a batch claim and the runs: ``extend`` takes the claims
+    of one batch (objects with ``priority`` and ``seq`` attributes, e.g. ``storage.Claim``),
+    ``pop`` returns the next one to run, ``drain`` empties it in run order.
+    """
+
+    __slots__ = ('_heap', '_count')
+
+    def __init__(self):
+        self._heap = []
+        self._count = 0
+
+    def __len__(self):
+        return len(self._heap)
+
+    def __bool__(self):
+        return bool(self._heap)
+
+    def push(self, priority, seq, item):
+        """Add ``item`` with its ordering key."""
+        p = _int64(priority, 'priority')
+        s = _int64(seq, 'seq')
+        if p == _I64_MIN:  # its negation, the heap key, would not fit the compiled twin's int64
+            raise OverflowError('priority out of range: %d' % priority)
+        self._count += 1
+        heapq.heappush(self._heap, (-p, s, self._count, item))
+
+    def extend(self, claims):
+        """Add each claim in ``claims`` under its own ``priority`` and ``seq``."""
+        for claim in claims:
+            self.push(claim.priority, claim.seq, claim)
+
+    def pop(self):
+        """Remove and return the next item; IndexError if empty."""
+        if not self._heap:
+            raise IndexError('pop from an empty ClaimBuffer')
+        return heapq.heappop(self._heap)[3]
+
+    def drain(self):
+        """Remove and return every item, in the order ``pop`` would give them."""
+        heap, self._heap = self._heap, []
+        heap.sort()
+        return [entry[3] for entry in heap]
+
+
+def _int64(value, field):
+    if not isinstance(value, int):
+        raise TypeError('%s must be int, not %s' % (field, type(value).__name__))
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise OverflowError('%s out of range: %d' % (field, value))
+    return value

@@ -6,9 +6,11 @@ storage only through the Queue and the storage interface.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import logging
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -21,6 +23,7 @@ from .exceptions import (CancelExecution, ConfigurationError, DeserializationErr
                          TaskTimeout, UnknownTaskError)
 from .locks import LOCK_PREFIX, RateLimit, TaskLock
 from .message import Message, MessageCodec
+from .outcomes import OutcomeGroup, StaleClaim, commit_outcome
 from .registry import Registry
 from .result import SKIPPED, Error, Result, ResultGroup
 from .serializer import Serializer, default_serializer
@@ -28,7 +31,7 @@ from .signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_
                       SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
                       SIGNAL_RATE_LIMITED,
                       SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED, SIGNAL_TIMEOUT, Signals)
-from .storage.base import EMPTY, DeadLetter, Storage
+from .storage.base import EMPTY, Claim, DeadLetter, Storage
 from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task, TaskWrapper, validate_options
 
@@ -43,12 +46,15 @@ CHORD_PREFIX = 'chord:'
 UNIQUE_PREFIX = 'unique:'
 PERIODIC_PREFIX = 'periodic:'
 PERIODIC_MARK_TTL = 7200.0
+# A revocation made this long (seconds) before a claimed task starts may go unseen: a worker
+# reads the revoke flags of a batch of claims at once and trusts them for this long.
+REVOKE_PREFETCH_TTL = 0.05
 
 Timestamp = Union[_dt.datetime, int, float]
 
 
-class _StaleClaim(Exception):
-    """A task's claim was taken over before its outcome could be recorded."""
+def _ignore_settled(then: Optional[Callable[[], None]]) -> Optional[Callable[[bool], None]]:
+    return None if then is None else (lambda applied: then())
 
 
 class group:
@@ -148,6 +154,7 @@ class Queue:
         self.storage: Storage = self.create_storage()
         self._regular_storage: Optional[Storage] = None
         self._immediate = False
+        self._local = threading.local()  # per thread: the worker's OutcomeGroup, if any
         self._locks: set = set()
         self._pre_execute: Dict[str, Callable[..., Any]] = OrderedDict()
         self._post_execute: Dict[str, Callable[..., Any]] = OrderedDict()
@@ -557,25 +564,43 @@ class Queue:
             claim = self.storage.dequeue()
             if claim is None:
                 return None
-            if claim.recoveries >= self.quarantine_after:
-                reason = ('quarantined: its worker died %d times while running it (the task '
-                          'may crash or kill the process that runs it)' % claim.recoveries)
-                logger.error('task moved to dead letters: %s', reason)
-                self.storage.bury(claim.receipt, reason)
-                continue
-            try:
-                task = self.deserialize_task(claim.data)
-            except (DeserializationError, UnknownTaskError) as exc:
-                reason = '%s: %s' % (type(exc).__name__, exc)
-                logger.error('unusable message moved to dead letters: %s', reason)
-                self.storage.bury(claim.receipt, reason)
-                continue
-            task.attempts = claim.attempts
-            if task.at_most_once:
-                self.storage.ack(claim.receipt)  # gone before it runs: never run twice
-            else:
-                task.receipt = claim.receipt
-            return task
+            task = self.claimed_task(claim)
+            if task is not None:
+                return task
+
+    def claimed_task(self, claim: Claim) -> Optional[Task]:
+        """The Task of a claim made by ``storage.dequeue``/``dequeue_many``, ready to execute;
+        None if the claim was moved to the dead letters instead (quarantined or unusable)."""
+        if claim.recoveries >= self.quarantine_after:
+            reason = ('quarantined: its worker died %d times while running it (the task '
+                      'may crash or kill the process that runs it)' % claim.recoveries)
+            logger.error('task moved to dead letters: %s', reason)
+            self.storage.bury(claim.receipt, reason)
+            return None
+        try:
+            task = self.deserialize_task(claim.data)
+        except (DeserializationError, UnknownTaskError) as exc:
+            reason = '%s: %s' % (type(exc).__name__, exc)
+            logger.error('unusable message moved to dead letters: %s', reason)
+            self.storage.bury(claim.receipt, reason)
+            return None
+        task.attempts = claim.attempts
+        if task.at_most_once:
+            self.storage.ack(claim.receipt)  # gone before it runs: never run twice
+        else:
+            task.receipt = claim.receipt
+        return task
+
+    @contextlib.contextmanager
+    def grouping_outcomes(self, group: OutcomeGroup) -> Iterator[OutcomeGroup]:
+        """Within the block, outcomes of claimed tasks executed by this thread are submitted
+        to ``group`` (committed by its flushes) instead of committing one by one."""
+        previous = getattr(self._local, 'outcomes', None)
+        self._local.outcomes = group
+        try:
+            yield group
+        finally:
+            self._local.outcomes = previous
 
     def interrupt(self, task: Task) -> None:
         """Give a claimed task that was stopped mid-run back to the queue (SIGNAL_INTERRUPTED)."""
@@ -671,17 +696,15 @@ class Queue:
             raise TypeError('execute expects a Task, not %s' % type(task).__name__)
         now = self._timestamp(timestamp)
         if not self.ready_to_run(task, now):
-            self._settle(task, schedule=[task], final=False)
-            self._emit(SIGNAL_SCHEDULED, task)
+            self._settle(task, schedule=[task], final=False,
+                         then=lambda applied: self._emit(SIGNAL_SCHEDULED, task))
             return None
         if task.expires_resolved is not None and to_timestamp(task.expires_resolved,
                                                               self.utc) < now:
-            self._settle_skipped(task)
-            self._emit(SIGNAL_EXPIRED, task)
+            self._settle_skipped(task, SIGNAL_EXPIRED)
             return None
         if self._is_revoked(task, now, peek=False):
-            self._settle_skipped(task)
-            self._emit(SIGNAL_REVOKED, task)
+            self._settle_skipped(task, SIGNAL_REVOKED)
             return None
         try:
             for name, hook in list(self._pre_execute.items()):
@@ -692,8 +715,7 @@ class Queue:
                 except Exception:
                     logger.exception('pre-execute hook %s failed', name)
         except CancelExecution:
-            self._settle_skipped(task)
-            self._emit(SIGNAL_CANCELED, task)
+            self._settle_skipped(task, SIGNAL_CANCELED)
             return None
 
         self._emit(SIGNAL_EXECUTING, task)
@@ -712,11 +734,13 @@ class Queue:
         finally:
             task._started = None
 
+        def post_execute() -> None:
+            self._run_post_execute(task, value, exception)
+
         if exception is None:
-            self._succeeded(task, value)
+            self._succeeded(task, value, then=post_execute)
         else:
-            self._failed(task, exception, tb)
-        self._run_post_execute(task, value, exception)
+            self._failed(task, exception, tb, then=post_execute)
         return value
 
     def _run_post_execute(self, task: Task, value: Any, exception: Optional[BaseException]) -> None:
@@ -729,12 +753,16 @@ class Queue:
     # -- outcomes ------------------------------------------------------------------------------
     def _settle(self, task: Task, result: Any = EMPTY, enqueue: Sequence[Task] = (),
                 schedule: Sequence[Task] = (), chord_value: Any = EMPTY,
-                final: bool = True, dead_reason: Optional[str] = None) -> bool:
-        """Commit a task's outcome and release its claim in one transaction.
+                final: bool = True, dead_reason: Optional[str] = None,
+                then: Optional[Callable[[bool], None]] = None) -> None:
+        """Record a task's outcome and release its claim, together.
 
         ``final``: the task will not run again (its unique key is freed). ``dead_reason``:
-        it failed for good and is kept in the dead letters with that reason. False (nothing
-        applied) if the claim had been taken over.
+        it failed for good and is kept in the dead letters with that reason. ``then(settled)``
+        runs once the outcome is committed (``settled`` False: nothing was applied because the
+        claim had been taken over). Inside a worker's outcome group the commit is deferred
+        (see ``sqlq.outcomes``); otherwise it happens before this returns. Serialization
+        errors are raised before anything is written.
         """
         now = self.clock()
         payloads_ready = []
@@ -745,56 +773,67 @@ class Queue:
         for follower in schedule:
             payloads_scheduled.append((self.serialize_task(follower),
                                        to_timestamp(follower.eta, self.utc)))
-        try:
-            with self.storage.transaction():
-                # Release the claim first: if it was taken over (this worker was presumed
-                # dead), nothing of this outcome may be applied: the other run records its own.
-                self._release_claim(task, dead_reason)
-                if result is not EMPTY:
-                    self.storage.put_data(task.id, self.serializer.serialize(result),
-                                          is_result=True, ttl=self.result_ttl)
-                for data, priority in payloads_ready:
-                    self.storage.enqueue(data, priority)
-                for data, ts in payloads_scheduled:
-                    self.storage.add_to_schedule(data, ts)
-                if chord_value is not EMPTY:
-                    callback = self._chord_member_done(task, chord_value)
-                    if callback is not None:
-                        self.storage.enqueue(self.serialize_task(callback),
-                                             callback.priority or 0)
-                        enqueue = list(enqueue) + [callback]
-                if final and task.unique_key is not None:
-                    self._release_unique_key(task)
-        except _StaleClaim:
-            logger.warning('outcome of %s rejected: its claim was taken over by another '
-                           'worker (this one was presumed dead)', task)
-            return False
-        finally:
-            task.receipt = None
-        if self.signals.has_receivers():
-            for follower in enqueue:
-                self._emit(SIGNAL_ENQUEUED, follower)
-            for follower in schedule:
-                if follower is not task:
-                    self._emit(SIGNAL_SCHEDULED, follower)
-        if self._immediate:
-            for follower in enqueue:
-                self._run_immediately_claimed(follower)
-        return True
+        result_data = None if result is EMPTY else self.serializer.serialize(result)
+        receipt, task.receipt = task.receipt, None
+        storage = self.storage
 
-    def _release_claim(self, task: Task, dead_reason: Optional[str]) -> None:
-        """Ack the task's claim (or move it to the dead letters); _StaleClaim if not held."""
-        if task.receipt is None:  # never claimed (immediate mode, at-most-once, local)
+        def apply() -> List[Task]:
+            # Release the claim first: if it was taken over (this worker was presumed dead),
+            # nothing of this outcome may be applied: the other run records its own.
+            self._release_claim(task, receipt, dead_reason)
+            if result_data is not None:
+                storage.put_data(task.id, result_data, is_result=True, ttl=self.result_ttl)
+            for data, priority in payloads_ready:
+                storage.enqueue(data, priority)
+            for data, ts in payloads_scheduled:
+                storage.add_to_schedule(data, ts)
+            enqueued = list(enqueue)
+            if chord_value is not EMPTY:
+                callback = self._chord_member_done(task, chord_value)
+                if callback is not None:
+                    storage.enqueue(self.serialize_task(callback), callback.priority or 0)
+                    enqueued.append(callback)
+            if final and task.unique_key is not None:
+                self._release_unique_key(task)
+            return enqueued
+
+        def after(enqueued: Optional[List[Task]]) -> None:
+            if enqueued is not None and self.signals.has_receivers():
+                for follower in enqueued:
+                    self._emit(SIGNAL_ENQUEUED, follower)
+                for follower in schedule:
+                    if follower is not task:
+                        self._emit(SIGNAL_SCHEDULED, follower)
+            if enqueued is not None and self._immediate:
+                for follower in enqueued:
+                    self._run_immediately_claimed(follower)
+            if then is not None:
+                then(enqueued is not None)
+
+        group = getattr(self._local, 'outcomes', None)
+        if group is not None and receipt is not None:
+            group.submit(task, apply, after)
+            return
+        try:
+            enqueued = commit_outcome(storage, task, apply)
+        except BaseException:
+            task.receipt = receipt  # the failed transaction released nothing
+            raise
+        after(enqueued)
+
+    def _release_claim(self, task: Task, receipt: Any, dead_reason: Optional[str]) -> None:
+        """Ack the task's claim (or move it to the dead letters); StaleClaim if not held."""
+        if receipt is None:  # never claimed (immediate mode, at-most-once, local)
             if dead_reason is not None:
                 self.storage.add_dead_letter(self.serialize_task(task), dead_reason,
                                              task.attempts)
             return
         if dead_reason is not None:
-            held = self.storage.bury(task.receipt, dead_reason)
+            held = self.storage.bury(receipt, dead_reason)
         else:
-            held = self.storage.ack(task.receipt)
+            held = self.storage.ack(receipt)
         if not held:
-            raise _StaleClaim()
+            raise StaleClaim()
 
     def _run_immediately_claimed(self, follower: Task) -> None:
         # In immediate mode followers (pipelines, retries, chord callbacks) run at once too.
@@ -818,27 +857,32 @@ class Queue:
                 return self.serialize_task(follower)
             raise
 
-    def _settle_skipped(self, task: Task) -> None:
-        self._settle(task, chord_value=SKIPPED if task.chord_config else EMPTY)
+    def _settle_skipped(self, task: Task, signal: str) -> None:
+        """Record that ``task`` was skipped (no result; a chord counts it as SKIPPED), then
+        send ``signal``."""
+        self._settle(task, chord_value=SKIPPED if task.chord_config else EMPTY,
+                     then=lambda applied: self._emit(signal, task))
 
-    def _succeeded(self, task: Task, value: Any) -> None:
+    def _succeeded(self, task: Task, value: Any, then: Optional[Callable[[], None]] = None) -> None:
         store = self.results and not task.periodic and (value is not None or self.store_none)
         followers = []
         if task.on_complete is not None:
             follower = task.on_complete
             follower.extend_data(value)
             followers.append(follower)
-        receipt = task.receipt
+
+        def settled(applied: bool) -> None:
+            if applied:
+                self._emit(SIGNAL_COMPLETE, task)
+            if then is not None:
+                then()
+
         try:
-            settled = self._settle(task, result=value if store else EMPTY, enqueue=followers,
-                                   chord_value=value if task.chord_config else EMPTY)
-        except SerializationError as exc:
+            self._settle(task, result=value if store else EMPTY, enqueue=followers,
+                         chord_value=value if task.chord_config else EMPTY, then=settled)
+        except SerializationError as exc:  # raised before anything was written
             logger.error('result of %s cannot be stored: %s', task, exc)
-            task.receipt = receipt  # the failed transaction released nothing
-            self._failed(task, exc, traceback.format_exc(), retry=False)
-            return
-        if settled:
-            self._emit(SIGNAL_COMPLETE, task)
+            self._failed(task, exc, traceback.format_exc(), retry=False, then=then)
 
     def build_error_result(self, task: Task, exception: BaseException,
                            tb: Optional[str] = None) -> Error:
@@ -853,8 +897,11 @@ class Queue:
             'attempts': task.attempts,
         })
 
-    def _failed(self, task: Task, exception: BaseException, tb: str, retry: bool = True) -> None:
-        """Record a failed run: error result, signals, retry or on_error/chord continuation."""
+    def _failed(self, task: Task, exception: BaseException, tb: str, retry: bool = True,
+                then: Optional[Callable[[], None]] = None) -> None:
+        """Record a failed run: error result, signals, retry or on_error/chord continuation.
+
+        ``then()`` runs once the outcome is committed."""
         delay: Optional[float] = None
         eta: Any = None
         consume = True
@@ -893,12 +940,16 @@ class Queue:
             retry_task = self._retry_copy(task, consume, eta, delay)
             self._emit(SIGNAL_RETRYING, task)
             if retry_task.eta is not None:
+                def scheduled(applied: bool) -> None:
+                    self._emit(SIGNAL_SCHEDULED, retry_task)
+                    if then is not None:
+                        then()
+
                 self._settle(task, result=error if keep_error else EMPTY, schedule=[retry_task],
-                             final=False)
-                self._emit(SIGNAL_SCHEDULED, retry_task)
+                             final=False, then=scheduled)
             else:
                 self._settle(task, result=error if keep_error else EMPTY, enqueue=[retry_task],
-                             final=False)
+                             final=False, then=_ignore_settled(then))
             return
 
         followers = []
@@ -910,7 +961,7 @@ class Queue:
                      chord_value=(error if store_error else SKIPPED) if task.chord_config
                      else EMPTY,
                      dead_reason='%s\n%s' % (error.metadata['error'], tb) if store_error
-                     else None)
+                     else None, then=_ignore_settled(then))
 
     def _retry_copy(self, task: Task, consume: bool, eta: Any, delay: Optional[float]) -> Task:
         """The same task (same id, so its Result still works) set up for its next attempt."""
@@ -992,11 +1043,28 @@ class Queue:
         """Whether a task (instance, class, wrapper or id) is revoked at ``timestamp``."""
         return self._is_revoked(task, self._timestamp(timestamp), peek)
 
+    def prefetch_revocations(self, tasks: Sequence[Task]) -> None:
+        """Read the revoke flags of claimed tasks in one query, for their ``execute`` to use
+        (instead of one read per task) if it starts within REVOKE_PREFETCH_TTL seconds."""
+        keys = set()
+        for task in tasks:
+            keys.add(REVOKE_PREFIX + task.id)
+            keys.add(REVOKE_CLASS_PREFIX + task.name)
+        prefetched = (time.monotonic(), self.storage.peek_many(list(keys)))
+        for task in tasks:
+            task.revoke_flags = prefetched
+
     def _is_revoked(self, task: Any, now: float, peek: bool) -> bool:
         keys = [self._revoke_key(task)]
+        flags = None
         if isinstance(task, Task):
             keys.append(REVOKE_CLASS_PREFIX + task.name)
-        flags = self.storage.peek_many(keys)  # one read on the path to every task's start
+            prefetched, task.revoke_flags = task.revoke_flags, None
+            if prefetched is not None and \
+                    time.monotonic() - prefetched[0] < REVOKE_PREFETCH_TTL:
+                flags = prefetched[1]
+        if flags is None:
+            flags = self.storage.peek_many(keys)  # one read on the path to a task's start
         for key in keys:
             raw = flags.get(key, EMPTY)
             if raw is EMPTY:

@@ -80,6 +80,8 @@ class Task:
         # Set by the queue when the task was claimed from storage.
         self.receipt: Any = None
         self.attempts: int = 0
+        # (monotonic time, {key: flag}) read with the claim (Queue.prefetch_revocations).
+        self.revoke_flags: Optional[Tuple[float, Dict[str, bytes]]] = None
         self._started: Optional[float] = None
 
     # -- running -------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional
 
+from . import _accel
 from ._logging import flush_all
-from .exceptions import TaskTimeout
+from .exceptions import StorageError, TaskTimeout
+from .outcomes import OutcomeGroup
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
@@ -26,6 +28,17 @@ logger = logging.getLogger('sqlq.worker')
 
 # How long an idle worker waits for a change notification before checking its stop event.
 IDLE_WAIT = 0.25
+# Batch claims hold about this many seconds of work (by the measured run time), at most
+# MAX_BATCH tasks: a short wait for a task claimed behind others, a short revoke window.
+BATCH_WINDOW = 0.005
+MAX_BATCH = 32
+# Finished tasks' outcomes are committed together once this many wait or the first has
+# waited this long (seconds), or when the worker runs out of claimed tasks.
+GROUP_MAX_SIZE = 64
+GROUP_MAX_DELAY = 0.005
+# Back-off while the storage is unreachable (seconds): first wait, then doubling up to the max.
+RETRY_FIRST_DELAY = 0.1
+RETRY_MAX_DELAY = 5.0
 
 
 class WorkerInterrupted(BaseException):
@@ -81,12 +94,21 @@ def alarm_timeout(task: 'Task') -> Iterator[None]:
 
 
 class Worker:
-    """Claims and executes tasks until ``stop_event`` is set or ``max_tasks`` are done."""
+    """Claims and executes tasks until ``stop_event`` is set or ``max_tasks`` are done.
+
+    When tasks are short, the worker claims several at once (one statement) into a local
+    priority buffer and commits their outcomes in groups (see ``sqlq.outcomes``): the batch
+    size follows the measured run time so that a batch holds about ``BATCH_WINDOW`` seconds
+    of work, and is 1 for slow tasks. Unstarted claims go back to the queue when the worker
+    stops; a task that was recovered from a dead worker runs alone, so that if it kills this
+    worker too, no innocent buffered task is counted against the quarantine limit.
+    """
 
     def __init__(self, queue: 'Queue', stop_event: Any, name: str = 'worker',
                  max_tasks: Optional[int] = None, state: Optional[RunState] = None,
                  guard: Optional[Callable[['Task'], ContextManager[Any]]] = None,
-                 idle_wait: float = IDLE_WAIT, parent_pid: Optional[int] = None) -> None:
+                 idle_wait: float = IDLE_WAIT, parent_pid: Optional[int] = None,
+                 max_batch: int = MAX_BATCH) -> None:
         self.queue = queue
         self.stop_event = stop_event
         self.name = name
@@ -95,34 +117,120 @@ class Worker:
         self.guard = guard
         self.idle_wait = idle_wait
         self.parent_pid = parent_pid
+        self.max_batch = max(1, max_batch)
         self.done = 0
+        self.buffer = _accel.ClaimBuffer()
+        self.outcomes = OutcomeGroup(queue.storage, max_size=GROUP_MAX_SIZE,
+                                     max_delay=GROUP_MAX_DELAY)
+        self._mean_run = BATCH_WINDOW  # seconds per task, moving average; starts at batch 1
+        self._outage_since: Optional[float] = None
+        self._retry_delay = 0.0
 
     def run(self) -> None:
         """The worker's whole life: startup hooks, the task loop, shutdown hooks."""
         self.queue.run_startup_hooks()
         try:
-            while not self.stop_event.is_set():
-                if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    logger.warning('%s: its consumer (pid %d) is gone; stopping', self.name,
-                                   self.parent_pid)
-                    break
-                if not self.run_once():
-                    self.queue.wait_for_change(self.idle_wait, topic='queue')
-                elif self.max_tasks and self.done >= self.max_tasks:
-                    logger.info('%s ran %d tasks (max-tasks): recycling', self.name, self.done)
-                    break
+            with self.queue.grouping_outcomes(self.outcomes):
+                try:
+                    self._loop()
+                finally:
+                    self._give_back()
         except WorkerInterrupted:
             logger.info('%s interrupted', self.name)
         finally:
             self.queue.run_shutdown_hooks()
 
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                logger.warning('%s: its consumer (pid %d) is gone; stopping', self.name,
+                               self.parent_pid)
+                break
+            try:
+                worked = self.run_once()
+                if not worked:
+                    self.queue.wait_for_change(self.idle_wait, topic='queue')
+            except StorageError as exc:
+                self._storage_trouble(exc)
+                continue
+            if self._outage_since is not None:
+                logger.info('%s: storage reachable again after %.1fs', self.name,
+                            time.monotonic() - self._outage_since)
+                self._outage_since, self._retry_delay = None, 0.0
+            if worked and self.max_tasks and self.done >= self.max_tasks:
+                logger.info('%s ran %d tasks (max-tasks): recycling', self.name, self.done)
+                break
+
+    def _storage_trouble(self, exc: StorageError) -> None:
+        """Wait before trying again (0.1 s, doubling to 5 s); log once per outage."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.error('%s: storage unavailable, retrying with back-off (nothing is lost: '
+                         'claimed tasks and finished outcomes wait): %s', self.name, exc)
+        self._retry_delay = min(RETRY_MAX_DELAY, max(RETRY_FIRST_DELAY, self._retry_delay * 2))
+        self.stop_event.wait(self._retry_delay)
+
+    def _give_back(self) -> None:
+        """Commit the finished tasks' outcomes; return unstarted claims to the queue."""
+        try:
+            self.outcomes.flush()
+        finally:
+            self._release_buffer()
+
+    def _release_buffer(self) -> None:
+        unstarted = self.buffer.drain()
+        if unstarted:
+            self.queue.storage.release_unstarted([c.receipt for c, _ in unstarted])
+
     def run_once(self) -> bool:
-        """Claim and execute one task; False if the queue had none."""
-        task = self.queue.dequeue()
+        """Claim (or take from the buffer) and execute one task; False if the queue had none."""
+        task = self._next_task()
         if task is None:
+            self.outcomes.flush()
             return False
         self.execute(task)
+        if self.outcomes.due():
+            self.outcomes.flush()
         return True
+
+    def _next_task(self) -> Optional['Task']:
+        buffer = self.buffer
+        if not buffer and not self._claim():
+            return None
+        claim, task = buffer.pop()
+        if claim.recoveries:
+            self._release_buffer()
+            self.outcomes.flush()
+        return task
+
+    def _claim(self) -> bool:
+        """Claim the next batch into the buffer (committing waiting outcomes in the same
+        transaction); False if the queue had nothing runnable."""
+        limit = self.batch_size
+        if self.max_tasks:
+            limit = max(1, min(limit, self.max_tasks - self.done))
+        queue, storage = self.queue, self.queue.storage
+        while True:
+            if len(self.outcomes):
+                claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
+            else:
+                claims = storage.dequeue_many(limit)
+            if not claims:
+                return False
+            tasks = []
+            for claim in claims:
+                task = queue.claimed_task(claim)  # None: moved to the dead letters
+                if task is not None:
+                    tasks.append(task)
+                    self.buffer.push(claim.priority, claim.seq, (claim, task))
+            if tasks:
+                queue.prefetch_revocations(tasks)
+                return True
+
+    @property
+    def batch_size(self) -> int:
+        """How many tasks the next claim may take: about BATCH_WINDOW seconds of work."""
+        return max(1, min(self.max_batch, int(BATCH_WINDOW / max(self._mean_run, 1e-6))))
 
     def execute(self, task: 'Task') -> None:
         logger.info('Executing %s', task)
@@ -140,7 +248,9 @@ class Worker:
         finally:
             self.state.finished()
         self.done += 1
-        logger.info('%s executed in %0.3fs', task, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        self._mean_run += (elapsed - self._mean_run) * 0.25
+        logger.info('%s executed in %0.3fs', task, elapsed)
 
 
 def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Optional[int],

@@ -77,6 +77,10 @@ class Claim(NamedTuple):
     attempts: int
     #: How many times the message was taken back from a dead owner (:meth:`Storage.release_owner`).
     recoveries: int = 0
+    #: The priority it was enqueued with.
+    priority: int = 0
+    #: Its place in FIFO order among messages of one priority (increasing; backend-specific).
+    seq: int = 0
 
 
 class ClaimedItem(NamedTuple):
@@ -185,6 +189,33 @@ class Storage(abc.ABC):
         The message is not deleted: it is counted by :meth:`claimed_size` until the claim is
         settled with :meth:`ack`, :meth:`release` or :meth:`bury`.
         """
+
+    def dequeue_many(self, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` ready messages at once (fewer if fewer are ready).
+
+        The claims are those that ``limit`` calls of :meth:`dequeue` would make, made in one
+        step; their order in the list is unspecified: run them in ``(-priority, seq)`` order.
+        """
+        claims: list[Claim] = []
+        with self.transaction():
+            while len(claims) < limit:
+                claim = self.dequeue()
+                if claim is None:
+                    break
+                claims.append(claim)
+        return claims
+
+    def release_unstarted(self, receipts: Iterable[Any]) -> int:
+        """Give back claims whose messages never started running, as if never claimed.
+
+        Like :meth:`release` (ready again at their place), but the claim does not count as an
+        attempt. Claims already gone are skipped; returns how many were given back.
+        """
+        released = 0
+        with self.transaction():
+            for receipt in receipts:
+                released += self.release(receipt)
+        return released
 
     @abc.abstractmethod
     def ack(self, receipt: Any) -> bool:

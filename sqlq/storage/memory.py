@@ -118,6 +118,11 @@ class MemoryStorage(Storage):
             return None
         return msg
 
+    @staticmethod
+    def _requeue(st: _State, msg: _Message) -> None:
+        msg.owner = msg.claimed_at = None
+        heapq.heappush(st.ready, (-msg.priority, msg.id))
+
     # ------------------------------------------------------------------ ready queue
 
     def enqueue(self, data: bytes, priority: int = 0) -> None:
@@ -134,17 +139,38 @@ class MemoryStorage(Storage):
         return len(prepared)
 
     def dequeue(self) -> Optional[Claim]:
+        claims = self.dequeue_many(1)
+        return claims[0] if claims else None
+
+    def dequeue_many(self, limit: int) -> list[Claim]:
         owner = self.owner_id
+        claims = []
         with self._locked() as st:
-            if not st.ready:
-                return None
-            _, msg_id = heapq.heappop(st.ready)
-            msg = st.messages[msg_id]
-            msg.owner = owner
-            msg.claimed_at = self._clock()
-            msg.attempts += 1
-            self._changed()
-            return Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts, msg.recoveries)
+            now = self._clock()
+            while st.ready and len(claims) < limit:
+                _, msg_id = heapq.heappop(st.ready)
+                msg = st.messages[msg_id]
+                msg.owner = owner
+                msg.claimed_at = now
+                msg.attempts += 1
+                claims.append(Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts,
+                                    msg.recoveries, msg.priority, msg.id))
+            if claims:
+                self._changed()
+        return claims
+
+    def release_unstarted(self, receipts: Iterable[Any]) -> int:
+        released = 0
+        with self._locked() as st:
+            for receipt in receipts:
+                msg = self._claimed(st, receipt)
+                if msg is not None:
+                    msg.attempts -= 1
+                    self._requeue(st, msg)
+                    released += 1
+            if released:
+                self._changed('queue')
+        return released
 
     def ack(self, receipt: Any) -> bool:
         with self._locked() as st:
@@ -160,8 +186,7 @@ class MemoryStorage(Storage):
             msg = self._claimed(st, receipt)
             if msg is None:
                 return False
-            msg.owner = msg.claimed_at = None
-            heapq.heappush(st.ready, (-msg.priority, msg.id))
+            self._requeue(st, msg)
             self._changed('queue')
             return True
 
@@ -396,9 +421,8 @@ class MemoryStorage(Storage):
             released = 0
             for msg in st.messages.values():
                 if msg.owner is not None and msg.owner == owner_id:
-                    msg.owner = msg.claimed_at = None
                     msg.recoveries += 1
-                    heapq.heappush(st.ready, (-msg.priority, msg.id))
+                    self._requeue(st, msg)
                     released += 1
             existed = st.owners.pop(owner_id, None) is not None
             if released:

@@ -53,9 +53,9 @@ _ROLLBACK_TO = tuple('ROLLBACK TO sqlq_%d' % i for i in range(64))
 
 _DEQUEUE = (
     'UPDATE task SET owner = ?, claimed_at = ?, attempts = attempts + 1 '
-    'WHERE id = (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
-    'ORDER BY priority DESC, id LIMIT 1) '
-    'RETURNING id, data, attempts, recoveries')
+    'WHERE id IN (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
+    'ORDER BY priority DESC, id LIMIT ?) '
+    'RETURNING id, data, attempts, recoveries, priority')
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
 _LIVE = '(expires_at IS NULL OR expires_at > ?)'
@@ -413,22 +413,44 @@ class SqliteStorage(Storage):
             self._touch('q')
         return len(rows)
 
-    def dequeue(self) -> Optional[Claim]:
-        # Cheap read first: an idle consumer polling an empty queue never takes the write lock.
-        # Skipped right after a notification (work is likely; the read would only add latency).
+    def _ready_hint(self) -> bool:
+        """False if a cheap read shows no ready task: an idle consumer polling an empty queue
+        then never takes the write lock. Skipped right after a notification (work is likely;
+        the read would only add latency) and inside a transaction."""
         local = self._local
         notified = getattr(local, 'last_wake', None) == 'notify'
         local.last_wake = None
-        if not notified and not self._in_transaction() and \
-                not self._rows(_ANY_READY, (self.name,)):
-            return None
+        return notified or self._in_transaction() or bool(self._rows(_ANY_READY, (self.name,)))
+
+    def dequeue(self) -> Optional[Claim]:
+        claims = self.dequeue_many(1)
+        return claims[0] if claims else None
+
+    def dequeue_many(self, limit: int) -> list[Claim]:
+        if not self._ready_hint():
+            return []
         owner = self.owner_id
         with self._tx() as conn:
-            rows = self._do(conn, _DEQUEUE, (owner, self._clock(), self.name))
-        if not rows:
-            return None
-        msg_id, data, attempts, recoveries = rows[0]
-        return Claim(data, (msg_id, owner, attempts), attempts, recoveries)
+            rows = self._do(conn, _DEQUEUE, (owner, self._clock(), self.name, int(limit)))
+        return [Claim(data, (msg_id, owner, attempts), attempts, recoveries, priority, msg_id)
+                for msg_id, data, attempts, recoveries, priority in rows]
+
+    def release_unstarted(self, receipts: Iterable[Any]) -> int:
+        params = [(*_unpack_receipt(receipt), self.name) for receipt in receipts]
+        if not params:
+            return 0
+        with self._tx() as conn:
+            before = conn.total_changes()
+            try:
+                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL, '
+                                 'attempts = attempts - 1 WHERE id = ? AND owner = ? '
+                                 'AND attempts = ? AND queue = ?', params)
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+            released = conn.total_changes() - before
+            if released:
+                self._touch('q')
+        return released
 
     def ack(self, receipt: Any) -> bool:
         msg_id, owner, attempts = _unpack_receipt(receipt)

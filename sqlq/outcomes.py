@@ -1,0 +1,150 @@
+"""Recording task outcomes: one transaction per task, or one per group of tasks.
+
+An outcome is what running a task changes in storage: the release of its claim (ack or dead
+letter) together with its result, followers, retry and chord bookkeeping. The Queue builds
+each outcome as a pair of callables: ``apply`` writes it (inside a transaction) and
+``after(enqueued)`` runs once it is committed (signals, post-execute hooks).
+
+Outside a worker an outcome commits at once. A worker records outcomes through an
+:class:`OutcomeGroup`: finished tasks wait (a few milliseconds at most) and are committed
+together, each in its own savepoint, usually in the same transaction as the worker's next
+batch claim. A claim is released only by the commit that records its outcome, so a crash
+before that commit loses nothing: the task is still claimed and runs again after recovery.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .storage.base import Storage
+    from .task import Task
+
+logger = logging.getLogger('sqlq')
+
+#: Writes an outcome inside a transaction; returns the follower tasks it enqueued.
+Apply = Callable[[], List['Task']]
+#: Runs after the commit: with the enqueued followers, or None if the outcome was rejected.
+After = Callable[[Optional[List['Task']]], None]
+
+
+class StaleClaim(Exception):
+    """The claim an outcome would release was taken over: nothing of it may be applied."""
+
+
+def commit_outcome(storage: 'Storage', task: 'Task', apply: Apply) -> Optional[List['Task']]:
+    """Apply one outcome in its own transaction (a savepoint inside an enclosing one).
+
+    Returns what ``apply`` returned, or None (and nothing applied) if the claim was stale.
+    Any other error rolls the outcome back and propagates.
+    """
+    try:
+        with storage.transaction():
+            return apply()
+    except StaleClaim:
+        _log_stale(task)
+        return None
+
+
+def _log_stale(task: 'Task') -> None:
+    logger.warning('outcome of %s rejected: its claim was taken over by another worker '
+                   '(this one was presumed dead)', task)
+
+
+class OutcomeGroup:
+    """Outcomes of one worker's finished tasks, waiting to be committed together.
+
+    ``max_size`` outcomes or ``max_delay`` seconds since the first one make the group
+    :meth:`due`; the worker then calls :meth:`flush` (or :meth:`flush_then` to claim its next
+    tasks in the same transaction). Used by one thread.
+    """
+
+    def __init__(self, storage: 'Storage', max_size: int = 64, max_delay: float = 0.005) -> None:
+        self.storage = storage
+        self.max_size = max_size
+        self.max_delay = max_delay
+        self._pending: List[Tuple['Task', Apply, After]] = []
+        self._deadline = 0.0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def submit(self, task: 'Task', apply: Apply, after: After) -> None:
+        """Add an outcome; it is committed by a later flush."""
+        if not self._pending:
+            self._deadline = time.monotonic() + self.max_delay
+        self._pending.append((task, apply, after))
+
+    def due(self) -> bool:
+        """True if the group should be committed now."""
+        pending = len(self._pending)
+        return pending >= self.max_size or (pending > 0 and time.monotonic() >= self._deadline)
+
+    def flush(self) -> None:
+        """Commit every pending outcome in one transaction, then run their after-commit parts."""
+        if self._pending:
+            self.flush_then(None)
+
+    def flush_then(self, step: Optional[Callable[[], Any]]) -> Any:
+        """Commit the pending outcomes and ``step()`` (if given) in one transaction.
+
+        Returns what ``step`` returned. An outcome whose claim is stale, or whose writes fail,
+        is undone alone (logged; a failed one stays claimed for recovery). If the commit
+        itself fails, the outcomes stay pending for the next flush and the error propagates.
+        """
+        pending = self._pending
+        self._pending = []
+        try:
+            try:
+                outcomes, value = self._commit(pending, step, isolated=False)
+            except _Isolate:
+                outcomes, value = self._commit(pending, step, isolated=True)
+        except BaseException:
+            self._pending = pending + self._pending
+            raise
+        for (task, _, after), enqueued in zip(pending, outcomes):
+            if enqueued is _FAILED:
+                continue
+            try:
+                after(enqueued)
+            except Exception:
+                logger.exception('after-commit handling of %s failed', task)
+        return value
+
+    def _commit(self, pending: List[Tuple['Task', Apply, After]],
+                step: Optional[Callable[[], Any]], isolated: bool) -> Tuple[List[Any], Any]:
+        # The common case writes every outcome straight into the transaction: a stale claim is
+        # detected by the outcome's first write, before it changed anything. Any other error
+        # may leave an outcome half-written, so the whole group is redone with a savepoint
+        # per outcome (``isolated``), where a failing one is undone alone.
+        outcomes: List[Any] = []
+        with self.storage.transaction():
+            for task, apply, _ in pending:
+                if isolated:
+                    outcomes.append(self._apply_isolated(task, apply))
+                    continue
+                try:
+                    outcomes.append(apply())
+                except StaleClaim:
+                    _log_stale(task)
+                    outcomes.append(None)
+                except Exception as exc:
+                    raise _Isolate() from exc
+            value = step() if step is not None else None
+        return outcomes, value
+
+    def _apply_isolated(self, task: 'Task', apply: Apply) -> Any:
+        try:
+            return commit_outcome(self.storage, task, apply)
+        except Exception:
+            logger.exception('outcome of %s could not be recorded; it stays claimed for '
+                             'recovery', task)
+            return _FAILED
+
+
+class _Isolate(Exception):
+    """An outcome failed in the shared transaction: undo it all and redo with savepoints."""
+
+
+_FAILED = object()
