@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 from ._logging import flush_all
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
 from .worker import (IDLE_WAIT, RunState, Worker, WorkerInterrupted, interrupt_thread,
@@ -289,8 +289,12 @@ class Consumer:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
             wait = min(max(min(next_tick, next_upkeep) - time.monotonic(), 0.0), LOOP_SLICE)
-            if wait > 0 and self.queue.wait_for_change(wait, topic='schedule'):
-                next_tick = 0.0  # something was written: the schedule may have changed
+            if wait > 0:
+                try:
+                    if self.queue.wait_for_change(wait, topic='schedule'):
+                        next_tick = 0.0  # something was written: the schedule may have changed
+                except StorageError:  # unreachable storage: the tick and upkeep report it
+                    self._shutdown.wait(wait)
 
     def _upkeep(self, now: float) -> None:
         """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""
