@@ -86,42 +86,41 @@ def test_out_of_memory_is_a_clear_error(redis_url):
         s.close()
 
 
-@needs_redis
-def test_stale_claim_at_commit_rolls_the_whole_transaction_back(redis_url):
+@pytest.fixture
+def pair(redis_url):
+    """Two storages of one queue (two processes, as far as Redis can tell)."""
     from sqlq.storage.redis import RedisStorage
-    s = RedisStorage('tx', url=redis_url)
-    other = RedisStorage('tx', url=redis_url)
-    try:
-        s.enqueue(b'task')
-        claim = s.dequeue()
-        with pytest.raises(TransactionConflict, match='claim'):
-            with s.transaction():
-                assert s.ack(claim.receipt)                # held when read...
-                s.put_data('result', b'42', is_result=True)
-                s.enqueue(b'follower')
-                other.release_owner(s.owner_id)            # ...taken over before the commit
-        assert s.peek_data('result') is EMPTY               # nothing of the outcome applied
-        assert s.enqueued_items() == [b'task']              # back in the queue, no follower
-        assert not s.ack(claim.receipt)                     # the receipt is stale for good
-    finally:
-        s.close()
-        other.close()
+    made = (RedisStorage('tx', url=redis_url), RedisStorage('tx', url=redis_url))
+    yield made
+    for storage in made:
+        storage.close()
 
 
 @needs_redis
-def test_concurrent_put_if_empty_in_transactions_has_one_winner(redis_url):
-    from sqlq.storage.redis import RedisStorage
-    a, b = RedisStorage('tx', url=redis_url), RedisStorage('tx', url=redis_url)
-    try:
-        with pytest.raises(TransactionConflict):
-            with a.transaction():
-                assert a.put_if_empty('mark', b'a')
-                assert b.put_if_empty('mark', b'b')        # b commits first
-                a.enqueue(b'fired by a')
-        assert a.peek_data('mark') == b'b' and a.queue_size() == 0
-    finally:
-        a.close()
-        b.close()
+def test_stale_claim_at_commit_rolls_the_whole_transaction_back(pair):
+    s, other = pair
+    s.enqueue(b'task')
+    claim = s.dequeue()
+    with pytest.raises(TransactionConflict, match='claim'):
+        with s.transaction():
+            assert s.ack(claim.receipt)                # held when read...
+            s.put_data('result', b'42', is_result=True)
+            s.enqueue(b'follower')
+            other.release_owner(s.owner_id)            # ...taken over before the commit
+    assert s.peek_data('result') is EMPTY               # nothing of the outcome applied
+    assert s.enqueued_items() == [b'task']              # back in the queue, no follower
+    assert not s.ack(claim.receipt)                     # the receipt is stale for good
+
+
+@needs_redis
+def test_concurrent_put_if_empty_in_transactions_has_one_winner(pair):
+    a, b = pair
+    with pytest.raises(TransactionConflict):
+        with a.transaction():
+            assert a.put_if_empty('mark', b'a')
+            assert b.put_if_empty('mark', b'b')        # b commits first
+            a.enqueue(b'fired by a')
+    assert a.peek_data('mark') == b'b' and a.queue_size() == 0
 
 
 @needs_redis
@@ -145,10 +144,8 @@ def test_storage_reconnects_after_a_server_restart():
 
 
 @needs_redis
-def test_a_waiter_on_another_connection_wakes_for_an_enqueue(redis_url):
-    from sqlq.storage.redis import RedisStorage
-    consumer = RedisStorage('w', url=redis_url)
-    producer = RedisStorage('w', url=redis_url)
+def test_a_waiter_on_another_connection_wakes_for_an_enqueue(pair):
+    consumer, producer = pair
     woke = []
     started = threading.Event()
 
@@ -159,12 +156,8 @@ def test_a_waiter_on_another_connection_wakes_for_an_enqueue(redis_url):
 
     t = threading.Thread(target=wait, daemon=True)
     t.start()
-    try:
-        assert started.wait(10)
-        producer.enqueue(b'x')
-        t.join(30)
-        assert woke == [True]
-        assert consumer.dequeue().data == b'x'
-    finally:
-        consumer.close()
-        producer.close()
+    assert started.wait(10)
+    producer.enqueue(b'x')
+    t.join(30)
+    assert woke == [True]
+    assert consumer.dequeue().data == b'x'
