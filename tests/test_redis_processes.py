@@ -58,9 +58,6 @@ def durable_server():
         server.close()
 
 
-@pytest.mark.xfail(strict=False, reason='needs the consumer loop to retry StorageError from '
-                   'wait_for_change/dequeue/heartbeat with back-off (sqlq/consumer.py, '
-                   'sqlq/worker.py): without it the consumer exits when Redis goes away')
 def test_redis_restart_mid_drain_loses_nothing(tmp_path, durable_server):
     """What "loses nothing" means here: the server keeps every acknowledged write (fsync'd
     append-only file), the consumer survives the outage and reconnects, a producer gets a
