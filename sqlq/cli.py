@@ -17,7 +17,7 @@ import sys
 from typing import Any, List, Optional
 
 from . import __version__
-from ._logging import BackgroundHandler
+from ._logging import BackgroundHandler, ConsumerFormatter
 
 EXIT_USAGE = 2
 
@@ -225,14 +225,12 @@ def add_inspection_commands(commands: Any) -> None:
 
 def configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    fmt = ('%(message)s' if args.simple else
-           '[%(asctime)s] %(levelname)s:%(name)s:%(processName)s:%(threadName)s: %(message)s')
     handler: logging.Handler
     if args.logfile:
         handler = logging.FileHandler(args.logfile)
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(ConsumerFormatter(simple=args.simple))
     root = logging.getLogger()
     # Written from a background thread: a task's start line must not delay the task.
     root.handlers[:] = [BackgroundHandler(handler)]

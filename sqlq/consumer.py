@@ -40,6 +40,10 @@ TIMEOUT_GRACE = 5.0
 MAINTENANCE_INTERVAL = 60.0
 # The supervising loop's longest sleep: bounds how late it notices signals and exits.
 LOOP_SLICE = 0.2
+# While a consumer runs, its processes' commits leave folding the WAL into the database to
+# the consumer's loop, every this many seconds (Storage.defer_checkpoints): a commit that
+# ran SQLite's auto-checkpoint synced the file while other workers waited for the lock.
+CHECKPOINT_INTERVAL = 0.2
 
 
 def _restart_argv() -> List[str]:
@@ -264,6 +268,7 @@ class Consumer:
             flushed = self.queue.flush_locks(*self.extra_locks)
             if flushed:
                 logger.info('flushed locks: %s', ', '.join(sorted(flushed)))
+        self.queue.storage.defer_checkpoints(True)
         self._handles = [_WorkerHandle(self, i) for i in range(self.workers)]
         for handle in self._handles:
             handle.start()
@@ -272,11 +277,17 @@ class Consumer:
         next_health = time.monotonic() + self.health_check_interval
         next_tick = 0.0
         next_upkeep = time.monotonic() + HEARTBEAT_INTERVAL
+        next_checkpoint = 0.0
         while not self._shutdown.is_set():
             now = time.monotonic()
             if now >= next_upkeep:
                 self._upkeep(now)
                 next_upkeep = now + HEARTBEAT_INTERVAL
+            if now >= next_checkpoint:
+                # In this thread, which also forks the process workers: SQLite must not be
+                # busy in another thread of this process when it forks.
+                self._checkpoint()
+                next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_tick:
                 try:
                     next_tick = now + self.scheduler.tick()
@@ -288,13 +299,20 @@ class Consumer:
                 if now >= next_health:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
-            wait = min(max(min(next_tick, next_upkeep) - time.monotonic(), 0.0), LOOP_SLICE)
+            wait = min(max(min(next_tick, next_upkeep, next_checkpoint) - time.monotonic(), 0.0),
+                       LOOP_SLICE)
             if wait > 0:
                 try:
                     if self.queue.wait_for_change(wait, topic='schedule'):
                         next_tick = 0.0  # something was written: the schedule may have changed
                 except StorageError:  # unreachable storage: the tick and upkeep report it
                     self._shutdown.wait(wait)
+
+    def _checkpoint(self) -> None:
+        try:
+            self.queue.storage.checkpoint()
+        except Exception as exc:
+            logger.debug('checkpoint failed (retried shortly): %s', exc)
 
     def _upkeep(self, now: float) -> None:
         """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""
@@ -352,6 +370,11 @@ class Consumer:
             if handle.is_alive():
                 logger.error('%s did not stop after interruption', handle.name)
                 handle.kill()
+        try:
+            self.queue.storage.defer_checkpoints(False)
+            self.queue.storage.checkpoint()
+        except Exception as exc:
+            logger.warning('final checkpoint failed: %s', exc)
 
     def _begin_shutdown(self) -> None:
         """From a signal handler: stop the loop and let no worker claim another task.

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional
 
 from . import _accel
-from ._logging import flush_all
+from ._logging import flush_all, line_logger
 from .exceptions import StorageError, TaskTimeout
 from .outcomes import OutcomeGroup
 
@@ -124,6 +124,7 @@ class Worker:
                                      max_delay=GROUP_MAX_DELAY)
         self._mean_run = BATCH_WINDOW  # seconds per task, moving average; starts at batch 1
         self._outage_since: Optional[float] = None
+        self._log_info = line_logger(logger, logging.INFO)  # per-task lines, as huey logs them
         self._retry_delay = 0.0
 
     def run(self) -> None:
@@ -233,7 +234,9 @@ class Worker:
         return max(1, min(self.max_batch, int(BATCH_WINDOW / max(self._mean_run, 1e-6))))
 
     def execute(self, task: 'Task') -> None:
-        logger.info('Executing %s', task)
+        log = self._log_info
+        if log is not None:
+            log('Executing %s' % (task,))
         started = time.monotonic()
         self.state.started(task)
         try:
@@ -250,7 +253,8 @@ class Worker:
         self.done += 1
         elapsed = time.monotonic() - started
         self._mean_run += (elapsed - self._mean_run) * 0.25
-        logger.info('%s executed in %0.3fs', task, elapsed)
+        if log is not None:
+            log('%s executed in %0.3fs' % (task, elapsed))
 
 
 def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Optional[int],

@@ -442,6 +442,15 @@ class Storage(abc.ABC):
         connection is busy with it. Returns what was done (backend-specific keys; always
         ``'purged'``)."""
 
+    def defer_checkpoints(self, deferred: bool = True) -> None:
+        """While ``deferred``, this process's writers leave folding their write-ahead log into
+        the database to :meth:`checkpoint` calls (the consumer makes them from a background
+        thread), so that no commit on a task's path waits for it. No-op without such a log."""
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database as far as possible without waiting for
+        other connections. No-op without such a log."""
+
     @abc.abstractmethod
     def vacuum(self) -> None:
         """Rebuild the backend compactly (SQLite: full ``VACUUM``). Needs exclusive access for

@@ -60,6 +60,8 @@ _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
 _LIVE = '(expires_at IS NULL OR expires_at > ?)'
 #: wait_for_change topic -> the wake-up channel's topic code.
+#: SQLite's default wal_autocheckpoint (pages).
+_AUTOCHECKPOINT_PAGES = 1000
 _TOPIC_CODES = {'queue': 'q', 'schedule': 's', 'data': 'd'}
 
 
@@ -71,6 +73,28 @@ def _bytes(data: Any) -> bytes:
 
 def _limit(limit: Optional[int]) -> int:
     return -1 if limit is None else max(int(limit), 0)
+
+
+def _busy_handler(timeout: float) -> Callable[[int], bool]:
+    """A busy handler waiting up to ``timeout`` seconds for a lock, in short steps.
+
+    SQLite's own (``busy_timeout``) sleeps 1, 2, 5, 10... ms between tries; sqlq's writers
+    hold the lock for tens of microseconds, so a worker would sleep far longer than the lock
+    is held and several workers drain slower than one. Here the waits start at 50 us and
+    grow to 2 ms.
+    """
+    deadline = [0.0]
+
+    def busy(tries: int) -> bool:
+        now = time.monotonic()
+        if tries == 0:
+            deadline[0] = now + timeout
+        elif now >= deadline[0]:
+            return False
+        time.sleep(min(0.00005 * (tries + 1), 0.002))
+        return True
+
+    return busy
 
 
 def _unpack_receipt(receipt: Any) -> tuple[int, str, int]:
@@ -129,6 +153,7 @@ class SqliteStorage(Storage):
         self.filename = os.path.abspath(filename)
         self.synchronous = mode
         self.timeout = timeout
+        self._autocheckpoint = _AUTOCHECKPOINT_PAGES
         self.cache_size = cache_size
         self._closed = False
         self._schema_ready = False
@@ -202,7 +227,7 @@ class SqliteStorage(Storage):
             raise StorageError('cannot open sqlq database %r: %s: %s'
                                % (path, type(exc).__name__, exc)) from exc
         try:
-            conn.setbusytimeout(int(self.timeout * 1000))
+            conn.set_busy_handler(_busy_handler(self.timeout))
             # Opening a brand-new file races with other processes doing the same; switching to
             # WAL can fail with SQLITE_BUSY at once (without the busy handler), so the whole
             # idempotent setup is retried until the busy timeout runs out.
@@ -239,6 +264,7 @@ class SqliteStorage(Storage):
                 raise StorageError('cannot put sqlq database %r in WAL mode (journal_mode is '
                                    '%r)' % (self.filename, mode))
         conn.execute('PRAGMA synchronous=' + self.synchronous)
+        conn.execute('PRAGMA wal_autocheckpoint=%d' % self._autocheckpoint).fetchall()
         conn.execute('PRAGMA journal_size_limit=%d' % _schema.JOURNAL_SIZE_LIMIT).fetchall()
         if self.cache_size is not None:
             conn.execute('PRAGMA cache_size=%d' % self.cache_size)
@@ -772,6 +798,29 @@ class SqliteStorage(Storage):
     #: Most free pages :meth:`maintenance` returns to the file system in one call.
     vacuum_pages = 2048
 
+    def defer_checkpoints(self, deferred: bool = True) -> None:
+        """While deferred, this process's connections do not fold the WAL into the database
+        when they commit (SQLite's auto-checkpoint, which syncs the file and made concurrent
+        workers wait for it); :meth:`checkpoint` does it instead."""
+        self._autocheckpoint = 0 if deferred else _AUTOCHECKPOINT_PAGES
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.execute('PRAGMA wal_autocheckpoint=%d' % self._autocheckpoint).fetchall()
+            except apsw.Error as exc:
+                raise self._error(exc, 'setting wal_autocheckpoint') from exc
+
+    def checkpoint(self) -> None:
+        """``PRAGMA wal_checkpoint(PASSIVE)``: copy what the WAL holds into the database
+        without waiting for other connections."""
+        try:
+            self._conn().execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
+        except (apsw.BusyError, apsw.LockedError):
+            pass  # another checkpoint is running; the next call catches up
+        except apsw.Error as exc:
+            raise self._error(exc, 'checkpointing') from exc
+
     def maintenance(self) -> dict[str, Any]:
         """:meth:`purge_expired`; ``PRAGMA incremental_vacuum`` of at most
         :attr:`vacuum_pages` pages (a no-op on files created before ``auto_vacuum`` was set);
@@ -799,7 +848,7 @@ class SqliteStorage(Storage):
             except (apsw.BusyError, apsw.LockedError):
                 busy, log, done = 1, -1, -1
             finally:
-                conn.setbusytimeout(int(self.timeout * 1000))
+                conn.set_busy_handler(_busy_handler(self.timeout))
         except apsw.Error as exc:
             raise self._error(exc, 'running maintenance') from exc
         return {'purged': purged, 'vacuumed_pages': vacuumed,
