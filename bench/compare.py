@@ -4,7 +4,7 @@ and batched), drain rate with 1 thread / 2 and 4 process workers, consumer CPU p
 enqueue→start latency and idle CPU — one table, with the ratio sqlq/huey, sqlq's compiled fast
 path against its pure-Python twin (``SQLQ_NO_EXTENSIONS=1``), and the targets of issue 5.
 
-    python bench/compare.py                  # N=20000, 3 repeats (~10 minutes)
+    python bench/compare.py                  # N=20000, 3 repeats (~7 minutes)
     python bench/compare.py --quick          # CI: N=2000, 1 repeat, short latency/idle (< 60 s)
     python bench/compare.py -n 50000 --workers 1t,4p --only sqlq --json /tmp/cmp.json
 
@@ -40,6 +40,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -325,7 +326,6 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
 def measure_latency(column: str, args: argparse.Namespace, workdir: str,
                     huey_options: List[str]) -> Dict[str, Any]:
     """latency.py's protocol for one consumer (1 thread worker); eta phase reduced to 1 task."""
-    import random
     family, twin = COLUMNS[column]
     options = ['-w', '1', '-k', 'thread'] if family == 'sqlq' else list(huey_options)
     ns = argparse.Namespace(n=args.latency_n, warmup=5, idle=args.idle, eta=1,
@@ -403,8 +403,8 @@ def table(figures: Dict[str, Dict[str, float]], rows: List[Tuple[str, str, str]]
 NOTES = """\
 Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
 costs (µs, ms, %). Drain and enqueue figures are medians of {repeat} run(s); drain time runs
-from the first task's start to all N results stored (polled every {poll:.0f} ms), consumer
-start-up excluded; CPU is the consumer process tree's utime+stime over that time ÷ N.
+from the first task's start to all N results stored (counted every {poll:.0f} ms; midpoint
+of the last two counts), consumer start-up excluded; CPU is the consumer process tree's utime+stime over that time ÷ N.
 huey's consumer runs with `{huey_tuned}` (its polling delay would otherwise cap it); sqlq's
 with its defaults; both log at their default level to a file{quiet}.
 ¹ sqlq `task.map(...)`: one transaction. huey 3.5.4 `TaskWrapper.map(...)` (its only batch
