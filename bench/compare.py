@@ -323,13 +323,23 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
 
 # --------------------------------------------------------------------------------- latency
 
+class _LatencyOptions(argparse.Namespace):
+    """latency.py's parsed options for run_system: an option it grows later (other than the
+    ones set here) reads as None, the usual default of an optional command-line flag."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return None
+
+
 def measure_latency(column: str, args: argparse.Namespace, workdir: str,
                     huey_options: List[str]) -> Dict[str, Any]:
     """latency.py's protocol for one consumer (1 thread worker); eta phase reduced to 1 task."""
     family, twin = COLUMNS[column]
     options = ['-w', '1', '-k', 'thread'] if family == 'sqlq' else list(huey_options)
-    ns = argparse.Namespace(n=args.latency_n, warmup=5, idle=args.idle, eta=1,
-                            task_timeout=30.0)
+    ns = _LatencyOptions(n=args.latency_n, warmup=5, idle=args.idle, eta=1,
+                         task_timeout=30.0, redis_server=None)
     name = column if family == 'sqlq' else 'huey ' + (' '.join(huey_options) or 'default')
     with twin_mode(twin):
         result = L.run_system(name, family, options, ns, workdir, random.Random(1))
