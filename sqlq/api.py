@@ -15,7 +15,7 @@ import time
 import traceback
 from collections import OrderedDict
 from typing import (TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator, List,
-                    NamedTuple, Optional, Sequence, Tuple, Type, Union)
+                    NamedTuple, Optional, Sequence, Tuple, Type, TypeVar, Union)
 
 from ._time import from_timestamp, seconds, to_timestamp
 from .exceptions import (CancelExecution, ConfigurationError, DeserializationError,
@@ -31,7 +31,7 @@ from .signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_
                       SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
                       SIGNAL_RATE_LIMITED,
                       SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED, SIGNAL_TIMEOUT, Signals)
-from .storage.base import EMPTY, Claim, DeadLetter, Storage
+from .storage.base import EMPTY, Claim, DeadLetter, Storage, retry_conflicts
 from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task, TaskWrapper, validate_options
 
@@ -51,6 +51,7 @@ PERIODIC_MARK_TTL = 7200.0
 REVOKE_PREFETCH_TTL = 0.05
 
 Timestamp = Union[_dt.datetime, int, float]
+_T = TypeVar('_T')
 
 
 def _ignore_settled(then: Optional[Callable[[], None]]) -> Optional[Callable[[bool], None]]:
@@ -476,9 +477,9 @@ class Queue:
                 task.unique_key = self._unique_key(task)
             eta = None if task.eta is None else to_timestamp(task.eta, self.utc)
             encoded.append((task, self.serialize_task(task), eta if eta and eta > now else None))
-        handles: List[Task] = []
-        written: List[Tuple[Task, Optional[float]]] = []
-        with self.storage.transaction():
+        def write() -> Tuple[List[Task], List[Tuple[Task, Optional[float]]]]:
+            handles: List[Task] = []
+            written: List[Tuple[Task, Optional[float]]] = []
             ready: List[Tuple[bytes, int]] = []
             for task, data, eta in encoded:
                 holder = self._claim_unique_key(task)
@@ -495,10 +496,24 @@ class Queue:
                 self.storage.enqueue(*ready[0])
             elif ready:
                 self.storage.enqueue_many(ready)
+            return handles, written
+
+        handles, written = self._atomically(write)
         if self.signals.has_receivers():
             for task, eta in written:
                 self._emit(SIGNAL_ENQUEUED if eta is None else SIGNAL_SCHEDULED, task)
         return handles
+
+    def _atomically(self, block: Callable[[], _T]) -> _T:
+        """``block()`` in one storage transaction, run again if the backend reports a
+        conflict (optimistic backends apply nothing then)."""
+        storage = self.storage
+
+        def run() -> _T:
+            with storage.transaction():
+                return block()
+
+        return retry_conflicts(run)
 
     def _unique_key(self, task: Task) -> str:
         digest = hashlib.sha256(self.serializer.dumps_raw(
@@ -548,9 +563,11 @@ class Queue:
         callback_data = self.serialize_task(spec.callback)
         for index, task in enumerate(spec.tasks):
             task.chord_config = {'id': chord_id, 'index': index, 'size': len(spec.tasks)}
-        with self.storage.transaction():
+        def write() -> ResultGroup:
             self.storage.put_data(CHORD_PREFIX + chord_id, callback_data)
-            members = self.enqueue_many(spec.tasks)
+            return self.enqueue_many(spec.tasks)
+
+        members = self._atomically(write)
         return ChordResult(members, Result(self, spec.callback))
 
     # -- consuming -----------------------------------------------------------------------------
@@ -611,11 +628,14 @@ class Queue:
 
     def enqueue_due(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
         """Move scheduled tasks whose eta has come to the ready queue, in one transaction."""
-        with self.storage.transaction():
-            tasks = self.read_schedule(timestamp)
-            if tasks:
+        def move() -> List[Task]:
+            due = self.read_schedule(timestamp)
+            if due:
                 self.storage.enqueue_many(
-                    [(self.serialize_task(t), t.priority or 0) for t in tasks])
+                    [(self.serialize_task(t), t.priority or 0) for t in due])
+            return due
+
+        tasks = self._atomically(move)
         if self.signals.has_receivers():
             for task in tasks:
                 self._emit(SIGNAL_ENQUEUED, task)
@@ -625,13 +645,16 @@ class Queue:
         """Enqueue the periodic tasks due in the minute starting at epoch ``minute``, each
         at most once however many consumers call this for that minute."""
         due = self.read_periodic(self._datetime(minute))
-        fired = []
-        with self.storage.transaction():
+        def fire() -> List[Task]:
+            fired = []
             for task in due:
                 key = '%s%s:%d' % (PERIODIC_PREFIX, task.name, int(minute))
                 if self.storage.put_if_empty(key, b'1', ttl=PERIODIC_MARK_TTL):
                     self.storage.enqueue(self.serialize_task(task), task.priority or 0)
                     fired.append(task)
+            return fired
+
+        fired = self._atomically(fire)
         if self.signals.has_receivers():
             for task in fired:
                 self._emit(SIGNAL_ENQUEUED, task)

@@ -17,6 +17,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
+from .storage.base import retry_conflicts
+
 if TYPE_CHECKING:  # pragma: no cover
     from .storage.base import Storage
     from .task import Task
@@ -39,9 +41,12 @@ def commit_outcome(storage: 'Storage', task: 'Task', apply: Apply) -> Optional[L
     Returns what ``apply`` returned, or None (and nothing applied) if the claim was stale.
     Any other error rolls the outcome back and propagates.
     """
-    try:
+    def run() -> List['Task']:
         with storage.transaction():
             return apply()
+
+    try:
+        return retry_conflicts(run)
     except StaleClaim:
         _log_stale(task)
         return None
@@ -97,9 +102,11 @@ class OutcomeGroup:
         self._pending = []
         try:
             try:
-                outcomes, value = self._commit(pending, step, isolated=False)
+                outcomes, value = retry_conflicts(
+                    lambda: self._commit(pending, step, isolated=False))
             except _Isolate:
-                outcomes, value = self._commit(pending, step, isolated=True)
+                outcomes, value = retry_conflicts(
+                    lambda: self._commit(pending, step, isolated=True))
         except BaseException:
             self._pending = pending + self._pending
             raise

@@ -29,7 +29,14 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, Callable, ContextManager, Iterable, NamedTuple, Optional, Sequence
+from typing import (Any, Callable, ContextManager, Iterable, NamedTuple, Optional, Sequence,
+                    TypeVar)
+
+from sqlq.exceptions import TransactionConflict
+
+T = TypeVar('T')
+#: Runs of a transaction that keeps conflicting before :func:`retry_conflicts` gives up.
+CONFLICT_ATTEMPTS = 10
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage']
 
@@ -124,6 +131,44 @@ class DeadLetter(NamedTuple):
     attempts: int
     #: When the message was enqueued (``None`` if it never was, e.g. rejected at enqueue time).
     enqueued_at: Optional[float] = None
+
+
+def as_bytes(data: Any) -> bytes:
+    """``data`` as bytes; TypeError naming the type if it is not bytes-like."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
+
+
+def parse_counter(key: str, value: Any) -> int:
+    """The integer a counter key holds; ValueError naming the key if it holds something else."""
+    try:
+        return int(bytes(value).decode('ascii'))
+    except (TypeError, UnicodeDecodeError, ValueError):
+        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None
+
+
+def unpack_receipt(receipt: Any) -> tuple[int, str, int]:
+    """``(message id, owner, attempts)`` of a receipt of the backends that use that form."""
+    try:
+        msg_id, owner, attempts = receipt
+        return int(msg_id), str(owner), int(attempts)
+    except (TypeError, ValueError):
+        raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
+
+
+def retry_conflicts(commit: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """``commit()`` -- which runs one outermost transaction -- again if the backend reports a
+    :class:`~sqlq.exceptions.TransactionConflict` (nothing of it was applied), up to
+    ``attempts`` runs in all. Inside an enclosing transaction the conflict surfaces at the
+    enclosing commit instead, so only the outermost block is ever re-run."""
+    for attempt in range(attempts):
+        try:
+            return commit()
+        except TransactionConflict:
+            if attempt + 1 == attempts:
+                raise
+    raise AssertionError('unreachable')
 
 
 def _new_owner_id() -> str:

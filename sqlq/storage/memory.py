@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from sqlq.exceptions import StorageError
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
-                               Storage, parse_owner_id)
+                               Storage, as_bytes, parse_counter, parse_owner_id)
 
 __all__ = ['MemoryStorage']
 
@@ -50,12 +50,6 @@ class _State:
     def next_id(self) -> int:
         self.seq += 1
         return self.seq
-
-
-def _bytes(data: Any) -> bytes:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
 
 
 class MemoryStorage(Storage):
@@ -129,7 +123,7 @@ class MemoryStorage(Storage):
         self.enqueue_many([(data, priority)])
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
-        prepared = [(_bytes(data), int(priority)) for data, priority in items]
+        prepared = [(as_bytes(data), int(priority)) for data, priority in items]
         now = self._clock()
         with self._locked(write=bool(prepared), topics=('queue',)) as st:
             for data, priority in prepared:
@@ -230,7 +224,7 @@ class MemoryStorage(Storage):
     # ------------------------------------------------------------------ schedule
 
     def add_to_schedule(self, data: bytes, timestamp: float) -> None:
-        data = _bytes(data)
+        data = as_bytes(data)
         with self._locked(write=True, topics=('schedule',)) as st:
             heapq.heappush(st.schedule, (float(timestamp), st.next_id(), data))
 
@@ -264,7 +258,7 @@ class MemoryStorage(Storage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False,
                  ttl: Optional[float] = None) -> None:
-        value = _bytes(value)
+        value = as_bytes(value)
         with self._locked(write=True, topics=('data',)) as st:
             st.kv[key] = (value, bool(is_result), self._expires(ttl))
 
@@ -295,7 +289,7 @@ class MemoryStorage(Storage):
             return self._live(st, key) is not None
 
     def put_if_empty(self, key: str, value: bytes, ttl: Optional[float] = None) -> bool:
-        value = _bytes(value)
+        value = as_bytes(value)
         with self._locked() as st:
             if self._live(st, key) is not None:
                 return False
@@ -309,7 +303,7 @@ class MemoryStorage(Storage):
             if entry is None:
                 value, is_result, expires = int(amount), False, self._expires(ttl)
             else:
-                value = _parse_counter(key, entry[0]) + int(amount)
+                value = parse_counter(key, entry[0]) + int(amount)
                 is_result, expires = entry[1], entry[2]
             st.kv[key] = (b'%d' % value, is_result, expires)
             return value
@@ -339,7 +333,7 @@ class MemoryStorage(Storage):
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
                         enqueued_at: Optional[float] = None) -> int:
-        data = _bytes(data)
+        data = as_bytes(data)
         with self._locked(write=True) as st:
             dead_id = st.next_id()
             st.dead[dead_id] = DeadLetter(dead_id, data, str(reason), self._clock(),
@@ -531,10 +525,3 @@ class MemoryStorage(Storage):
         with self._lock:
             self._closed = True
             self._cond.notify_all()
-
-
-def _parse_counter(key: str, value: bytes) -> int:
-    try:
-        return int(value.decode('ascii'))
-    except (UnicodeDecodeError, ValueError):
-        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None

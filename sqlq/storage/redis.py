@@ -72,8 +72,8 @@ from sqlq.exceptions import (ConfigurationError, StorageError, StorageUnavailabl
                              TransactionConflict)
 from sqlq.storage._redis_scripts import SCRIPT
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
-                               Storage, parse_owner_id)
-from sqlq.storage.memory import _bytes, _parse_counter
+                               Storage, as_bytes, parse_counter, parse_owner_id,
+                               unpack_receipt)
 
 try:
     import redis
@@ -92,14 +92,6 @@ _ALL_CODES = ('q', 's', 'd', 'x')
 _ABANDONED: list[Any] = []
 #: An absent script argument (no ttl, no id, unused guard slot).
 _NO_ARG = ''
-
-
-def _unpack_receipt(receipt: Any) -> tuple[int, str, int]:
-    try:
-        msg_id, owner, attempts = receipt
-        return int(msg_id), str(owner), int(attempts)
-    except (TypeError, ValueError):
-        raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
 
 
 def _num(value: float) -> str:
@@ -338,7 +330,7 @@ class RedisStorage(Storage):
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         args: list[Any] = []
         for data, priority in items:
-            data, priority = _bytes(data), int(priority)
+            data, priority = as_bytes(data), int(priority)
             args.extend((data, priority, -priority))
         if not args:
             return 0
@@ -387,7 +379,7 @@ class RedisStorage(Storage):
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         """Give claims back as if never made (the attempt does not count), in one run."""
-        unpacked = [_unpack_receipt(receipt) for receipt in receipts]
+        unpacked = [unpack_receipt(receipt) for receipt in receipts]
         if self._tx() is not None:
             return sum(self._settle('unstart1', receipt) for receipt in unpacked)
         if not unpacked:
@@ -396,7 +388,7 @@ class RedisStorage(Storage):
         return int(self._one('unstart', len(unpacked), *args)[0])
 
     def _settle(self, op: str, receipt: Any, *extra: Any) -> bool:
-        msg_id, owner, attempts = _unpack_receipt(receipt)
+        msg_id, owner, attempts = unpack_receipt(receipt)
         tx = self._tx()
         if tx is None:
             return bool(self._one(op, msg_id, owner, attempts, *extra)[0])
@@ -444,7 +436,7 @@ class RedisStorage(Storage):
     # ------------------------------------------------------------------ schedule
 
     def add_to_schedule(self, data: bytes, timestamp: float) -> None:
-        self._write(self._tx(), 'sched', _num(timestamp), _bytes(data))
+        self._write(self._tx(), 'sched', _num(timestamp), as_bytes(data))
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         tx = self._tx()
@@ -496,7 +488,7 @@ class RedisStorage(Storage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False,
                  ttl: Optional[float] = None) -> None:
-        value, expires = _bytes(value), self._expires(ttl)
+        value, expires = as_bytes(value), self._expires(ttl)
         tx = self._tx()
         if tx is not None:
             self._tx_set(tx, key, value, expires)
@@ -543,7 +535,7 @@ class RedisStorage(Storage):
         return self.peek_data(key) is not EMPTY
 
     def put_if_empty(self, key: str, value: bytes, ttl: Optional[float] = None) -> bool:
-        value, expires = _bytes(value), self._expires(ttl)
+        value, expires = as_bytes(value), self._expires(ttl)
         tx = self._tx()
         if tx is None:
             return bool(self._one('pie', key, value, expires)[0])
@@ -568,7 +560,7 @@ class RedisStorage(Storage):
             value = amount
             self._tx_set(tx, key, b'%d' % value, expires)
         else:
-            value = _parse_counter(key, current) + amount
+            value = parse_counter(key, current) + amount
             kept = tx.kv.get(key, (None, None))[1]
             tx.kv[key] = (b'%d' % value, kept)
         self._write(tx, 'incr', key, amount, expires)
@@ -607,7 +599,7 @@ class RedisStorage(Storage):
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
                         enqueued_at: Optional[float] = None) -> int:
-        args = (_bytes(data), str(reason), int(attempts),
+        args = (as_bytes(data), str(reason), int(attempts),
                 _NO_ARG if enqueued_at is None else _num(enqueued_at))
         tx = self._tx()
         if tx is None:

@@ -35,7 +35,8 @@ import apsw
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage import _schema, _wakeup
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
-                               Storage, parse_owner_id)
+                               Storage, as_bytes, parse_counter, parse_owner_id,
+                               unpack_receipt)
 
 __all__ = ['SqliteStorage']
 
@@ -65,12 +66,6 @@ _AUTOCHECKPOINT_PAGES = 1000
 _TOPIC_CODES = {'queue': 'q', 'schedule': 's', 'data': 'd'}
 
 
-def _bytes(data: Any) -> bytes:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
-
-
 def _limit(limit: Optional[int]) -> int:
     return -1 if limit is None else max(int(limit), 0)
 
@@ -95,14 +90,6 @@ def _busy_handler(timeout: float) -> Callable[[int], bool]:
         return True
 
     return busy
-
-
-def _unpack_receipt(receipt: Any) -> tuple[int, str, int]:
-    try:
-        msg_id, owner, attempts = receipt
-        return int(msg_id), str(owner), int(attempts)
-    except (TypeError, ValueError):
-        raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
 
 
 class SqliteStorage(Storage):
@@ -421,14 +408,14 @@ class SqliteStorage(Storage):
     # ------------------------------------------------------------------ ready queue
 
     def enqueue(self, data: bytes, priority: int = 0) -> None:
-        params = (self.name, int(priority), _bytes(data), self._clock())
+        params = (self.name, int(priority), as_bytes(data), self._clock())
         with self._tx() as conn:
             self._do(conn, _ENQUEUE, params)
             self._touch('q')
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now = self._clock()
-        rows = [(self.name, int(priority), _bytes(data), now) for data, priority in items]
+        rows = [(self.name, int(priority), as_bytes(data), now) for data, priority in items]
         if not rows:
             return 0
         with self._tx() as conn:
@@ -462,7 +449,7 @@ class SqliteStorage(Storage):
                 for msg_id, data, attempts, recoveries, priority in rows]
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
-        params = [(*_unpack_receipt(receipt), self.name) for receipt in receipts]
+        params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
         if not params:
             return 0
         with self._tx() as conn:
@@ -479,14 +466,14 @@ class SqliteStorage(Storage):
         return released
 
     def ack(self, receipt: Any) -> bool:
-        msg_id, owner, attempts = _unpack_receipt(receipt)
+        msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
             self._do(conn, 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
                            'AND attempts = ?', (msg_id, self.name, owner, attempts))
             return conn.changes() > 0
 
     def release(self, receipt: Any) -> bool:
-        msg_id, owner, attempts = _unpack_receipt(receipt)
+        msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
             self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL WHERE id = ? '
                            'AND queue = ? AND owner = ? AND attempts = ?',
@@ -497,7 +484,7 @@ class SqliteStorage(Storage):
             return False
 
     def bury(self, receipt: Any, reason: str) -> bool:
-        msg_id, owner, attempts = _unpack_receipt(receipt)
+        msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
             rows = self._do(conn, 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
                                   'AND attempts = ? RETURNING data, attempts, enqueued_at',
@@ -535,7 +522,7 @@ class SqliteStorage(Storage):
     # ------------------------------------------------------------------ schedule
 
     def add_to_schedule(self, data: bytes, timestamp: float) -> None:
-        params = (self.name, float(timestamp), _bytes(data))
+        params = (self.name, float(timestamp), as_bytes(data))
         with self._tx() as conn:
             self._do(conn, 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)', params)
             self._touch('s')
@@ -572,7 +559,7 @@ class SqliteStorage(Storage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False,
                  ttl: Optional[float] = None) -> None:
-        params = (self.name, key, _bytes(value), int(bool(is_result)), self._expires(ttl))
+        params = (self.name, key, as_bytes(value), int(bool(is_result)), self._expires(ttl))
         with self._tx() as conn:
             self._do(conn, 'INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
                            'expires_at) VALUES (?, ?, ?, ?, ?)', params)
@@ -632,7 +619,7 @@ class SqliteStorage(Storage):
                            'value = excluded.value, is_result = 0, '
                            'expires_at = excluded.expires_at '
                            'WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?',
-                     (self.name, key, _bytes(value), expires_at, now))
+                     (self.name, key, as_bytes(value), expires_at, now))
             if conn.changes() > 0:
                 self._touch('d')
                 return True
@@ -645,7 +632,7 @@ class SqliteStorage(Storage):
             rows = self._do(conn, 'SELECT value, is_result, expires_at FROM kv '
                                   'WHERE queue = ? AND key = ?', (self.name, key))
             if rows and self._is_live(rows[0][2], now):
-                value = _parse_counter(key, rows[0][0]) + amount
+                value = parse_counter(key, rows[0][0]) + amount
                 is_result, expires_at = rows[0][1], rows[0][2]
             else:
                 value, is_result = amount, 0
@@ -684,7 +671,7 @@ class SqliteStorage(Storage):
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
                         enqueued_at: Optional[float] = None) -> int:
-        params = (self.name, _bytes(data), str(reason), self._clock(), int(attempts),
+        params = (self.name, as_bytes(data), str(reason), self._clock(), int(attempts),
                   None if enqueued_at is None else float(enqueued_at))
         with self._tx() as conn:
             self._do(conn, 'INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
@@ -1024,10 +1011,3 @@ def _topic_code(topic: str) -> str:
     except (KeyError, TypeError):
         raise ValueError('unknown wait_for_change topic %r (expected one of %s)'
                          % (topic, ', '.join(sorted(TOPICS)))) from None
-
-
-def _parse_counter(key: str, value: Any) -> int:
-    try:
-        return int(bytes(value).decode('ascii'))
-    except (TypeError, UnicodeDecodeError, ValueError):
-        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None
