@@ -13,7 +13,7 @@ from typing import Optional
 
 from sqlq import _fastpath_py
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'IMPLEMENTATION', 'IMPLEMENTATIONS',
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'IMPLEMENTATION', 'IMPLEMENTATIONS',
            'compiled_available', 'compiled_import_error', 'use']
 
 IMPLEMENTATIONS = ('compiled', 'twin')
@@ -43,12 +43,12 @@ class CompiledUnavailableError(ImportError):
 
 
 def use(name: str) -> None:
-    """Rebind ``encode_message``/``decode_message``/``ClaimBuffer``/``IMPLEMENTATION`` to
+    """Rebind the fast-path functions and classes (``__all__``) and ``IMPLEMENTATION`` to
     ``name``.
 
     ``name`` is 'compiled' or 'twin'; for tests and benchmarks.
     """
-    global encode_message, decode_message, ClaimBuffer, IMPLEMENTATION
+    global encode_message, decode_message, ClaimBuffer, new_task_id, IMPLEMENTATION
     if name == 'compiled':
         if _compiled is None:
             raise CompiledUnavailableError(
@@ -63,12 +63,14 @@ def use(name: str) -> None:
     encode_message = module.encode_message
     decode_message = module.decode_message
     ClaimBuffer = module.ClaimBuffer
+    new_task_id = module.new_task_id
     IMPLEMENTATION = name
 
 
 encode_message = _fastpath_py.encode_message
 decode_message = _fastpath_py.decode_message
 ClaimBuffer = _fastpath_py.ClaimBuffer
+new_task_id = _fastpath_py.new_task_id
 IMPLEMENTATION = 'twin'
 if _compiled is not None and os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
     use('compiled')

@@ -26,7 +26,7 @@ cdef extern from "Python.h":
     object PyFloat_FromDouble(double)
     object PyLong_FromLongLong(long long)
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
 
 cdef unsigned char MAGIC = _wire.MAGIC
 cdef unsigned char VERSION = _wire.VERSION
@@ -480,3 +480,47 @@ cdef class ClaimBuffer:
         while self._size:
             items.append(self._pop())
         return items
+
+
+# ---------------------------------------------------------------------------- task ids
+
+import os as _os
+
+cdef extern from "unistd.h":
+    int getpid() nogil
+
+cdef enum:
+    _POOL_SIZE = 4096
+
+# OS random bytes drawn 4 KiB at a time; refilled after fork (the pid changes), so a parent
+# and its forked children never hand out the same bytes.
+cdef unsigned char _pool[_POOL_SIZE]
+cdef Py_ssize_t _pool_used = _POOL_SIZE
+cdef int _pool_pid = -1
+cdef const char* _HEX = b'0123456789abcdef'
+
+
+def new_task_id():
+    """A random version-4 UUID as a str, like ``str(uuid.uuid4())``."""
+    global _pool_used, _pool_pid
+    cdef int pid = getpid()
+    cdef bytes fresh
+    if _pool_used + 16 > _POOL_SIZE or pid != _pool_pid:
+        fresh = _os.urandom(_POOL_SIZE)
+        memcpy(_pool, PyBytes_AS_STRING(fresh), _POOL_SIZE)
+        _pool_used = 0
+        _pool_pid = pid
+    cdef unsigned char* raw = _pool + _pool_used
+    _pool_used += 16
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    cdef char out[36]
+    cdef int i, j = 0
+    for i in range(16):
+        if i == 4 or i == 6 or i == 8 or i == 10:
+            out[j] = b'-'
+            j += 1
+        out[j] = _HEX[raw[i] >> 4]
+        out[j + 1] = _HEX[raw[i] & 0x0F]
+        j += 2
+    return PyUnicode_DecodeUTF8(out, 36, NULL)

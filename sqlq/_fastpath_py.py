@@ -9,12 +9,13 @@ The wire format is described (and its constants defined) in ``sqlq._wire``.
 from __future__ import annotations
 
 import heapq
+import os
 import struct
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
 
 _MAGIC = _wire.MAGIC
 _VERSION = _wire.VERSION
@@ -250,3 +251,12 @@ def _int64(value, field):
     if not _I64_MIN <= value <= _I64_MAX:
         raise OverflowError('%s out of range: %d' % (field, value))
     return value
+
+
+def new_task_id():
+    """A random version-4 UUID as a str, like ``str(uuid.uuid4())``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])

@@ -470,6 +470,15 @@ class Queue:
         whose key is taken, the task already holding the key.
         """
         now = self.clock()
+        if len(tasks) == 1:
+            task = tasks[0]
+            if task.eta is None and not task.unique and task.unique_key is None:
+                # The common single call: one storage write, its own transaction.
+                self._resolve_expires(task, now)
+                self.storage.enqueue(self.serialize_task(task), task.priority or 0)
+                if self.signals.has_receivers():
+                    self._emit(SIGNAL_ENQUEUED, task)
+                return [task]
         encoded: List[Tuple[Task, bytes, Optional[float]]] = []
         for task in tasks:
             self._resolve_expires(task, now)

@@ -12,10 +12,10 @@ import inspect
 import os
 import sys
 import time
-import uuid
 from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple,
                     Type, Union)
 
+from . import _accel
 from ._time import seconds
 from .exceptions import ConfigurationError, TaskTimeout
 
@@ -62,7 +62,7 @@ class Task:
                  unique_key: Optional[str] = None) -> None:
         self.args: Tuple[Any, ...] = () if args is None else tuple(args)
         self.kwargs: Dict[str, Any] = {} if kwargs is None else dict(kwargs)
-        self.id: str = id if id is not None else str(uuid.uuid4())
+        self.id: str = id if id is not None else _accel.new_task_id()
         self.eta = eta
         self.retries: int = self.default_retries if retries is None else retries
         self.retry_delay: float = (self.default_retry_delay if retry_delay is None

@@ -218,11 +218,12 @@ class WakeupChannel:
 
     # ------------------------------------------------------------------ writers
 
-    def notify(self, topics: Optional[Iterable[str]] = None) -> int:
+    def notify(self, topics: Optional[Iterable[str]] = None, untopical: bool = True) -> int:
         """Wake the threads waiting on this channel, except the calling thread.
 
         ``topics``: codes (see :data:`TOPICS`) of what the writer changed; sockets of other
-        topics are skipped, sockets without a topic are always woken. ``None``: every socket.
+        topics are skipped, sockets without a topic are woken unless ``untopical`` is False.
+        ``None``: every socket.
         Never blocks and never raises for a notification problem. Returns how many sockets
         were sent a datagram.
         """
@@ -250,8 +251,12 @@ class WakeupChannel:
                 return 0
         sent = 0
         for name, path, topic in targets:
-            if name.startswith(own) or (topic is not None and wanted is not None
-                                        and topic not in wanted):
+            if name.startswith(own):
+                continue
+            if topic is None:
+                if not untopical:
+                    continue
+            elif wanted is not None and topic not in wanted:
                 continue
             try:
                 sender.sendto(b'!', path)

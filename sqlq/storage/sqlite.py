@@ -381,6 +381,12 @@ class SqliteStorage(Storage):
                     pass  # the original exception matters more
             raise
         local.depth = depth
+        if depth == 0 and 'q' in local.topics and conn.total_changes() != changes:
+            # Workers woken for new tasks claim them with a write transaction, which waits for
+            # this commit: waking them now overlaps their wake-up with the commit. (Readers --
+            # other topics -- are woken after it: they would see the old state.)
+            self._wake.notify(('q',), untopical=False)
+            local.topics.discard('q')
         try:
             conn.execute('COMMIT' if depth == 0 else _RELEASE[depth])
         except apsw.Error as exc:
