@@ -844,7 +844,11 @@ class Queue:
 
         group = getattr(self._local, 'outcomes', None)
         if group is not None and receipt is not None:
-            group.submit(task, apply, after)
+            simple = (not enqueue and not schedule and chord_value is EMPTY and
+                      dead_reason is None and not (final and task.unique_key is not None))
+            group.submit(task, apply, after,
+                         (receipt, None if result_data is None else task.id, result_data,
+                          self.result_ttl) if simple else None)
             return
         try:
             enqueued = commit_outcome(storage, task, apply)

@@ -29,6 +29,11 @@ logger = logging.getLogger('sqlq')
 Apply = Callable[[], List['Task']]
 #: Runs after the commit: with the enqueued followers, or None if the outcome was rejected.
 After = Callable[[Optional[List['Task']]], None]
+#: A completion: the outcome that only acks the claim and stores a result, as the
+#: ``(receipt, result key or None, value, ttl)`` that ``Storage.complete_many`` takes. The
+#: most common outcome, which a group writes for all its tasks in one storage call.
+Completion = Tuple[Any, Optional[str], Optional[bytes], Optional[float]]
+_Entry = Tuple['Task', Apply, After, Optional[Completion]]
 
 
 class StaleClaim(Exception):
@@ -69,17 +74,19 @@ class OutcomeGroup:
         self.storage = storage
         self.max_size = max_size
         self.max_delay = max_delay
-        self._pending: List[Tuple['Task', Apply, After]] = []
+        self._pending: List[_Entry] = []
         self._deadline = 0.0
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def submit(self, task: 'Task', apply: Apply, after: After) -> None:
-        """Add an outcome; it is committed by a later flush."""
+    def submit(self, task: 'Task', apply: Apply, after: After,
+               completion: Optional[Completion] = None) -> None:
+        """Add an outcome; it is committed by a later flush. ``completion``: the same outcome
+        in bulk form, if it is one (``apply`` must then do exactly that)."""
         if not self._pending:
             self._deadline = time.monotonic() + self.max_delay
-        self._pending.append((task, apply, after))
+        self._pending.append((task, apply, after, completion))
 
     def due(self) -> bool:
         """True if the group should be committed now."""
@@ -110,7 +117,7 @@ class OutcomeGroup:
         except BaseException:
             self._pending = pending + self._pending
             raise
-        for (task, _, after), enqueued in zip(pending, outcomes):
+        for (task, _, after, _), enqueued in zip(pending, outcomes):
             if enqueued is _FAILED:
                 continue
             try:
@@ -119,27 +126,46 @@ class OutcomeGroup:
                 logger.exception('after-commit handling of %s failed', task)
         return value
 
-    def _commit(self, pending: List[Tuple['Task', Apply, After]],
-                step: Optional[Callable[[], Any]], isolated: bool) -> Tuple[List[Any], Any]:
-        # The common case writes every outcome straight into the transaction: a stale claim is
-        # detected by the outcome's first write, before it changed anything. Any other error
-        # may leave an outcome half-written, so the whole group is redone with a savepoint
-        # per outcome (``isolated``), where a failing one is undone alone.
-        outcomes: List[Any] = []
+    def _commit(self, pending: List[_Entry], step: Optional[Callable[[], Any]],
+                isolated: bool) -> Tuple[List[Any], Any]:
+        # The common case writes every outcome straight into the transaction (completions in
+        # one call): a stale claim is detected by the outcome's first write, before it changed
+        # anything. Any other error may leave an outcome half-written, so the whole group is
+        # redone with a savepoint per outcome (``isolated``), where a failing one is undone
+        # alone.
+        outcomes: List[Any] = [None] * len(pending)
         with self.storage.transaction():
-            for task, apply, _ in pending:
-                if isolated:
-                    outcomes.append(self._apply_isolated(task, apply))
-                    continue
-                try:
-                    outcomes.append(apply())
-                except StaleClaim:
-                    _log_stale(task)
-                    outcomes.append(None)
-                except Exception as exc:
-                    raise _Isolate() from exc
+            if isolated:
+                for index, (task, apply, _, _) in enumerate(pending):
+                    outcomes[index] = self._apply_isolated(task, apply)
+            else:
+                self._complete(pending, outcomes)
+                for index, (task, apply, _, completion) in enumerate(pending):
+                    if completion is not None:
+                        continue
+                    try:
+                        outcomes[index] = apply()
+                    except StaleClaim:
+                        _log_stale(task)
+                    except Exception as exc:
+                        raise _Isolate() from exc
             value = step() if step is not None else None
         return outcomes, value
+
+    def _complete(self, pending: List[_Entry], outcomes: List[Any]) -> None:
+        """Write the group's completions with one storage call."""
+        indexes = [i for i, entry in enumerate(pending) if entry[3] is not None]
+        if not indexes:
+            return
+        try:
+            held = self.storage.complete_many([pending[i][3] for i in indexes])  # type: ignore
+        except Exception as exc:
+            raise _Isolate() from exc
+        for index, was_held in zip(indexes, held):
+            if was_held:
+                outcomes[index] = []
+            else:
+                _log_stale(pending[index][0])
 
     def _apply_isolated(self, task: 'Task', apply: Apply) -> Any:
         try:

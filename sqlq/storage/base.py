@@ -266,6 +266,21 @@ class Storage(abc.ABC):
     def ack(self, receipt: Any) -> bool:
         """Delete the claimed message. ``False`` (and no change) if that claim no longer exists."""
 
+    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
+                                                  Optional[float]]]) -> list[bool]:
+        """Settle claims of finished tasks in one step: for each ``(receipt, key, value, ttl)``,
+        :meth:`ack` the claim and, if it was held, store ``value`` under ``key`` as a result
+        (``is_result=True``, ``ttl``), unless ``key`` is None. Returns, per item, whether its
+        claim was held; an item whose claim is gone changes nothing. All or none."""
+        held = []
+        with self.transaction():
+            for receipt, key, value, ttl in items:
+                ok = self.ack(receipt)
+                if ok and key is not None:
+                    self.put_data(key, value, is_result=True, ttl=ttl)  # type: ignore[arg-type]
+                held.append(ok)
+        return held
+
     @abc.abstractmethod
     def release(self, receipt: Any) -> bool:
         """Make the claimed message ready again, at its original priority and FIFO position.

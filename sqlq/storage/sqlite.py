@@ -471,6 +471,28 @@ class SqliteStorage(Storage):
                 self._touch('q')
         return released
 
+    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
+                                                  Optional[float]]]) -> list[bool]:
+        acks = [(*unpack_receipt(receipt), self.name) for receipt, _, _, _ in items]
+        if not acks:
+            return []
+        with self._tx() as conn:
+            try:
+                acked = {row[0] for row in conn.executemany(
+                    'DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? AND queue = ? '
+                    'RETURNING id', acks)}
+                held = [ack[0] in acked for ack in acks]
+                results = [(self.name, key, as_bytes(value), self._expires(ttl))
+                           for ok, (_, key, value, ttl) in zip(held, items)
+                           if ok and key is not None]
+                if results:
+                    conn.executemany('INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
+                                     'expires_at) VALUES (?, ?, ?, 1, ?)', results)
+                    self._touch('d')
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+        return held
+
     def ack(self, receipt: Any) -> bool:
         msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
