@@ -31,10 +31,10 @@ IDLE_WAIT = 0.25
 # Batch claims hold about this many seconds of work (by the measured run time), at most
 # MAX_BATCH tasks: a short wait for a task claimed behind others, a short revoke window.
 BATCH_WINDOW = 0.005
-MAX_BATCH = 32
+MAX_BATCH = 64
 # Finished tasks' outcomes are committed together once this many wait or the first has
 # waited this long (seconds), or when the worker runs out of claimed tasks.
-GROUP_MAX_SIZE = 64
+GROUP_MAX_SIZE = 128
 GROUP_MAX_DELAY = 0.005
 # Back-off while the storage is unreachable (seconds): first wait, then doubling up to the max.
 RETRY_FIRST_DELAY = 0.1
