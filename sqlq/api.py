@@ -415,6 +415,17 @@ class Queue:
 
     def serialize_task(self, task: Task) -> bytes:
         """The bytes stored for ``task``; SerializationError if its arguments can't be stored."""
+        if task.on_complete is None and task.on_error is None and task.chord_config is None \
+                and task.unique_key is None and (task.expires is None
+                                                 or task.expires_resolved is not None):
+            # No nested messages and no extra fields: skip building a Message.
+            return self.codec.encode_fields(
+                task.id, task.name, task.args, task.kwargs, task.priority or 0, task.retries,
+                task.retry_delay, task.retry_backoff or 0.0,
+                None if task.eta is None else to_timestamp(task.eta, self.utc),
+                None if task.expires_resolved is None else to_timestamp(task.expires_resolved,
+                                                                        self.utc),
+                task.timeout)
         return self.codec.encode(self._message(task))
 
     def deserialize_task(self, data: bytes) -> Task:
@@ -470,15 +481,22 @@ class Queue:
         whose key is taken, the task already holding the key.
         """
         now = self.clock()
-        if len(tasks) == 1:
-            task = tasks[0]
-            if task.eta is None and not task.unique and task.unique_key is None:
-                # The common single call: one storage write, its own transaction.
-                self._resolve_expires(task, now)
-                self.storage.enqueue(self.serialize_task(task), task.priority or 0)
-                if self.signals.has_receivers():
+        if all(task.eta is None and not task.unique and task.unique_key is None
+               for task in tasks):
+            # The common case: ready tasks, no unique keys; one storage call.
+            for task in tasks:
+                if task.expires is not None:
+                    self._resolve_expires(task, now)
+            if len(tasks) == 1:
+                self.storage.enqueue(self.serialize_task(tasks[0]), tasks[0].priority or 0)
+            else:
+                serialize = self.serialize_task
+                self.storage.enqueue_many([(serialize(task), task.priority or 0)
+                                           for task in tasks])
+            if self.signals.has_receivers():
+                for task in tasks:
                     self._emit(SIGNAL_ENQUEUED, task)
-                return [task]
+            return list(tasks)
         encoded: List[Tuple[Task, bytes, Optional[float]]] = []
         for task in tasks:
             self._resolve_expires(task, now)

@@ -44,6 +44,15 @@ class MessageCodec:
         """Sealed bytes for ``message``; SerializationError if its arguments can't be serialized."""
         return self.serializer.seal(self._encode(message))
 
+    def encode_fields(self, id: str, name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+                      priority: int, retries: int, retry_delay: float, retry_backoff: float,
+                      eta: Optional[float], expires_at: Optional[float],
+                      timeout: Optional[float]) -> bytes:
+        """``encode`` of a Message with these fields and no links or extra fields."""
+        return self.serializer.seal(_accel.encode_message(
+            id, name, self.serializer.dumps_raw((args, kwargs)), priority, retries, retry_delay,
+            retry_backoff, eta, expires_at, timeout, None, None, None))
+
     def decode(self, data: bytes) -> Message:
         """The message stored as ``data``; a DeserializationError subclass if unreadable."""
         return self._decode(self.serializer.unseal(data))

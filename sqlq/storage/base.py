@@ -251,10 +251,11 @@ class Storage(abc.ABC):
         return claims
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
-        """Give back claims whose messages never started running, as if never claimed.
+        """Give back several claims whose messages never started running, in one step.
 
-        Like :meth:`release` (ready again at their place), but the claim does not count as an
-        attempt. Claims already gone are skipped; returns how many were given back.
+        Each is :meth:`release`\ d: ready again at its place; its claim still counts in
+        ``attempts``, which is also what fences a receipt (so an old receipt never matches a
+        later claim). Claims already gone are skipped; returns how many were given back.
         """
         released = 0
         with self.transaction():

@@ -159,7 +159,6 @@ class MemoryStorage(Storage):
             for receipt in receipts:
                 msg = self._claimed(st, receipt)
                 if msg is not None:
-                    msg.attempts -= 1
                     self._requeue(st, msg)
                     released += 1
             if released:

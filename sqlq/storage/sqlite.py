@@ -420,8 +420,10 @@ class SqliteStorage(Storage):
             self._touch('q')
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
-        now = self._clock()
-        rows = [(self.name, int(priority), as_bytes(data), now) for data, priority in items]
+        now, name = self._clock(), self.name
+        rows = [(name, priority if type(priority) is int else int(priority),
+                 data if type(data) is bytes else as_bytes(data), now)
+                for data, priority in items]
         if not rows:
             return 0
         with self._tx() as conn:
@@ -461,9 +463,9 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             before = conn.total_changes()
             try:
-                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL, '
-                                 'attempts = attempts - 1 WHERE id = ? AND owner = ? '
-                                 'AND attempts = ? AND queue = ?', params)
+                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL '
+                                 'WHERE id = ? AND owner = ? AND attempts = ? AND queue = ?',
+                                 params)
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
             released = conn.total_changes() - before
