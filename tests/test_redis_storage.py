@@ -77,9 +77,11 @@ def test_out_of_memory_is_a_clear_error(redis_url):
     admin = redis.Redis.from_url(redis_url)
     s = RedisStorage('oom', url=redis_url)
     try:
+        s.put_data('k', b'v')
         admin.config_set('maxmemory', '1')
         with pytest.raises(StorageError, match='out of memory'):
             s.enqueue(b'x' * 1000)
+        assert s.peek_data('k') == b'v'             # reads still run
     finally:
         admin.config_set('maxmemory', '0')
         admin.close()
@@ -161,3 +163,151 @@ def test_a_waiter_on_another_connection_wakes_for_an_enqueue(pair):
     t.join(30)
     assert woke == [True]
     assert consumer.dequeue().data == b'x'
+
+
+@needs_redis
+def test_a_dequeue_retried_after_a_lost_reply_returns_the_same_claims(redis_url):
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('lost', url=redis_url)
+    try:
+        for data in (b'a', b'b', b'c'):
+            s.enqueue(data)
+        s._thread().dequeue_request = 'r1'   # a request id, as if its reply were lost...
+        first = s.dequeue_many(2)
+        s._thread().dequeue_request = 'r1'   # ...so that the next dequeue repeats it
+        again = s.dequeue_many(2)
+        assert [c.receipt for c in again] == [c.receipt for c in first]
+        assert [c.data for c in again] == [b'a', b'b']
+        assert [c.data for c in s.dequeue_many(5)] == [b'c']
+    finally:
+        s.close()
+
+
+def _exercise(s):
+    """A little of everything: writes, reads, a transaction, a wake-up."""
+    assert s.wait_for_change(0, 'queue') is True
+    s.enqueue(b'a', priority=1)
+    s.put_data('k', b'v', ttl=60)
+    assert s.wait_for_change(5, 'queue') is True
+    with s.transaction():
+        claim = s.dequeue()
+        assert s.ack(claim.receipt)
+        s.put_data('r', b'42', is_result=True)
+    assert claim.data == b'a' and claim.priority == 1
+    assert s.peek_many(['k', 'r', 'missing']) == {'k': b'v', 'r': b'42'}
+    assert s.queue_size() == 0 and s.claimed_size() == 0
+    assert s.incr('n', 2) == 2
+
+
+@pytest.fixture
+def admin(redis_url):
+    """A plain redis-py client of the test's server."""
+    import redis
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@needs_redis
+def test_a_lost_function_library_or_script_is_loaded_again(redis_url, admin):
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('reload', url=redis_url)
+    try:
+        s.enqueue(b'x')
+        admin.function_flush()
+        assert s.queue_size() == 1                  # read-only entry point reloaded
+        s.enqueue(b'y')                             # and the other one
+        s._functions = False                        # as on a server without functions
+        admin.script_flush()
+        assert s.queue_size() == 2
+        s.enqueue(b'z')
+        assert s.queue_size() == 3
+    finally:
+        s.close()
+
+
+@needs_redis
+def test_a_user_not_allowed_functions_runs_the_script(admin):
+    from sqlq.storage.redis import RedisStorage
+    admin.function_flush()
+    admin.acl_setuser('nofn', enabled=True, nopass=True, keys=['*'], channels=['*'],
+                      commands=['+@all', '-fcall', '-fcall_ro', '-function'])
+    host, port = admin.connection_pool.connection_kwargs['host'], \
+        admin.connection_pool.connection_kwargs['port']
+    s = RedisStorage('nofn', url='redis://nofn:x@%s:%s/0' % (host, port))
+    try:
+        _exercise(s)
+        assert s._functions is False
+        assert admin.function_list() == []
+    finally:
+        admin.acl_deluser('nofn')
+        s.close()
+
+
+@needs_redis
+@pytest.mark.parametrize('protocol', [2, 3])
+def test_both_protocol_versions(redis_url, protocol):
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('proto', url=redis_url, protocol=protocol)
+    try:
+        _exercise(s)
+    finally:
+        s.close()
+
+
+@needs_redis
+def test_a_thread_keeps_one_connection_and_gives_it_back_when_it_ends(redis_url):
+    import gc
+    import redis
+    from sqlq.storage.redis import RedisStorage
+    pool = redis.ConnectionPool.from_url(redis_url)
+    s = RedisStorage('conn', connection_pool=pool)
+    try:
+        s.enqueue(b'x')
+        assert len(pool._in_use_connections) == 1   # this thread's, kept between calls
+        s.queue_size()
+        assert len(pool._in_use_connections) == 1
+
+        def work():
+            s.enqueue(b'y')
+            assert len(pool._in_use_connections) == 2
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join(30)
+        gc.collect()
+        assert len(pool._in_use_connections) == 1   # the ended thread's went back
+        assert s.queue_size() == 2
+    finally:
+        s.close()
+        pool.disconnect()
+
+
+@needs_redis
+def test_a_connection_closed_by_the_server_while_idle_is_replaced(redis_url, admin):
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('killed', url=redis_url)
+    try:
+        s.enqueue(b'x')
+        admin.client_kill_filter(_type='normal', skipme=True)
+        assert s.queue_size() == 1                  # reconnected before sending
+    finally:
+        s.close()
+
+
+@needs_redis
+def test_a_blocking_pool_lends_a_connection_per_call(redis_url):
+    import redis
+    from sqlq.storage.redis import RedisStorage
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=2, timeout=5)
+    s = RedisStorage('blocking', connection_pool=pool)
+    try:
+        _exercise(s)                    # this thread keeps its subscription, not a connection
+        done = []
+        t = threading.Thread(target=lambda: done.append(s.incr('n')))
+        t.start()
+        t.join(30)
+        assert done == [3]              # the other connection was free for another thread
+    finally:
+        s.close()
+        pool.disconnect()

@@ -4,9 +4,12 @@ Producers and consumers on several hosts share one queue by pointing at the same
 
 Atomicity
 ---------
-Every operation is one run of one Lua script (:mod:`sqlq.storage._redis_scripts`), loaded once
-and called with ``EVALSHA``: one round trip, and Redis runs a script atomically, so no step can
-lose or duplicate a message between two commands.
+Every operation is one run of one Lua script (:mod:`sqlq.storage._redis_scripts`): one round
+trip, and Redis runs a script atomically, so no step can lose or duplicate a message between
+two commands. On Redis 7 and later the script is a function library, loaded on first use (and
+again if the server lost it) and called with ``FCALL``, so its helpers are not rebuilt on every
+call; on older servers, or for a user not permitted functions, it is loaded once and called
+with ``EVALSHA``.
 
 :meth:`RedisStorage.transaction` buffers the writes made in its block (in this thread) and
 applies them, at the end of the outermost block, in one script run -- all of them or none;
@@ -33,11 +36,11 @@ Wake-up
 Each script run publishes one message per topic it changed on ``<prefix>:q:{<name>}:wake:<c>``
 (``q`` ready messages, ``s`` schedule, ``d`` key/value data, ``x`` any other change).
 :meth:`RedisStorage.wait_for_change` keeps, per thread, one pub/sub connection subscribed to
-the topics that thread waits for, and blocks on its socket: a consumer on another host wakes
-as soon as the message arrives, and an idle one costs no CPU. Messages that arrive between two
-waits stay in the socket and end the next wait at once. After a lost connection the thread
-subscribes again and its next wait returns ``True`` at once (wake-ups published meanwhile are
-lost, so the caller re-checks).
+the topics that thread waits for, and blocks in ``poll`` on its socket: a consumer on another
+host wakes as soon as the message arrives, and an idle one costs no CPU. Messages that arrive
+between two waits stay in the socket and end the next wait at once. After a lost connection the
+thread subscribes again and its next wait returns ``True`` at once (wake-ups published
+meanwhile are lost, so the caller re-checks).
 
 Expiry
 ------
@@ -52,10 +55,13 @@ Errors
 Every redis-py error becomes a :class:`~sqlq.exceptions.StorageError` naming the server:
 :class:`~sqlq.exceptions.StorageUnavailableError` when the server cannot be reached (refused,
 reset, timeout, still loading its data), with a specific message when it is out of memory
-(``maxmemory``) or read-only (a replica). Connections are made by redis-py's pool, with no
-automatic retry of a command (a retried write could apply twice); the next call after an
-outage reconnects. A dequeue whose reply was lost is repeated with the same request id on this
-thread's next dequeue, which returns the same claim instead of orphaning it.
+(``maxmemory``) or read-only (a replica). Connections are made by redis-py's pool; each thread
+takes one for its commands and one for its subscription and keeps them (they go back to the
+pool when the thread ends or the storage is closed), and speaks to them directly (see
+:class:`_Link`). No command is retried automatically (a retried write could apply twice); the
+next call after an outage reconnects, and a connection the server closed while it was idle is
+replaced before it is used. A dequeue whose reply was lost is repeated with the same request id
+on this thread's next dequeue, which returns the same claim instead of orphaning it.
 
 Not supported: Redis Cluster (a script touches keys it does not declare).
 """
@@ -64,13 +70,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import select
+import socket
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from sqlq.exceptions import (ConfigurationError, StorageError, StorageUnavailableError,
                              TransactionConflict)
-from sqlq.storage._redis_scripts import SCRIPT
+from sqlq.storage._redis_scripts import FUNCTION, LIBRARY, READ_FUNCTION, SCRIPT
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
                                Storage, as_bytes, parse_counter, parse_owner_id,
                                unpack_receipt)
@@ -144,6 +153,250 @@ class _Tx:
         self.guards.append((kind, a, b, c))
 
 
+def _readable(link: '_Link', sock: Any, timeout: float) -> bool:
+    """Whether ``sock`` has data (or EOF) within ``timeout`` seconds (poll: no fd limit)."""
+    pending = getattr(sock, 'pending', None)  # TLS: bytes already decrypted
+    if pending is not None and pending():
+        return True
+    if link.poller is None:
+        link.poller = select.poll()
+        link.poller.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(link.poller.poll(max(timeout, 0.0) * 1000.0))
+
+
+class _Push(list):
+    """A RESP3 push frame (out-of-band: pub/sub messages, server notifications)."""
+
+
+class _Link:
+    """One thread's own connection, taken from the pool once and kept (not checked out and
+    back per call), spoken to directly: commands are packed here and replies parsed here.
+
+    redis-py's per-command path (pool checkout and release, retry wrapper, instrumentation
+    hooks, its generic parser) cost more than the round trip itself on a consumer's path
+    from a wake-up to a task's start. Nothing is retried: a connection error disconnects and
+    is raised; the next call reconnects. Before each command a connection that has data
+    waiting (the server closed it, e.g. restarted, while it sat idle) is reconnected, as
+    redis-py's pool does on checkout, so an idle thread's first call after a server restart
+    still succeeds.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.closed = True  # until the pool gave a connection
+        try:
+            self.conn: Any = pool.get_connection()
+        except TypeError:  # redis-py 5: a command name is required
+            self.conn = pool.get_connection('EVALSHA')
+        self.sock: Any = None
+        self.poller: Any = None
+        self.buf = bytearray()
+        self.pos = 0
+        parser = getattr(self.conn, '_parser', None)
+        self.parse_error = getattr(parser, 'parse_error', None) or _rexc.ResponseError
+        encoder = pool.get_encoder()
+        self.encoding, self.errors = encoder.encoding, encoder.encoding_errors
+        self._encode = encoder.encode
+        self.closed = False
+
+    # -- connection
+
+    def _socket(self) -> Any:
+        sock = self.sock
+        if sock is not None and self.conn._sock is sock:
+            return sock
+        self.conn.connect()
+        sock = self.sock = self.conn._sock
+        if sock is None:  # pragma: no cover - a connection class without a socket
+            raise _rexc.ConnectionError('no socket after connect')
+        self.buf, self.pos = bytearray(), 0
+        self.poller = None
+        return sock
+
+    def ready(self) -> Any:
+        """The socket, reconnected first if the server closed it (or sent anything) while
+        this connection was idle."""
+        sock = self._socket()
+        try:
+            stale = self.pos < len(self.buf) or _readable(self, sock, 0.0)
+        except (OSError, ValueError):
+            stale = True
+        if stale:
+            self.disconnect()
+            sock = self._socket()
+        return sock
+
+    def disconnect(self) -> None:
+        self.sock = self.poller = None
+        self.buf, self.pos = bytearray(), 0
+        with contextlib.suppress(Exception):
+            self.conn.disconnect()
+
+    def release(self) -> None:
+        """Give the connection back to the pool (once; never from a forked child)."""
+        if self.closed:
+            return
+        self.closed = True
+        if os.getpid() != self.pid:
+            return
+        with contextlib.suppress(Exception):
+            self.pool.release(self.conn)
+
+    def __del__(self) -> None:  # a thread ended: its connection goes back to the pool
+        self.release()
+
+    # -- protocol
+
+    def pack(self, args: Sequence[Any]) -> bytes:
+        out = [b'*%d\r\n' % len(args)]
+        append = out.append
+        for a in args:
+            if type(a) is str:
+                a = a.encode(self.encoding, self.errors)
+            elif type(a) is int:
+                a = b'%d' % a
+            elif not isinstance(a, (bytes, bytearray)):
+                a = self._encode(a)  # floats as redis-py writes them; DataError for bool...
+            append(b'$%d\r\n' % len(a))
+            append(a)
+            append(b'\r\n')
+        return b''.join(out)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise _rexc.ConnectionError('Connection closed by server.')
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while True:
+            end = self.buf.find(b'\r\n', self.pos)
+            if end >= 0:
+                line = bytes(self.buf[self.pos:end])
+                self.pos = end + 2
+                return line
+            self._fill()
+
+    def _bulk(self, n: int) -> bytes:
+        while len(self.buf) - self.pos < n + 2:
+            self._fill()
+        data = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n + 2
+        return data
+
+    def _value(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b'$':
+            n = int(rest)
+            return None if n < 0 else self._bulk(n)
+        if kind == b':':
+            return int(rest)
+        if kind in (b'*', b'~', b'>'):
+            n = int(rest)
+            if n < 0:
+                return None
+            items = [self._value() for _ in range(n)]
+            return _Push(items) if kind == b'>' else items
+        if kind == b'+':
+            return rest
+        if kind in (b'-', b'!'):
+            text = self._bulk(int(rest)) if kind == b'!' else rest
+            return self.parse_error(text.decode('utf-8', 'replace'))
+        if kind == b'_':
+            return None
+        if kind == b'#':
+            return rest == b't'
+        if kind == b',':
+            return float(rest)
+        if kind == b'(':
+            return int(rest)
+        if kind == b'=':
+            return self._bulk(int(rest))[4:]
+        if kind == b'%':
+            n = int(rest)
+            return {self._value(): self._value() for _ in range(n)}
+        if kind == b'|':  # attributes, then the value they describe
+            n = int(rest)
+            for _ in range(2 * n):
+                self._value()
+            return self._value()
+        raise _rexc.InvalidResponse('Protocol Error: %r' % line[:40])
+
+    def read(self, push: bool = False) -> Any:
+        """One reply (push frames skipped unless ``push``); a server error is raised."""
+        try:
+            while True:
+                value = self._value()
+                if push or type(value) is not _Push:
+                    break
+        except BaseException as exc:  # incl. an interruption mid-reply: out of step
+            failure = self._failed(exc, 'reading from')
+            if failure is exc:
+                raise
+            raise failure from None
+        if isinstance(value, _rexc.ResponseError):
+            raise value
+        return value
+
+    def send(self, payload: bytes, sock: Any = None) -> None:
+        try:
+            (sock or self.ready()).sendall(payload)
+        except BaseException as exc:
+            failure = self._failed(exc, 'writing to')
+            if failure is exc:
+                raise
+            raise failure from None
+
+    def _failed(self, exc: BaseException, doing: str) -> BaseException:
+        """Disconnect after a failed exchange (the stream is out of step); the error to
+        raise, as redis-py would raise it."""
+        self.disconnect()
+        if isinstance(exc, socket.timeout):
+            return _rexc.TimeoutError('Timeout %s the Redis server' % doing)
+        if isinstance(exc, OSError):
+            return _rexc.ConnectionError('Error while %s the Redis server: %s' % (doing, exc))
+        return exc
+
+    def call(self, args: Sequence[Any]) -> Any:
+        self.send(self.pack(args))
+        return self.read()
+
+
+class _Subscriber(_Link):
+    """A pub/sub connection of this module's own (see :class:`_Link`): SUBSCRIBE, then
+    wait for messages with a poll of its socket."""
+
+    def subscribe(self, channels: Sequence[bytes]) -> None:
+        self.send(self.pack([b'SUBSCRIBE'] + list(channels)), self._socket())
+
+    def get_message(self, timeout: float) -> Optional[list]:
+        """The next frame (``[b'message', channel, data]``, ``[b'subscribe', channel, n]``
+        ...), or None if none arrives within ``timeout`` seconds."""
+        if self.pos >= len(self.buf):
+            sock = self._socket()
+            try:
+                if not _readable(self, sock, timeout):
+                    return None
+            except InterruptedError:  # pragma: no cover - PEP 475 retries select
+                return None
+            except (OSError, ValueError) as exc:
+                self.disconnect()
+                raise _rexc.ConnectionError('Error while waiting on the Redis server: %s'
+                                            % (exc,)) from None
+        frame = self.read(push=True)
+        return frame if isinstance(frame, list) else None
+
+    def close(self) -> None:
+        if os.getpid() == self.pid and not self.closed:
+            self.disconnect()  # subscribed: never handed to another user of the pool
+        self.release()
+
+
 class _Waiter:
     """One thread's pub/sub subscription for :meth:`RedisStorage.wait_for_change`."""
 
@@ -210,6 +463,10 @@ class RedisStorage(Storage):
         self._pool = connection_pool
         self._client = redis.Redis(connection_pool=connection_pool)
         self._script = self._client.register_script(SCRIPT)
+        #: Whether this pool's connections can be driven by :class:`_Link` (None: not known).
+        self._direct: Optional[bool] = None
+        #: Whether the server runs the function library (None: not known yet).
+        self._functions: Optional[bool] = None
         self.prefix = prefix
         self._qprefix = '%s:q:{%s}:' % (prefix, name)
         self._gprefix = prefix + ':'
@@ -235,15 +492,40 @@ class RedisStorage(Storage):
         self._local = threading.local()
         self._waiters_lock = threading.Lock()
         self._waiters: list[_Waiter] = []
+        self._links: Any = weakref.WeakSet()
 
     def _thread(self) -> Any:
         if self._closed:
             raise StorageError('storage %r on %s is closed' % (self.name, self.address))
         pid = os.getpid()
-        if pid != self._pid:  # forked: the parent's subscriptions and transactions are not ours
+        if pid != self._pid:  # forked: the parent's connections and transactions are not ours
             _ABANDONED.extend(w.pubsub for w in self._waiters)
+            _ABANDONED.extend(self._links)
             self._reset_local(pid)
         return self._local
+
+    def _link(self, local: Any) -> Optional[_Link]:
+        """This thread's own connection. None (redis-py's command path, a connection from
+        the pool per call) for a ``BlockingConnectionPool`` (its size is a limit: threads
+        must not keep connections) or a pool with client-side caching."""
+        link = getattr(local, 'link', None)
+        if link is None:
+            if self._direct is None and (
+                    getattr(self._pool, 'cache', None) is not None  # client-side caching
+                    or isinstance(self._pool, redis.BlockingConnectionPool)):  # kept small
+                self._direct = False
+            if self._direct is False:
+                return None
+            link = _Link(self._pool)
+            if self._direct is None:
+                self._direct = hasattr(link.conn, '_sock') and hasattr(link.conn, 'connect')
+                if not self._direct:
+                    link.release()
+                    return None
+            local.link = link
+            with self._waiters_lock:
+                self._links.add(link)
+        return link
 
     def _error(self, exc: BaseException, doing: str) -> StorageError:
         where = 'Redis server %s' % self.address
@@ -260,14 +542,20 @@ class RedisStorage(Storage):
         return StorageError('%s failed while %s: %s: %s' % (where, doing, type(exc).__name__,
                                                             text))
 
-    def _run(self, guards: Sequence[tuple], ops: Sequence[Any], doing: str) -> list:
-        """One script run; the results of ``ops`` (a flat list: name, args, name, args...)."""
+    def _run(self, guards: Sequence[tuple], ops: Sequence[Any], doing: str,
+             read_only: bool = False) -> list:
+        """One script run; the results of ``ops`` (a flat list: name, args, name, args...).
+        ``read_only``: ``ops`` only read (the function flagged ``no-writes`` may run them)."""
         args: list[Any] = [self._qprefix, self._gprefix, _num(self._clock()), len(guards)]
         for guard in guards:
             args.extend(guard)
         args.extend(ops)
         try:
-            reply = self._script(args=args)
+            link = self._link(self._thread())
+            if link is None:
+                reply = self._script(args=args)
+            else:
+                reply = self._call(link, args, read_only)
         except _rexc.RedisError as exc:
             raise self._error(exc, doing) from exc
         if reply[0] == 0:
@@ -278,11 +566,45 @@ class RedisStorage(Storage):
                 % (self.name, self.address, _describe_guard(kind, a)))
         return reply[1:]
 
+    def _call(self, link: _Link, args: list, read_only: bool) -> Any:
+        """Run the operations: FCALL of the library's function (loaded on first use, and
+        again after the server lost it), or EVALSHA of the script on a server without
+        functions (Redis < 7, or FUNCTION/FCALL not permitted)."""
+        if self._functions is not False:
+            command = ['FCALL', READ_FUNCTION if read_only else FUNCTION, 0]
+            command.extend(args)
+            try:
+                return link.call(command)
+            except _rexc.ResponseError as exc:
+                if not _function_missing(exc):
+                    raise
+            if self._load_library(link):
+                return link.call(command)
+        command = ['EVALSHA', self._script.sha, 0]
+        command.extend(args)
+        try:
+            return link.call(command)
+        except _rexc.NoScriptError:  # a restarted or flushed server: load it again
+            link.call(['SCRIPT', 'LOAD', SCRIPT])
+            return link.call(command)
+
+    def _load_library(self, link: _Link) -> bool:
+        """Load the function library; False (and the script from now on) if the server
+        cannot: no FUNCTION command, or not permitted."""
+        try:
+            link.call(['FUNCTION', 'LOAD', LIBRARY])
+        except _rexc.ResponseError as exc:
+            if 'already exists' not in str(exc):  # loaded meanwhile by another client: fine
+                self._functions = False
+                return False
+        self._functions = True
+        return True
+
     def _one(self, op: str, *args: Any, doing: str = 'writing') -> list:
         return self._run((), (op,) + args, doing)[0]
 
     def _read(self, op: str, *args: Any) -> list:
-        return self._one(op, *args, doing='reading')
+        return self._run((), (op,) + args, 'reading', read_only=True)[0]
 
     def _tx(self) -> Optional[_Tx]:
         return getattr(self._thread(), 'tx', None)
@@ -729,7 +1051,7 @@ class RedisStorage(Storage):
     def _waiter(self, local: Any) -> _Waiter:
         waiter = getattr(local, 'waiter', None)
         if waiter is None:
-            waiter = local.waiter = _Waiter(self._client.pubsub())
+            waiter = local.waiter = _Waiter(_Subscriber(self._pool))
             with self._waiters_lock:
                 self._waiters.append(waiter)
         return waiter
@@ -746,7 +1068,7 @@ class RedisStorage(Storage):
 
     def _subscribe(self, waiter: _Waiter, codes: Sequence[str]) -> None:
         channels = {(self._qprefix + 'wake:' + c).encode(): c for c in codes}
-        waiter.pubsub.subscribe(*channels)
+        waiter.pubsub.subscribe(list(channels))
         waiter.channels.update(channels)
         # Only once the server confirmed does a later publish reach this socket.
         pending = set(channels)
@@ -757,20 +1079,22 @@ class RedisStorage(Storage):
                 raise StorageUnavailableError('Redis server %s did not confirm a subscription '
                                               'within %gs' % (self.address,
                                                               self.subscribe_timeout))
-            self._note(waiter, waiter.pubsub.get_message(timeout=remaining), pending)
+            self._note(waiter, waiter.pubsub.get_message(remaining), pending)
 
     @staticmethod
-    def _note(waiter: _Waiter, message: Optional[dict], confirming: Optional[set] = None
+    def _note(waiter: _Waiter, frame: Optional[list], confirming: Optional[set] = None
               ) -> Optional[str]:
-        """Record a pub/sub message; the topic code of a wake-up, else None."""
-        if message is None:
+        """Record a pub/sub frame; the topic code of a wake-up, else None."""
+        if not frame or len(frame) < 3:
             return None
-        if message['type'] == 'subscribe' and confirming is not None:
-            confirming.discard(message['channel'])
+        kind = frame[0]
+        if kind == b'subscribe':
+            if confirming is not None:
+                confirming.discard(frame[1])
             return None
-        if message['type'] != 'message':
+        if kind != b'message':
             return None
-        code = waiter.channels.get(message['channel'])
+        code = waiter.channels.get(frame[1])
         if code is not None:
             waiter.pending.add(code)
         return code
@@ -803,14 +1127,14 @@ class RedisStorage(Storage):
                 hit = waiter.pending.intersection(codes)
                 if hit:
                     # Changes already delivered are covered by this wake-up too.
-                    while self._note(waiter, waiter.pubsub.get_message(timeout=0)) is not None:
+                    while self._note(waiter, waiter.pubsub.get_message(0.0)) is not None:
                         pass
                     waiter.pending.difference_update(hit)
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._note(waiter, waiter.pubsub.get_message(timeout=remaining))
+                self._note(waiter, waiter.pubsub.get_message(remaining))
         except _rexc.RedisError as exc:
             self._drop_waiter(local)  # subscribe again next time: wake-ups may have been lost
             raise self._error(exc, 'waiting for a change') from exc
@@ -821,15 +1145,28 @@ class RedisStorage(Storage):
         self._closed = True
         if os.getpid() != self._pid:  # inherited across fork: not ours to close
             _ABANDONED.extend(w.pubsub for w in self._waiters)
+            _ABANDONED.extend(self._links)
             return
         with self._waiters_lock:
             waiters, self._waiters = self._waiters, []
+            links, self._links = list(self._links), weakref.WeakSet()
         for waiter in waiters:
             with contextlib.suppress(Exception):
                 waiter.pubsub.close()
+        for link in links:
+            with contextlib.suppress(Exception):
+                link.release()
         if self._own_pool:
             with contextlib.suppress(Exception):
                 self._pool.disconnect()
+
+
+def _function_missing(exc: BaseException) -> bool:
+    """Whether an FCALL failed because the library is not loaded, or the server has no
+    functions (Redis < 7) or does not let this user call them."""
+    text = str(exc)
+    return ('Function not found' in text or 'unknown command' in text.lower()
+            or isinstance(exc, _rexc.NoPermissionError))
 
 
 def _describe_guard(kind: bytes | str, a: Any) -> str:
