@@ -554,7 +554,9 @@ class Storage(abc.ABC):
         message became ready (enqueue, enqueue_many, release, release_owner, requeue of dead
         letters); ``'schedule'`` -- add_to_schedule; ``'data'`` -- key/value writes (results,
         put_data, put_if_empty, incr, pop/delete). A backend may still wake a topic waiter for
-        other changes (spurious wake-ups are allowed, lost ones are not). ``None``: any commit.
+        other changes (spurious wake-ups are allowed, lost ones are not). ``None``: any commit
+        except a claim (:meth:`dequeue`/:meth:`dequeue_many` change nothing a waiter waits
+        for, and waking waiters would sit on the path of every task's start).
 
         Race-free protocol for a topic: loop { check the data; ``wait_for_change(t, topic)`` }.
         A backend guarantees that a change made after the previous call for this (thread,
