@@ -25,8 +25,8 @@ from ._logging import flush_all
 from .exceptions import ConfigurationError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
-from .worker import (IDLE_WAIT, RunState, Worker, WorkerInterrupted, interrupt_thread,
-                     run_process_worker)
+from .worker import (IDLE_WAIT, ProcessStopEvent, RunState, Worker, WorkerInterrupted,
+                     interrupt_thread, run_process_worker)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
@@ -190,7 +190,7 @@ class Consumer:
                                    clock=clock)
         self._mp = multiprocessing.get_context('fork')
         if worker_type == 'process':
-            self._stop_event: Any = self._mp.Event()
+            self._stop_event: Any = ProcessStopEvent(self._mp)
         else:
             self._stop_event = threading.Event()
         self._shutdown = threading.Event()      # the supervising loop should end

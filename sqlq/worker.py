@@ -45,6 +45,26 @@ class WorkerInterrupted(BaseException):
     """Raised inside a running task to stop its worker at once (immediate shutdown)."""
 
 
+class ProcessStopEvent:
+    """A multiprocessing Event whose ``is_set()`` reads a shared byte: no lock, no system
+    call. Process workers check it before every task; ``Event.is_set()`` takes a
+    cross-process lock each time."""
+
+    def __init__(self, context: Any) -> None:
+        self._event = context.Event()
+        self._flag = context.RawValue('b', 0)
+
+    def set(self) -> None:
+        self._flag.value = 1
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self._event.wait(timeout)
+
+
 class RunState:
     """What a worker is running, readable by its consumer (shared memory for processes)."""
 

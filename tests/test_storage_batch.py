@@ -21,9 +21,6 @@ from tests.test_storage_contract import (DEAD, _in_thread, as_owner, backend, cl
 REDIS_UNSTART_BUG = ('redis: release_unstarted (the unstart script in _redis_scripts.py) still '
                      'decrements the attempt count, so a given-back receipt matches the next '
                      'claim of the same message by the same owner')
-SQLITE_COMPLETE_MANY_BUG = ('sqlite: complete_many matches acked rows by message id only '
-                            '(RETURNING id): a stale receipt of a message whose newer claim is '
-                            'acked in the same call is reported held and its value written')
 
 
 def known_bug(request, backend, bugs):
@@ -278,7 +275,6 @@ def test_complete_many_acks_held_claims_and_stores_their_results(storage, clock)
 @pytest.mark.parametrize('order', ['stale first', 'held first'])
 def test_complete_many_tells_a_stale_receipt_from_a_held_one_of_the_same_message(
         storage, order, request, backend):
-    known_bug(request, backend, {'sqlite': SQLITE_COMPLETE_MANY_BUG})
     storage.enqueue(b'x')
     [old] = storage.dequeue_many(1)
     assert storage.release(old.receipt) is True

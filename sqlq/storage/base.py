@@ -253,7 +253,7 @@ class Storage(abc.ABC):
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         """Give back several claims whose messages never started running, in one step.
 
-        Each is :meth:`release`\ d: ready again at its place; its claim still counts in
+        Each is released (:meth:`release`): ready again at its place; its claim still counts in
         ``attempts``, which is also what fences a receipt (so an old receipt never matches a
         later claim). Claims already gone are skipped; returns how many were given back.
         """

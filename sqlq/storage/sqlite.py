@@ -453,7 +453,7 @@ class SqliteStorage(Storage):
         return claims[0] if claims else None
 
     def dequeue_many(self, limit: int) -> list[Claim]:
-        if not self._ready_hint():
+        if limit < 1 or not self._ready_hint():
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
         with self._tx(quiet=True) as conn:  # a claim changes nothing anyone waits for
@@ -488,10 +488,10 @@ class SqliteStorage(Storage):
             return []
         with self._tx() as conn:
             try:
-                acked = {row[0] for row in conn.executemany(
+                acked = set(conn.executemany(
                     'DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? AND queue = ? '
-                    'RETURNING id', acks)}
-                held = [ack[0] in acked for ack in acks]
+                    'RETURNING id, owner, attempts', acks))
+                held = [ack[:3] in acked for ack in acks]
                 results = [(self.name, key, as_bytes(value), self._expires(ttl))
                            for ok, (_, key, value, ttl) in zip(held, items)
                            if ok and key is not None]
