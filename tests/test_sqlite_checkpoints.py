@@ -147,8 +147,8 @@ def test_a_writer_waits_for_the_write_lock_and_then_succeeds(db_path, lock_holde
     waiting = threading.Event()
     make_handler = sqlite_module._busy_handler
 
-    def observed_busy_handler(timeout):
-        busy = make_handler(timeout)
+    def observed_busy_handler(*args):
+        busy = make_handler(*args)
 
         def handler(tries):
             waiting.set()

@@ -74,23 +74,34 @@ def _limit(limit: Optional[int]) -> int:
     return -1 if limit is None else max(int(limit), 0)
 
 
-def _busy_handler(timeout: float) -> Callable[[int], bool]:
+#: Seconds a worker woken for a new task retries for the lock without sleeping (the producer
+#: wakes it while still holding the lock, just before its commit).
+BUSY_SPIN = 0.0005
+
+
+def _busy_handler(timeout: float, local: Any) -> Callable[[int], bool]:
     """A busy handler waiting up to ``timeout`` seconds for a lock, in short steps.
 
     SQLite's own (``busy_timeout``) sleeps 1, 2, 5, 10... ms between tries; sqlq's writers
     hold the lock for tens of microseconds, so a worker would sleep far longer than the lock
     is held and several workers drain slower than one. Here the waits start at 50 us and
-    grow to 2 ms.
+    grow to 2 ms -- except for a worker just woken for a new task (``local.expect_commit``),
+    which yields for up to BUSY_SPIN seconds first.
     """
     deadline = [0.0]
+    spin_until = [0.0]
 
     def busy(tries: int) -> bool:
         now = time.monotonic()
         if tries == 0:
             deadline[0] = now + timeout
+            spin_until[0] = now + BUSY_SPIN if getattr(local, 'expect_commit', False) else 0.0
         elif now >= deadline[0]:
             return False
-        time.sleep(min(0.00005 * (tries + 1), 0.002))
+        if now < spin_until[0]:
+            time.sleep(0)  # the producer that woke us is about to commit: just yield
+        else:
+            time.sleep(min(0.00005 * tries, 0.002))
         return True
 
     return busy
@@ -218,7 +229,7 @@ class SqliteStorage(Storage):
             raise StorageError('cannot open sqlq database %r: %s: %s'
                                % (path, type(exc).__name__, exc)) from exc
         try:
-            conn.set_busy_handler(_busy_handler(self.timeout))
+            conn.set_busy_handler(_busy_handler(self.timeout, self._local))
             # Opening a brand-new file races with other processes doing the same; switching to
             # WAL can fail with SQLITE_BUSY at once (without the busy handler), so the whole
             # idempotent setup is retried until the busy timeout runs out.
@@ -364,6 +375,7 @@ class SqliteStorage(Storage):
         if depth == 0:
             changes = conn.total_changes()
             local.topics = set()
+            local.woke_workers = False
             saved_topics: Optional[set] = None
         else:
             changes = 0
@@ -386,7 +398,9 @@ class SqliteStorage(Storage):
                     pass  # the original exception matters more
             raise
         local.depth = depth
-        if depth == 0 and 'q' in local.topics and conn.total_changes() != changes:
+        if depth == 0 and local.woke_workers:
+            local.topics.discard('q')
+        elif depth == 0 and 'q' in local.topics and conn.total_changes() != changes:
             # Workers woken for new tasks claim them with a write transaction, which waits for
             # this commit: waking them now overlaps their wake-up with the commit. (Readers --
             # other topics -- are woken after it: they would see the old state.)
@@ -420,9 +434,19 @@ class SqliteStorage(Storage):
 
     def enqueue(self, data: bytes, priority: int = 0) -> None:
         params = (self.name, int(priority), as_bytes(data), self._clock())
+        own = not self._in_transaction()
         with self._tx() as conn:
+            if own:
+                self._wake_workers_early()
             self._do(conn, _ENQUEUE, params)
             self._touch('q')
+
+    def _wake_workers_early(self) -> None:
+        """At the start of a short transaction of our own that enqueues: wake the idle
+        workers now. Their claims wait for our commit (we hold the write lock), so their
+        wake-up overlaps our insert and commit instead of following them."""
+        self._wake.notify(('q',), untopical=False)
+        self._local.woke_workers = True
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now, name = self._clock(), self.name
@@ -446,6 +470,7 @@ class SqliteStorage(Storage):
         local = self._local
         notified = getattr(local, 'last_wake', None) == 'notify'
         local.last_wake = None
+        local.expect_commit = notified
         return notified or self._in_transaction() or bool(self._rows(_ANY_READY, (self.name,)))
 
     def dequeue(self) -> Optional[Claim]:
@@ -873,7 +898,7 @@ class SqliteStorage(Storage):
             except (apsw.BusyError, apsw.LockedError):
                 busy, log, done = 1, -1, -1
             finally:
-                conn.set_busy_handler(_busy_handler(self.timeout))
+                conn.set_busy_handler(_busy_handler(self.timeout, self._local))
         except apsw.Error as exc:
             raise self._error(exc, 'running maintenance') from exc
         return {'purged': purged, 'vacuumed_pages': vacuumed,
