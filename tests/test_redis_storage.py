@@ -311,3 +311,28 @@ def test_a_blocking_pool_lends_a_connection_per_call(redis_url):
     finally:
         s.close()
         pool.disconnect()
+
+
+@needs_redis
+def test_a_wait_interrupted_mid_message_subscribes_again(redis_url):
+    from sqlq.storage.redis import RedisStorage, _Link
+    s = RedisStorage('interrupted', url=redis_url)
+    try:
+        assert s.wait_for_change(0, 'queue') is True
+        s.enqueue(b'x')
+        original = _Link._value
+
+        def interrupted(self):
+            raise KeyboardInterrupt
+
+        _Link._value = interrupted
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                s.wait_for_change(5, 'queue')
+        finally:
+            _Link._value = original
+        assert s.wait_for_change(0, 'queue') is True   # a new subscription: re-check
+        s.enqueue(b'y')
+        assert s.wait_for_change(5, 'queue') is True
+    finally:
+        s.close()

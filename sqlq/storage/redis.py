@@ -158,6 +158,8 @@ def _readable(link: '_Link', sock: Any, timeout: float) -> bool:
     pending = getattr(sock, 'pending', None)  # TLS: bytes already decrypted
     if pending is not None and pending():
         return True
+    if not hasattr(select, 'poll'):  # pragma: no cover - Windows
+        return bool(select.select((sock,), (), (), max(timeout, 0.0))[0])
     if link.poller is None:
         link.poller = select.poll()
         link.poller.register(sock, select.POLLIN | select.POLLPRI)
@@ -244,7 +246,8 @@ class _Link:
             self.pool.release(self.conn)
 
     def __del__(self) -> None:  # a thread ended: its connection goes back to the pool
-        self.release()
+        with contextlib.suppress(Exception):
+            self.release()
 
     # -- protocol
 
@@ -1050,6 +1053,10 @@ class RedisStorage(Storage):
 
     def _waiter(self, local: Any) -> _Waiter:
         waiter = getattr(local, 'waiter', None)
+        if waiter is not None and waiter.pubsub.sock is None:
+            # Its connection was dropped (a wait interrupted mid-message): subscribe again.
+            self._drop_waiter(local)
+            waiter = None
         if waiter is None:
             waiter = local.waiter = _Waiter(_Subscriber(self._pool))
             with self._waiters_lock:
