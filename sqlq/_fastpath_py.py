@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import os
 import struct
+import time
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
@@ -254,9 +255,13 @@ def _int64(value, field):
 
 
 def new_task_id():
-    """A random version-4 UUID as a str, like ``str(uuid.uuid4())``."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    """A version-7 UUID as a str (RFC 9562: 48-bit Unix time in ms, then 74 random bits).
+
+    Ids made later sort later, so results -- stored under their task's id -- are written
+    near each other in the database instead of all over its key index.
+    """
+    raw = bytearray((time.time_ns() // 1000000).to_bytes(6, 'big') + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
     return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])

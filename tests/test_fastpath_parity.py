@@ -1,7 +1,7 @@
 """The fast path's ``ClaimBuffer`` and ``new_task_id`` (issue 5): the compiled ``sqlq._fastpath``
 and its pure twin ``sqlq._fastpath_py`` behave the same (order, errors and their messages), the
-compiled one keeps no stray references, and task ids are distinct random UUID4 strings, also
-across fork.
+compiled one keeps no stray references, and task ids are distinct, time-ordered UUID7 strings,
+also across fork.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import gc
 import os
 import random
 import sys
+import time
 import uuid
 import weakref
 
@@ -171,23 +172,41 @@ def test_items_left_in_a_dropped_buffer_are_released(codec):
 
 # ---------------------------------------------------------------------- task ids
 
-def assert_uuid4(task_id):
+def assert_uuid7(task_id):
     parsed = uuid.UUID(task_id)
-    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert str(parsed) == task_id  # canonical: lower-case hex, dashes in place
 
 
-def test_new_task_id_gives_distinct_canonical_uuid4_strings(codec):
+def unix_ms(task_id):
+    return int.from_bytes(uuid.UUID(task_id).bytes[:6], 'big')
+
+
+def test_new_task_id_gives_distinct_canonical_uuid7_strings(codec):
+    before = time.time_ns() // 1_000_000
     ids = [codec.new_task_id() for _ in range(5000)]  # many refills of the compiled pool
+    after = time.time_ns() // 1_000_000
     assert all(type(i) is str for i in ids)
     for task_id in ids:
-        assert_uuid4(task_id)
+        assert_uuid7(task_id)
+        assert before <= unix_ms(task_id) <= after  # the creation time, in ms
     assert len(set(ids)) == len(ids)
-    # the random bits really vary: every hex digit outside the fixed ones is seen in each place
-    fixed = {14, 19}  # version digit and variant digit
-    for pos in range(36):
+    # the random bits really vary: every hex digit after the timestamp, outside the fixed
+    # ones (version and variant digits), is seen in each place
+    fixed = {14, 19}
+    for pos in range(15, 36):
         if ids[0][pos] != '-' and pos not in fixed:
             assert len({i[pos] for i in ids}) == 16, pos
+
+
+def test_ids_made_in_a_later_millisecond_sort_later(codec):
+    first = codec.new_task_id()
+    deadline = time.monotonic() + 1.0
+    while time.time_ns() // 1_000_000 <= unix_ms(first) and time.monotonic() < deadline:
+        pass  # bounded: the next millisecond comes within 1 ms
+    later = codec.new_task_id()
+    assert unix_ms(later) > unix_ms(first)
+    assert later > first  # as strings too: results of later tasks sort (and are stored) later
 
 
 def test_a_forked_child_does_not_repeat_its_parents_ids(codec):
@@ -210,5 +229,5 @@ def test_a_forked_child_does_not_repeat_its_parents_ids(codec):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert len(child_ids) == 300
     for task_id in child_ids:
-        assert_uuid4(task_id)
+        assert_uuid7(task_id)
     assert not parent_ids & set(child_ids)
