@@ -17,18 +17,6 @@ from tests.test_storage_contract import (DEAD, _in_thread, as_owner, backend, cl
                                          make_storage, run_threads, storage)
 
 
-#: Bugs found by these tests, not fixed yet: backend -> why (see the report on issue 5).
-REDIS_UNSTART_BUG = ('redis: release_unstarted (the unstart script in _redis_scripts.py) still '
-                     'decrements the attempt count, so a given-back receipt matches the next '
-                     'claim of the same message by the same owner')
-
-
-def known_bug(request, backend, bugs):
-    """Mark the running test as a strict expected failure on the backends in ``bugs``."""
-    if backend in bugs:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=bugs[backend]))
-
-
 def run_order(claims):
     """The order a worker runs a batch in."""
     return sorted(claims, key=lambda c: (-c.priority, c.seq))
@@ -122,8 +110,7 @@ def test_batch_claims_are_fenced_like_single_claims(storage):
     assert storage.dead_letters()[0].attempts == 1
 
 
-def test_a_given_back_claim_taken_by_another_owner_is_fenced(storage, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_a_given_back_claim_taken_by_another_owner_is_fenced(storage):
     storage.enqueue(b'x')
     [mine] = storage.dequeue_many(4)
     assert storage.release_unstarted([mine.receipt]) == 1
@@ -135,8 +122,7 @@ def test_a_given_back_claim_taken_by_another_owner_is_fenced(storage, request, b
     assert storage.ack(theirs.receipt) is True
 
 
-def test_a_given_back_claim_taken_again_by_the_same_owner_is_fenced(storage, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_a_given_back_claim_taken_again_by_the_same_owner_is_fenced(storage):
     storage.enqueue(b'x')
     [old] = storage.dequeue_many(4)
     assert storage.release_unstarted([old.receipt]) == 1
@@ -177,8 +163,7 @@ def test_release_unstarted_returns_claims_to_their_place(storage):
     assert (storage.queue_size(), storage.claimed_size()) == (5, 0)
 
 
-def test_release_unstarted_counts_the_attempt_like_release(storage, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_release_unstarted_counts_the_attempt_like_release(storage):
     # attempts are what fence receipts: a given-back claim still counts, once
     storage.enqueue_many([(b'unstarted', 1), (b'released', 0)])
     unstarted, released = run_order(storage.dequeue_many(2))
@@ -189,8 +174,7 @@ def test_release_unstarted_counts_the_attempt_like_release(storage, request, bac
     assert [i.attempts for i in storage.claimed_items()] == [2, 2]
 
 
-def test_release_unstarted_keeps_recoveries(storage, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_release_unstarted_keeps_recoveries(storage):
     storage.enqueue(b'x')
     with as_owner(storage, DEAD):
         storage.dequeue_many(1)
@@ -274,7 +258,7 @@ def test_complete_many_acks_held_claims_and_stores_their_results(storage, clock)
 
 @pytest.mark.parametrize('order', ['stale first', 'held first'])
 def test_complete_many_tells_a_stale_receipt_from_a_held_one_of_the_same_message(
-        storage, order, request, backend):
+        storage, order):
     storage.enqueue(b'x')
     [old] = storage.dequeue_many(1)
     assert storage.release(old.receipt) is True

@@ -19,7 +19,6 @@ from sqlq.signals import SIGNAL_COMPLETE
 from sqlq.storage import EMPTY
 from sqlq.worker import Worker
 from tests._helpers import wait_for
-from tests.test_storage_batch import REDIS_UNSTART_BUG, known_bug
 from tests.test_storage_contract import DEAD, as_owner
 
 WAIT = 10  # seconds: bound of every wait in this file
@@ -347,8 +346,7 @@ def test_a_task_whose_claim_is_taken_over_while_it_runs_is_not_recorded_twice(qu
 
 # ---------------------------------------------------------------------- giving claims back
 
-def test_stopping_gives_unstarted_claims_back(queue, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_stopping_gives_unstarted_claims_back(queue):
     blocker, started, release = blocking_task(queue)
 
     @queue.task()
@@ -375,8 +373,7 @@ def test_stopping_gives_unstarted_claims_back(queue, request, backend):
     assert [t.attempts for t in tasks] == [2] * buffered + [1] * (9 - buffered)
 
 
-def test_a_recovered_claim_runs_alone(queue, request, backend):
-    known_bug(request, backend, {'redis': REDIS_UNSTART_BUG})
+def test_a_recovered_claim_runs_alone(queue):
     blocker, started, release = blocking_task(queue)
     seen = {}
 

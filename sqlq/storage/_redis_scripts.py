@@ -225,7 +225,6 @@ end
 
 local function unstart(id, owner, attempts)
   if not held(id, owner, attempts) then return 0 end
-  redis.call('HINCRBY', P .. 'm:' .. id, 'a', -1)
   unclaim(id, owner)
   owner_claims(owner, -1)
   return 1
@@ -233,7 +232,7 @@ end
 
 OPS.unstart1 = function() return {unstart(arg(), arg(), arg())} end
 
-OPS.unstart = function()  -- give back claims that never started: the attempt does not count
+OPS.unstart = function()  -- give back claims that never started (the attempt still fences)
   local n, released = tonumber(arg()), 0
   for _ = 1, n do released = released + unstart(arg(), arg(), arg()) end
   return {released}

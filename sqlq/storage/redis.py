@@ -703,7 +703,8 @@ class RedisStorage(Storage):
         return None
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
-        """Give claims back as if never made (the attempt does not count), in one run."""
+        """Release several claims that never started, in one run (attempts still count: they
+        fence receipts)."""
         unpacked = [unpack_receipt(receipt) for receipt in receipts]
         if self._tx() is not None:
             return sum(self._settle('unstart1', receipt) for receipt in unpacked)
