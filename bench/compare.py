@@ -7,6 +7,7 @@ path against its pure-Python twin (``SQLQ_NO_EXTENSIONS=1``), and the targets of
     python bench/compare.py                  # N=20000, 3 repeats (~7 minutes)
     python bench/compare.py --quick          # CI: N=2000, 1 repeat, short latency/idle (< 60 s)
     python bench/compare.py -n 50000 --workers 1t,4p --only sqlq --json /tmp/cmp.json
+    python bench/compare.py --redis          # RedisQueue vs huey's RedisHuey, same table
 
 Columns: ``sqlq`` (compiled fast path), ``sqlq twin`` (producer and consumer with
 ``SQLQ_NO_EXTENSIONS=1``), ``huey`` (SqliteHuey 3.5.4, its consumer tuned with
@@ -28,6 +29,17 @@ How each row is measured (see bench/README.md for the details):
   between the first task's start and the end of the drain, divided by N.
 - **latency p50/p99, idle CPU**: ``bench/latency.py``'s measurement (its ``run_system``),
   with a shorter protocol: see ``--latency-n`` and ``--idle``.
+
+With ``--redis``: the same table for sqlq's ``RedisQueue`` next to huey's ``RedisHuey``, on a
+``redis-server`` started for the run (latency.py's ``BenchRedis``: 127.0.0.1, a free port, no
+persistence, stopped at exit) and emptied (FLUSHALL) before every measurement, so that no system
+sees another's keys. There is no template database: before each drain the N tasks are enqueued
+afresh (sqlq: ``noop.map``; huey: its serialized messages pushed in chunks with one
+multi-value LPUSH each), then the consumer is started. One more row per worker set: the
+redis-server's own CPU per task over the drain (sqlq runs its queue operations as server-side
+functions, huey as plain list/hash commands). Issue 5's absolute targets were written for
+SQLite: in this mode the target column holds sqlq against huey (not worse) and the latency /
+idle-CPU targets.
 
 Every figure is the median of ``--repeat`` runs except latency and idle CPU (one run; the
 latency percentiles are over ``--latency-n`` samples). Progress goes to stderr, the table to
@@ -67,6 +79,13 @@ COLUMNS: Dict[str, Tuple[str, bool]] = {
     'huey': ('huey', False),
 }
 
+# --redis: the same columns on RedisQueue / huey's RedisHuey (latency.py's Redis app families)
+REDIS_COLUMNS: Dict[str, Tuple[str, bool]] = {
+    'sqlq': ('sqlq-redis', False),
+    'sqlq twin': ('sqlq-redis', True),
+    'huey': ('huey-redis', False),
+}
+
 # Issue 5's targets for sqlq's figures: row key -> (op, bound, text)
 TARGETS: Dict[str, Tuple[str, float, str]] = {
     'enqueue_single': ('>=', 25000, '≥ 25k/s'),
@@ -81,6 +100,27 @@ TARGETS: Dict[str, Tuple[str, float, str]] = {
     'latency_p99': ('<=', 5.0, '≤ 5 ms'),
     'idle_cpu': ('<=', 1.0, '≤ 1 %'),
 }
+# --redis: issue 5's rate and CPU targets were written for SQLite; on Redis, sqlq's rates and
+# consumer CPU are held against huey's RedisHuey in the same run, latency and idle CPU against
+# the same absolute targets. Row key prefix -> (op, text)
+REDIS_VS_HUEY: Dict[str, Tuple[str, str]] = {
+    'enqueue_': ('>=', '≥ huey'),
+    'drain_': ('>=', '≥ huey'),
+    'cpu_': ('<=', '≤ huey'),
+}
+REDIS_ABSOLUTE = ('latency_p50', 'latency_p99', 'idle_cpu')
+FILL_CHUNK = 5000       # tasks per map / LPUSH when filling a queue before a drain
+
+#: The redis-server of a --redis run (None: SQLite mode).
+REDIS: Optional[L.BenchRedis] = None
+
+#: Appended to latency.py's Redis app modules (REDIS_APPS) when compare.py writes them: the
+#: consumer must know the drain task too, as bench/_apps/sqlq_app.py and huey_app.py do.
+REDIS_APP_NOOP = """
+noop = None
+if {var} is not None:
+    noop = _ledger.add_noop({var})  # bench/compare.py's drain task
+"""
 
 
 class Interrupted(Exception):
@@ -130,6 +170,21 @@ def twin_mode(enabled: bool) -> Iterator[None]:
             os.environ['SQLQ_NO_EXTENSIONS'] = previous_env
 
 
+def system_of(family: str) -> str:
+    """'sqlq' or 'huey' (a family may be 'sqlq-redis', 'huey-redis')."""
+    return family.split('-')[0]
+
+
+def write_redis_apps(directory: str) -> None:
+    """latency.py's Redis app modules, with the drain task, into ``directory`` (put on the
+    consumers' and the enqueue subprocesses' path through ``L.REDIS_APP_DIR``)."""
+    variables = {'sqlq_redis_app': 'queue', 'huey_redis_app': 'huey'}  # latency.py's names
+    for module, text in L.REDIS_APPS.items():
+        with open(os.path.join(directory, module + '.py'), 'w') as f:
+            f.write(text + REDIS_APP_NOOP.format(var=variables[module]))
+    L.REDIS_APP_DIR = directory
+
+
 def open_app(family: str, db: str) -> Tuple[Any, Any]:
     """(queue/huey handle, noop task) on ``db`` in this process."""
     handle, _ = L.app_handle(family, db)
@@ -138,14 +193,25 @@ def open_app(family: str, db: str) -> Tuple[Any, Any]:
 
 
 def close_app(family: str, handle: Any) -> None:
-    if family == 'sqlq':
+    if system_of(family) == 'sqlq':
         handle.close()
     else:
         handle.storage.close()
+        pool = getattr(handle.storage, 'pool', None)  # huey's RedisStorage.close() keeps it
+        if pool is not None:
+            pool.disconnect()
 
 
 def result_count(family: str, handle: Any) -> int:
-    return handle.storage.result_store_size()
+    if family == 'sqlq-redis':
+        # RedisStorage.result_store_size() runs its 'stats' function, which checks the expiry
+        # of every result key: O(results), ~10 ms at 20k results, and the single-threaded
+        # server serves nobody meanwhile — polled every 25 ms it would slow the drain it
+        # measures. Count the set of result keys instead (SCARD: constant cost; the no-op
+        # results never expire); measure_drain checks the public count once at the end.
+        storage = handle.storage
+        return int(storage._client.scard(storage._qprefix + 'res'))
+    return handle.storage.result_store_size()  # huey's RedisStorage: HLEN
 
 
 # --------------------------------------------------------------------------------- enqueue
@@ -176,7 +242,7 @@ def child_enqueue(spec: str) -> int:
               file=sys.stderr)
         return 1
     impl = None
-    if family == 'sqlq':
+    if system_of(family) == 'sqlq':
         from sqlq import _accel
         impl = _accel.IMPLEMENTATION
     print(json.dumps({'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu,
@@ -187,10 +253,14 @@ def child_enqueue(spec: str) -> int:
 def measure_enqueue(column: str, mode: str, n: int, workdir: str, run: int,
                     timeout: float) -> Dict[str, Any]:
     family, twin = COLUMNS[column]
-    db = os.path.join(workdir, 'enqueue-%s-%s-%d.db' % (column.replace(' ', '-'), mode, run))
+    if REDIS is not None:
+        db = REDIS.fresh_url()  # FLUSHALL: an empty server for every measurement
+    else:
+        db = os.path.join(workdir, 'enqueue-%s-%s-%d.db'
+                          % (column.replace(' ', '-'), mode, run))
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
-        [L.ROOT, L.APPS] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
+        L.app_paths() + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
     if twin:
         env['SQLQ_NO_EXTENSIONS'] = '1'
     cmd = [sys.executable, os.path.abspath(__file__), '--child-enqueue',
@@ -207,14 +277,15 @@ def measure_enqueue(column: str, mode: str, n: int, workdir: str, run: int,
         kill_group(proc)
         raise
     finally:
-        for suffix in ('', '-wal', '-shm'):
-            with contextlib.suppress(OSError):
-                os.unlink(db + suffix)
+        if REDIS is None:
+            for suffix in ('', '-wal', '-shm'):
+                with contextlib.suppress(OSError):
+                    os.unlink(db + suffix)
     if proc.returncode != 0:
         raise L.BenchError('enqueue %s (%s) failed (exit %s):\n%s'
                            % (mode, column, proc.returncode, err.strip()[-2000:]))
     result = json.loads(out.strip().splitlines()[-1])
-    if family == 'sqlq' and result['impl'] != ('twin' if twin else 'compiled'):
+    if system_of(family) == 'sqlq' and result['impl'] != ('twin' if twin else 'compiled'):
         raise L.BenchError('%s ran with the %s fast path' % (column, result['impl']))
     return result
 
@@ -247,6 +318,26 @@ def make_template(family: str, n: int, workdir: str) -> str:
     return db
 
 
+def fill_queue(family: str, handle: Any, noop: Any, n: int) -> None:
+    """--redis: enqueue ``noop(0)`` … ``noop(N-1)`` on the (emptied) server before a drain,
+    each system its fastest way. Not timed: the drain clock starts at the first task start."""
+    for start in range(0, n, FILL_CHUNK):
+        items = range(start, min(n, start + FILL_CHUNK))
+        if system_of(family) == 'sqlq':
+            noop.map(items)  # one call of the server-side enqueue function per chunk
+        else:
+            # huey 3.5.4 has no batch enqueue (TaskWrapper.map is one LPUSH round trip per
+            # task): push huey's own serialized messages, oldest first, with one multi-value
+            # LPUSH per chunk on its connection — the list huey.enqueue would have built.
+            storage = handle.storage
+            storage.conn.lpush(storage.queue_key,
+                               *[handle.serialize_task(noop.s(i)) for i in items])
+    stored = handle.storage.queue_size()
+    if stored != n:
+        raise L.BenchError('%s: %d tasks enqueued before the drain, expected %d'
+                           % (family, stored, n))
+
+
 def copy_db(template: str, db: str) -> None:
     for suffix in ('', '-wal'):
         if os.path.exists(template + suffix):
@@ -262,14 +353,26 @@ def consumer_options(family: str, workers: int, kind: str, quiet: bool) -> List[
     return options
 
 
-def measure_drain(column: str, workers: int, kind: str, n: int, template: str, workdir: str,
-                  run: int, args: argparse.Namespace) -> Dict[str, Any]:
+def measure_drain(column: str, workers: int, kind: str, n: int, template: Optional[str],
+                  workdir: str, run: int, args: argparse.Namespace) -> Dict[str, Any]:
+    """A drain of N tasks; ``template`` is None with --redis (the queue is filled afresh)."""
     family, twin = COLUMNS[column]
     slug = '%s-%s-%d' % (column.replace(' ', '-'), workers_key(workers, kind), run)
     db = os.path.join(workdir, slug + '.db')
     logfile = os.path.join(workdir, slug + '.log')
-    copy_db(template, db)
-    handle, _ = open_app(family, db)
+    if REDIS is not None:
+        db = REDIS.fresh_url()  # FLUSHALL, then fill
+        handle, noop = open_app(family, db)
+        try:
+            t0 = time.monotonic()
+            fill_queue(family, handle, noop, n)
+            log('  %d tasks enqueued in %.2f s' % (n, time.monotonic() - t0))
+        except BaseException:
+            close_app(family, handle)
+            raise
+    else:
+        copy_db(template, db)
+        handle, _ = open_app(family, db)
     ledger = L.Ledger(os.path.join(workdir, slug + '.sock'))
     options = consumer_options(family, workers, kind, args.quiet_consumers)
     launched = time.monotonic()
@@ -278,6 +381,7 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
     try:
         _, first = ledger.wait('first', L.START_TIMEOUT, proc)
         cpu0, _ = L.tree_cpu(proc.pid)
+        server0 = L.tree_cpu(REDIS.proc.pid)[0] if REDIS is not None else None
         deadline = time.monotonic() + args.drain_timeout
         next_report = time.monotonic() + 2.0
         last_done, last_change = -1, time.monotonic()
@@ -306,9 +410,17 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
         cpu1, pids = L.tree_cpu(proc.pid)
         # the last result was stored between the last two polls: take the midpoint
         seconds = (previous_poll + now) / 2 - first
-        return {'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu1 - cpu0,
-                'cpu_per_task_us': (cpu1 - cpu0) / n * 1e6, 'startup_s': first - launched,
-                'processes': len(pids)}
+        result = {'seconds': seconds, 'rate': n / seconds, 'cpu_s': cpu1 - cpu0,
+                  'cpu_per_task_us': (cpu1 - cpu0) / n * 1e6, 'startup_s': first - launched,
+                  'processes': len(pids)}
+        if server0 is not None:
+            server = L.tree_cpu(REDIS.proc.pid)[0] - server0
+            result.update(server_cpu_s=server, server_cpu_per_task_us=server / n * 1e6)
+            stored = handle.storage.result_store_size()  # the public count, once, untimed
+            if stored != n:
+                raise L.BenchError('%d results counted during the drain, but %s says %d'
+                                   % (n, type(handle.storage).__name__, stored))
+        return result
     except L.BenchError:
         log('  consumer log (%s):\n%s' % (logfile, L.tail(logfile)))
         raise
@@ -316,9 +428,10 @@ def measure_drain(column: str, workers: int, kind: str, n: int, template: str, w
         L.stop_consumer(proc)
         ledger.close()
         close_app(family, handle)
-        for suffix in ('', '-wal', '-shm'):
-            with contextlib.suppress(OSError):
-                os.unlink(db + suffix)
+        if REDIS is None:
+            for suffix in ('', '-wal', '-shm'):
+                with contextlib.suppress(OSError):
+                    os.unlink(db + suffix)
 
 
 # --------------------------------------------------------------------------------- latency
@@ -337,10 +450,11 @@ def measure_latency(column: str, args: argparse.Namespace, workdir: str,
                     huey_options: List[str]) -> Dict[str, Any]:
     """latency.py's protocol for one consumer (1 thread worker); eta phase reduced to 1 task."""
     family, twin = COLUMNS[column]
-    options = ['-w', '1', '-k', 'thread'] if family == 'sqlq' else list(huey_options)
+    sqlq = system_of(family) == 'sqlq'
+    options = ['-w', '1', '-k', 'thread'] if sqlq else list(huey_options)
     ns = _LatencyOptions(n=args.latency_n, warmup=5, idle=args.idle, eta=1,
-                         task_timeout=30.0, redis_server=None)
-    name = column if family == 'sqlq' else 'huey ' + (' '.join(huey_options) or 'default')
+                         task_timeout=30.0, redis_server=REDIS)  # REDIS: FLUSHALL first
+    name = column if sqlq else 'huey ' + (' '.join(huey_options) or 'default')
     with twin_mode(twin):
         result = L.run_system(name, family, options, ns, workdir, random.Random(1))
     if not result['ok']:
@@ -365,6 +479,9 @@ def row_specs(worker_sets: List[Tuple[int, str]]) -> List[Tuple[str, str, str]]:
     for w, k in worker_sets:
         rows.append(('cpu_' + workers_key(w, k), 'consumer CPU per task, %d %s (µs)'
                      % (w, k[0]), 'cost'))
+    for w, k in worker_sets:  # --redis only (no figures otherwise: the row is left out)
+        rows.append(('server_cpu_' + workers_key(w, k), 'redis-server CPU per task, %d %s '
+                     '(µs) ⁴' % (w, k[0]), 'cost'))
     rows += [('latency_p50', 'latency p50, 1 thread (ms) ²', 'cost'),
              ('latency_p99', 'latency p99, 1 thread (ms) ²', 'cost'),
              ('idle_cpu', 'idle CPU (% of one core) ³', 'cost')]
@@ -380,16 +497,45 @@ def fmt_value(value: Optional[float], kind: str) -> str:
 
 
 def target_cell(key: str, value: Optional[float], figures: Dict[str, Dict[str, float]]) -> str:
+    if REDIS is not None:
+        return redis_target_cell(key, value, figures)
     if key not in TARGETS:
         return ''
     op, bound, text = TARGETS[key]
     if value is None:
         return text
-    ok = value >= bound if op == '>=' else value <= bound
+    ok = meets(value, op, bound)
     if key in ('drain_2p', 'drain_4p'):  # and not slower than 1 worker
         one = figures.get('sqlq', {}).get('drain_1t')
         ok = ok and (one is None or value >= one)
     return '%s %s' % (text, '✓' if ok else '✗')
+
+
+def redis_target_cell(key: str, value: Optional[float],
+                      figures: Dict[str, Dict[str, float]]) -> str:
+    """--redis: rates and consumer CPU against huey's figure, latency and idle CPU against
+    issue 5's absolute targets; nothing for the redis-server CPU rows."""
+    if key in REDIS_ABSOLUTE:
+        return target_cell_absolute(key, value)
+    prefix = next((p for p in REDIS_VS_HUEY if key.startswith(p)), None)
+    if prefix is None:
+        return ''
+    op, text = REDIS_VS_HUEY[prefix]
+    huey = figures.get('huey', {}).get(key)
+    if value is None or huey is None:
+        return text
+    return '%s %s' % (text, '✓' if meets(value, op, huey) else '✗')
+
+
+def target_cell_absolute(key: str, value: Optional[float]) -> str:
+    op, bound, text = TARGETS[key]
+    if value is None:
+        return text
+    return '%s %s' % (text, '✓' if meets(value, op, bound) else '✗')
+
+
+def meets(value: float, op: str, bound: float) -> bool:
+    return value >= bound if op == '>=' else value <= bound
 
 
 def table(figures: Dict[str, Dict[str, float]], rows: List[Tuple[str, str, str]]) -> str:
@@ -423,6 +569,31 @@ with its defaults; both log at their default level to a file{quiet}.
   started; huey column: consumer `{huey_tuned}` (its best latency).
 ³ consumer left idle {idle:g} s; huey column: consumer with its defaults (its lowest idle CPU;
   the tuned consumer polls every 10 ms)."""
+
+REDIS_NOTES = """\
+Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
+costs (µs, ms, %). sqlq: `RedisQueue`, huey: `RedisHuey`, both on one redis-server {redis}
+started for the run (127.0.0.1 TCP, no persistence), emptied (FLUSHALL) before every
+measurement. Drain and enqueue figures are medians of {repeat} run(s); before each drain the N
+tasks are enqueued afresh (sqlq `noop.map` in chunks of {chunk}; huey: its serialized messages,
+one multi-value LPUSH per chunk of {chunk}), then the consumer is started; drain time runs from
+the first task's start to all N results stored (counted every {poll:.0f} ms; midpoint of the
+last two counts), consumer start-up excluded; CPU is the consumer process tree's utime+stime
+over that time ÷ N. huey's consumer runs with `{huey_tuned}`; sqlq's with its defaults; both
+log at their default level to a file{quiet}.
+Target column: issue 5's rate and CPU targets were set for SQLite; here sqlq is held against
+huey in the same run (≥ huey for rates, ≤ huey for consumer CPU), latency and idle CPU against
+the same absolute targets as on SQLite.
+¹ sqlq `task.map(...)`: one call of its server-side enqueue function. huey 3.5.4
+  `TaskWrapper.map(...)` (its only batch API) is a loop of single enqueues, one LPUSH round
+  trip each.
+² latency.py's protocol: {latency_n} tasks, each enqueued 5–25 ms after the previous one
+  started; huey column: consumer `{huey_tuned}`.
+³ consumer left idle {idle:g} s; huey column: consumer with its defaults (it blocks in BRPOP
+  for 1 s, then sleeps 0.1 s growing ×1.15 up to 10 s); the redis-server's own idle CPU is not
+  counted.
+⁴ utime+stime of the redis-server over the drain ÷ N (the work of sqlq's server-side functions
+  or huey's list/hash commands; includes the bench's result count every {poll:.0f} ms)."""
 
 
 # ------------------------------------------------------------------------------------ main
@@ -460,6 +631,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--sqlq-src', metavar='DIR', default=None,
                         help='measure the sqlq package in DIR (a checkout with the extension '
                              'built in place) instead of this tree')
+    parser.add_argument('--redis', action='store_true',
+                        help="RedisQueue vs huey's RedisHuey instead, on a redis-server "
+                             'started for the run (redis-server on PATH, redis-py installed)')
     parser.add_argument('--child-enqueue', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -487,13 +661,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if L.ROOT not in sys.path:
         sys.path.insert(0, L.ROOT)
+    global COLUMNS, REDIS
+    if args.redis:
+        COLUMNS = REDIS_COLUMNS
     columns = [c for c, (family, twin) in COLUMNS.items()
-               if args.only in (None, family) and not (twin and args.no_twin)]
+               if args.only in (None, system_of(family)) and not (twin and args.no_twin)]
     if importlib.util.find_spec('huey') is None:
         if args.only == 'huey':
             parser.error("huey is not installed: pip install -e '.[bench]'")
         log("huey is not installed (pip install -e '.[bench]'): measuring sqlq only")
-        columns = [c for c in columns if COLUMNS[c][0] != 'huey']
+        columns = [c for c in columns if system_of(COLUMNS[c][0]) != 'huey']
     if 'sqlq twin' in columns:
         from sqlq import _accel
         if not _accel.compiled_available():
@@ -501,11 +678,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 % _accel.compiled_import_error())
 
     env = L.environment()
-    log('sqlq %s (%s), Python %s, SQLite %s (apsw) / %s (stdlib, huey), huey %s, %s × %s; '
-        'N=%d, %d repeat(s), workers %s'
-        % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], env.get('sqlite_apsw'),
-           env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu'], n, repeat,
-           ','.join(workers_key(w, k) for w, k in worker_sets)))
+    if not args.redis:
+        log('sqlq %s (%s), Python %s, SQLite %s (apsw) / %s (stdlib, huey), huey %s, %s × %s; '
+            'N=%d, %d repeat(s), workers %s'
+            % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], env.get('sqlite_apsw'),
+               env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu'], n, repeat,
+               ','.join(workers_key(w, k) for w, k in worker_sets)))
 
     runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {c: {} for c in columns}
     latency: Dict[str, Dict[str, Any]] = {}
@@ -517,6 +695,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise KeyboardInterrupt
     previous_term = signal.signal(signal.SIGTERM, on_term)
     try:
+        if args.redis:
+            try:
+                REDIS = L.BenchRedis(workdir)  # stopped in the finally below
+            except L.BenchError as exc:
+                print('compare.py: %s' % exc, file=sys.stderr)
+                return 2
+            write_redis_apps(workdir)
+            import redis
+            env['redis_server'] = REDIS.version
+            env['redis_py'] = redis.__version__
+            log('sqlq %s (%s), Python %s, redis-server %s on 127.0.0.1:%d (no persistence), '
+                'redis-py %s, huey %s, %s × %s; N=%d, %d repeat(s), workers %s'
+                % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], REDIS.version,
+                   REDIS.port, env['redis_py'], env.get('huey', '—'), env['cpus'], env['cpu'],
+                   n, repeat, ','.join(workers_key(w, k) for w, k in worker_sets)))
         if 'enqueue' not in skip:
             for mode in ('single', 'batch'):
                 for run in range(repeat):
@@ -527,8 +720,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         log('enqueue %s, %s, run %d/%d: %.0f tasks/s'
                             % (mode, column, run + 1, repeat, r['rate']))
         if 'drain' not in skip:
-            templates = {family: make_template(family, n, workdir)
-                         for family in {COLUMNS[c][0] for c in columns}}
+            templates: Dict[str, Optional[str]] = {  # --redis: filled afresh per drain
+                family: None if REDIS is not None else make_template(family, n, workdir)
+                for family in {COLUMNS[c][0] for c in columns}}
             for w, k in worker_sets:
                 key = workers_key(w, k)
                 for run in range(repeat):
@@ -538,11 +732,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                                           workdir, run, args)
                         runs[column].setdefault('drain_' + key, []).append(r)
                         log('  %.0f tasks/s, %.1f µs CPU/task (%d processes, started in '
-                            '%.2f s)' % (r['rate'], r['cpu_per_task_us'], r['processes'],
-                                         r['startup_s']))
+                            '%.2f s)%s' % (r['rate'], r['cpu_per_task_us'], r['processes'],
+                                           r['startup_s'],
+                                           '; redis-server %.1f µs/task'
+                                           % r['server_cpu_per_task_us']
+                                           if 'server_cpu_per_task_us' in r else ''))
         if 'latency' not in skip:
             for column in columns:
-                if COLUMNS[column][0] == 'huey':
+                if system_of(COLUMNS[column][0]) == 'huey':
                     latency['huey tuned'] = measure_latency(column, args, workdir, HUEY_TUNED)
                     latency['huey default'] = measure_latency(column, args, workdir, [])
                 else:
@@ -555,6 +752,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        if REDIS is not None:
+            REDIS.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
 
@@ -564,6 +763,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             if key.startswith('drain_'):
                 figures[column][key] = median_of(rs, 'rate')
                 figures[column]['cpu_' + key[len('drain_'):]] = median_of(rs, 'cpu_per_task_us')
+                server = median_of(rs, 'server_cpu_per_task_us')  # --redis only
+                if server is not None:
+                    figures[column]['server_cpu_' + key[len('drain_'):]] = server
             else:
                 figures[column][key] = median_of(rs, 'rate')
         source = {'huey': ('huey tuned', 'huey default')}.get(column, (column, column))
@@ -574,17 +776,27 @@ def main(argv: Optional[List[str]] = None) -> int:
             figures[column]['idle_cpu'] = latency[source[1]]['idle']['cpu_percent']
 
     print()
-    print('sqlq vs huey — %s; N=%d, %d repeat(s); %s × %d; Python %s; SQLite %s (apsw, sqlq), '
-          '%s (stdlib, huey); huey %s; sqlq %s (%s); %.0f s'
-          % (env['date'], n, repeat, env['cpu'], env['cpus'], env['python'],
-             env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
-             env.get('sqlq'), env.get('sqlq_commit'), elapsed))
+    if REDIS is not None:
+        print('sqlq RedisQueue vs huey RedisHuey — %s; N=%d, %d repeat(s); %s × %d; Python %s; '
+              'redis-server %s (127.0.0.1, no persistence), redis-py %s; huey %s; sqlq %s '
+              '(%s); %.0f s'
+              % (env['date'], n, repeat, env['cpu'], env['cpus'], env['python'],
+                 env['redis_server'], env['redis_py'], env.get('huey', '—'), env.get('sqlq'),
+                 env.get('sqlq_commit'), elapsed))
+    else:
+        print('sqlq vs huey — %s; N=%d, %d repeat(s); %s × %d; Python %s; SQLite %s (apsw, '
+              'sqlq), %s (stdlib, huey); huey %s; sqlq %s (%s); %.0f s'
+              % (env['date'], n, repeat, env['cpu'], env['cpus'], env['python'],
+                 env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
+                 env.get('sqlq'), env.get('sqlq_commit'), elapsed))
     print()
     print(table(figures, row_specs(worker_sets)))
     print()
-    print(NOTES.format(repeat=repeat, poll=POLL * 1000, huey_tuned=' '.join(HUEY_TUNED),
+    notes = REDIS_NOTES if REDIS is not None else NOTES
+    print(notes.format(repeat=repeat, poll=POLL * 1000, huey_tuned=' '.join(HUEY_TUNED),
                        latency_n=args.latency_n, idle=args.idle,
-                       quiet=' (`-q`: no per-task lines)' if args.quiet_consumers else ''),
+                       quiet=' (`-q`: no per-task lines)' if args.quiet_consumers else '',
+                       redis=env.get('redis_server'), chunk=FILL_CHUNK),
           flush=True)
     if failed:
         print('\nFAILED: %s' % failed)
@@ -593,7 +805,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump({'environment': env, 'options': {
                 'n': n, 'repeat': repeat, 'workers': [workers_key(w, k) for w, k in worker_sets],
                 'latency_n': args.latency_n, 'idle': args.idle,
-                'quiet_consumers': args.quiet_consumers, 'argv': sys.argv[1:]},
+                'quiet_consumers': args.quiet_consumers, 'argv': sys.argv[1:],
+                **({'redis': True} if args.redis else {})},
                 'elapsed_s': elapsed, 'figures': figures, 'runs': runs, 'latency': latency,
                 'failed': failed}, f, indent=2)
     return 1 if failed else 0
