@@ -615,3 +615,19 @@ def test_vacuum_shrinks_the_file_and_leaves_no_wal_behind(db_path):
         assert os.path.getsize(db_path) < 200_000     # and the deleted megabyte is not kept
     finally:
         s.close()
+
+
+def test_enqueue_many_beyond_one_statement_keeps_every_message_in_order(storage):
+    # enqueue_many writes many rows per INSERT statement and the rest one by one: 250 messages
+    # span two full statements and a remainder.
+    items = [(b'm%03d' % i, i % 3) for i in range(250)]
+    assert storage.enqueue_many(items) == 250
+    expected = sorted(items, key=lambda item: -item[1])  # priority first; stable: FIFO within
+    assert storage.enqueued_items() == [data for data, _ in expected]
+
+
+def test_enqueue_many_with_a_bad_item_writes_nothing(storage):
+    items = [(b'ok', 0)] * 230 + [('not bytes', 0)] + [(b'ok', 0)] * 20
+    with pytest.raises(TypeError):
+        storage.enqueue_many(items)
+    assert storage.queue_size() == 0

@@ -63,6 +63,10 @@ _CLAIM_HEAD = (
     'ORDER BY priority DESC, id LIMIT ?)')
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+#: enqueue_many inserts this many rows per statement.
+_INSERT_ROWS = 100
+_ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at) VALUES '
+                  + ', '.join(['(?, ?, ?, ?)'] * _INSERT_ROWS))
 _LIVE = '(expires_at IS NULL OR expires_at > ?)'
 #: wait_for_change topic -> the wake-up channel's topic code.
 #: SQLite's default wal_autocheckpoint (pages).
@@ -450,18 +454,27 @@ class SqliteStorage(Storage):
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now, name = self._clock(), self.name
-        rows = [(name, priority if type(priority) is int else int(priority),
-                 data if type(data) is bytes else as_bytes(data), now)
-                for data, priority in items]
-        if not rows:
+        params: list[Any] = []
+        add = params.extend
+        for data, priority in items:
+            add((name, priority if type(priority) is int else int(priority),
+                 data if type(data) is bytes else as_bytes(data), now))
+        count = len(params) // 4
+        if not count:
             return 0
         with self._tx() as conn:
             try:
-                conn.executemany(_ENQUEUE, rows)
+                # Many rows per INSERT statement: about half the cost per row of executemany.
+                full = count - count % _INSERT_ROWS
+                for start in range(0, full * 4, _INSERT_ROWS * 4):
+                    conn.execute(_ENQUEUE_CHUNK, params[start:start + _INSERT_ROWS * 4])
+                if full < count:
+                    rest = params[full * 4:]
+                    conn.executemany(_ENQUEUE, [rest[i:i + 4] for i in range(0, len(rest), 4)])
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
             self._touch('q')
-        return len(rows)
+        return count
 
     def _ready_hint(self) -> bool:
         """False if a cheap read shows no ready task: an idle consumer polling an empty queue
