@@ -239,8 +239,14 @@ class Worker:
             if not claims:
                 return False
             tasks = []
-            for claim in claims:
-                task = queue.claimed_task(claim)  # None: moved to the dead letters
+            for index, claim in enumerate(claims):
+                try:
+                    task = queue.claimed_task(claim)  # None: moved to the dead letters
+                except BaseException:
+                    # Not buffered, so nobody would settle them: give them back.
+                    with contextlib.suppress(Exception):
+                        storage.release_unstarted([c.receipt for c in claims[index:]])
+                    raise
                 if task is not None:
                     tasks.append(task)
                     self.buffer.push(claim.priority, claim.seq, (claim, task))

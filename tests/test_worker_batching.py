@@ -444,3 +444,34 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, monkeypatch
     assert len(errors) == 1 and errors[0].levelno == logging.ERROR  # once per outage
     assert any('reachable again' in r.getMessage() for r in caplog.records)
     assert queue.pending_count() == 0 and queue.running_count() == 0
+
+
+def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, monkeypatch, caplog):
+    monkeypatch.setattr(worker_module, 'RETRY_FIRST_DELAY', 0.01)
+    ran = []
+
+    @queue.task()
+    def job(i):
+        ran.append(i)
+        return i
+
+    original = queue.claimed_task
+    calls, failures = [], []
+
+    def flaky(claim):
+        calls.append(claim)
+        if len(calls) == 3:  # the third claim of the batch below
+            failures.append(claim)  # e.g. the storage failing while burying a bad message
+            raise StorageError('injected while taking a claimed batch')
+        return original(claim)
+
+    with running(queue) as worker:
+        warm_up(queue, worker)
+        ran.clear()
+        monkeypatch.setattr(queue, 'claimed_task', flaky)
+        results = queue.enqueue_many([job.s(i) for i in range(12)])
+        wait_for(lambda: len(ran) >= 12, WAIT, 'every task to run')
+        assert [r.get(blocking=True, timeout=WAIT) for r in results] == list(range(12))
+    assert failures  # the failure happened in the middle of a batch
+    assert sorted(ran) == list(range(12))  # the claims it left unbuffered ran after all
+    assert queue.pending_count() == 0 and queue.running_count() == 0
