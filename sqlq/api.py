@@ -880,7 +880,7 @@ class Queue:
                       dead_reason is None and not (final and task.unique_key is not None))
             group.submit(task, apply, after,
                          (receipt, None if result_data is None else task.id, result_data,
-                          self.result_ttl) if simple else None)
+                          self.result_ttl) if simple else None, receipt)
             return
         try:
             enqueued = commit_outcome(storage, task, apply)

@@ -33,7 +33,7 @@ After = Callable[[Optional[List['Task']]], None]
 #: ``(receipt, result key or None, value, ttl)`` that ``Storage.complete_many`` takes. The
 #: most common outcome, which a group writes for all its tasks in one storage call.
 Completion = Tuple[Any, Optional[str], Optional[bytes], Optional[float]]
-_Entry = Tuple['Task', Apply, After, Optional[Completion]]
+_Entry = Tuple['Task', Apply, After, Optional[Completion], Any]
 
 
 class StaleClaim(Exception):
@@ -81,12 +81,13 @@ class OutcomeGroup:
         return len(self._pending)
 
     def submit(self, task: 'Task', apply: Apply, after: After,
-               completion: Optional[Completion] = None) -> None:
+               completion: Optional[Completion] = None, receipt: Any = None) -> None:
         """Add an outcome; it is committed by a later flush. ``completion``: the same outcome
-        in bulk form, if it is one (``apply`` must then do exactly that)."""
+        in bulk form, if it is one (``apply`` must then do exactly that). ``receipt``: the
+        task's claim, buried as a dead letter if the outcome cannot be written at all."""
         if not self._pending:
             self._deadline = time.monotonic() + self.max_delay
-        self._pending.append((task, apply, after, completion))
+        self._pending.append((task, apply, after, completion, receipt))
 
     def due(self) -> bool:
         """True if the group should be committed now."""
@@ -117,7 +118,7 @@ class OutcomeGroup:
         except BaseException:
             self._pending = pending + self._pending
             raise
-        for (task, _, after, _), enqueued in zip(pending, outcomes):
+        for (task, _, after, _, _), enqueued in zip(pending, outcomes):
             if enqueued is _FAILED:
                 continue
             try:
@@ -136,11 +137,11 @@ class OutcomeGroup:
         outcomes: List[Any] = [None] * len(pending)
         with self.storage.transaction():
             if isolated:
-                for index, (task, apply, _, _) in enumerate(pending):
-                    outcomes[index] = self._apply_isolated(task, apply)
+                for index, (task, apply, _, _, receipt) in enumerate(pending):
+                    outcomes[index] = self._apply_isolated(task, apply, receipt)
             else:
                 self._complete(pending, outcomes)
-                for index, (task, apply, _, completion) in enumerate(pending):
+                for index, (task, apply, _, completion, _) in enumerate(pending):
                     if completion is not None:
                         continue
                     try:
@@ -167,12 +168,21 @@ class OutcomeGroup:
             else:
                 _log_stale(pending[index][0])
 
-    def _apply_isolated(self, task: 'Task', apply: Apply) -> Any:
+    def _apply_isolated(self, task: 'Task', apply: Apply, receipt: Any) -> Any:
         try:
             return commit_outcome(self.storage, task, apply)
-        except Exception:
-            logger.exception('outcome of %s could not be recorded; it stays claimed for '
-                             'recovery', task)
+        except Exception as exc:
+            reason = 'its outcome could not be recorded: %s: %s' % (type(exc).__name__, exc)
+            try:  # visible, not stuck: a claim nobody settles would wait for a restart
+                with self.storage.transaction():
+                    buried = receipt is not None and self.storage.bury(receipt, reason)
+            except Exception:
+                buried = False
+            if buried:
+                logger.exception('%s moved to the dead letters: %s', task, reason)
+            else:
+                logger.exception('outcome of %s could not be recorded; it stays claimed for '
+                                 'recovery', task)
             return _FAILED
 
 

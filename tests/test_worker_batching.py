@@ -282,8 +282,8 @@ def test_a_stale_claim_in_a_group_rejects_only_its_own_outcome(queue, caplog, vi
                for r in caplog.records if r.levelno == logging.WARNING)
 
 
-def test_an_outcome_that_cannot_be_written_stays_claimed_and_the_others_commit(queue, caplog,
-                                                                              monkeypatch):
+def test_an_outcome_that_cannot_be_written_becomes_a_dead_letter_and_the_others_commit(
+        queue, caplog, monkeypatch):
     double, completed = doubling(queue)
     double.map(range(4))
     group, tasks, receipts = executed_in_a_group(queue, 4)
@@ -309,9 +309,13 @@ def test_an_outcome_that_cannot_be_written_stays_claimed_and_the_others_commit(q
     assert len(group) == 0
     assert results_of(queue, tasks) == [0, 2, EMPTY, 6]
     assert completed == [0, 1, 3]
-    # undone alone: still claimed (for recovery), nothing of its outcome applied
-    assert storage.claimed_size() == 1 and storage.queue_size() == 0
-    assert storage.ack(receipts[2]) is True
+    # undone alone, nothing of its outcome applied, and visible: a dead letter with the
+    # reason (not a claim that no live worker would ever settle)
+    assert storage.claimed_size() == 0 and storage.queue_size() == 0
+    assert storage.ack(receipts[2]) is False
+    [letter] = storage.dead_letters()
+    assert 'could not be recorded' in letter.reason and 'injected write failure' in letter.reason
+    assert queue.deserialize_task(letter.data).id == victim
     assert any('could not be recorded' in r.getMessage() and victim in r.getMessage()
                for r in caplog.records)
 
