@@ -33,7 +33,7 @@ from .signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_
                       SIGNAL_RETRYING, SIGNAL_REVOKED, SIGNAL_SCHEDULED, SIGNAL_TIMEOUT, Signals)
 from .storage.base import EMPTY, Claim, DeadLetter, Storage, retry_conflicts
 from .storage.memory import MemoryStorage
-from .task import PeriodicTask, Task, TaskWrapper, validate_options
+from .task import PeriodicTask, Task, TaskWrapper, cycle_collector_paused, validate_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from .consumer import Consumer
@@ -465,7 +465,8 @@ class Queue:
             task.check_call(task.args, task.kwargs)
         if self._immediate:
             return ResultGroup([self._run_immediately(t) for t in tasks])
-        return ResultGroup([Result(self, t) for t in self._write(tasks)])
+        with cycle_collector_paused(len(tasks)):
+            return ResultGroup([Result(self, t) for t in self._write(tasks)])
 
     def _handle(self, task: Task) -> Union[Result, ResultGroup, None]:
         if not self.results:

@@ -6,14 +6,16 @@ task's default options, as with huey.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
+import gc
 import inspect
 import os
 import sys
 import time
-from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple,
-                    Type, Union)
+from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Iterator, Optional,
+                    Tuple, Type, Union)
 
 from . import _accel
 from ._time import seconds
@@ -303,11 +305,13 @@ class TaskWrapper:
 
     def map(self, it: Iterable[Any]) -> 'ResultGroup':
         """Enqueue one call per item (a tuple is the argument list) in one transaction."""
-        tasks = []
-        for item in it:
-            args = item if isinstance(item, tuple) else (item,)
-            tasks.append(self.task_class(args, {}))
-        return self.queue.enqueue_many(tasks)
+        items = it if isinstance(it, (list, tuple, range)) else list(it)
+        with cycle_collector_paused(len(items)):
+            tasks = []
+            for item in items:
+                args = item if isinstance(item, tuple) else (item,)
+                tasks.append(self.task_class(args, {}))
+            return self.queue.enqueue_many(tasks)
 
     def call_local(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function in this process, bypassing the queue."""
@@ -349,6 +353,29 @@ class TaskWrapper:
 
     def __repr__(self) -> str:
         return '<TaskWrapper %s>' % self.name
+
+
+#: Batches at least this large pause the cycle collector while they build their objects.
+GC_PAUSE_MIN_BATCH = 1000
+
+
+@contextlib.contextmanager
+def cycle_collector_paused(size: int) -> Iterator[None]:
+    """Pause Python's cycle collector while a batch of ``size`` tasks builds its objects.
+
+    A large batch creates several long-lived objects per task (task, arguments, message,
+    result handle), none in a reference cycle; the collector would rescan them again and
+    again as they pile up -- a fifth of ``map``'s time at 20,000 tasks. Small batches, and
+    code that runs with the collector already off, are left alone.
+    """
+    if size < GC_PAUSE_MIN_BATCH or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _fast_fit(signature: Optional[inspect.Signature],
