@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
 
+from .exceptions import StorageError
 from .storage.base import retry_conflicts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,6 +107,9 @@ class OutcomeGroup:
         is undone alone (logged; a failed one stays claimed for recovery). If the commit
         itself fails, the outcomes stay pending for the next flush and the error propagates.
         """
+        if not self.storage.batch_in_transaction:
+            self._flush_separately()
+            return step() if step is not None else None
         pending = self._pending
         self._pending = []
         try:
@@ -118,14 +122,59 @@ class OutcomeGroup:
         except BaseException:
             self._pending = pending + self._pending
             raise
-        for (task, _, after, _, _), enqueued in zip(pending, outcomes):
+        self._after(zip(pending, outcomes))
+        return value
+
+    @staticmethod
+    def _after(done: Iterable[Tuple[_Entry, Any]]) -> None:
+        for (task, _, after, _, _), enqueued in done:
             if enqueued is _FAILED:
                 continue
             try:
                 after(enqueued)
             except Exception:
                 logger.exception('after-commit handling of %s failed', task)
-        return value
+
+    def _flush_separately(self) -> None:
+        """The flush for storages whose every call is atomic on its own: each outcome that is
+        not a completion in its own transaction, then every completion in one call. On a
+        storage error the outcomes not yet written stay pending (and the error propagates)."""
+        pending, self._pending = self._pending, []
+        done: List[Tuple[_Entry, Any]] = []
+        try:
+            for entry in pending:
+                if entry[3] is None:
+                    done.append((entry, self._apply_alone(entry)))
+            completions = [entry for entry in pending if entry[3] is not None]
+            if completions:
+                try:
+                    held = retry_conflicts(
+                        lambda: self.storage.complete_many([e[3] for e in completions]))
+                except StorageError:
+                    raise
+                except Exception:  # one of them cannot be written (nothing was): each alone
+                    for entry in completions:
+                        done.append((entry, self._apply_alone(entry)))
+                else:
+                    for entry, was_held in zip(completions, held):
+                        if not was_held:
+                            _log_stale(entry[0])
+                        done.append((entry, [] if was_held else None))
+        except BaseException:
+            written = {id(entry) for entry, _ in done}
+            self._pending = [e for e in pending if id(e) not in written] + self._pending
+            self._after(done)
+            raise
+        self._after(done)
+
+    def _apply_alone(self, entry: _Entry) -> Any:
+        task, apply, _, _, receipt = entry
+        try:
+            return commit_outcome(self.storage, task, apply)
+        except StorageError:
+            raise  # the storage is unreachable: retried by a later flush
+        except Exception:
+            return self._apply_isolated(task, apply, receipt)
 
     def _commit(self, pending: List[_Entry], step: Optional[Callable[[], Any]],
                 isolated: bool) -> Tuple[List[Any], Any]:

@@ -232,7 +232,7 @@ class Worker:
             limit = max(1, min(limit, self.max_tasks - self.done))
         queue, storage = self.queue, self.queue.storage
         while True:
-            if len(self.outcomes):
+            if len(self.outcomes):  # the flush joins the claim's transaction where it pays
                 claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
             else:
                 claims = storage.dequeue_many(limit)

@@ -248,6 +248,25 @@ OPS.ack = function()
   return {1}
 end
 
+OPS.complete = function()  -- n, then n x (id owner attempts key value expires): ack each
+  -- held claim and store its result under key (none if key is ''); per item 1 if it was held
+  local n, out = tonumber(arg()), {}
+  for i = 1, n do
+    local id, owner, attempts, key, value, expires = arg(), arg(), arg(), arg(), arg(), arg()
+    if held(id, owner, attempts) then
+      redis.call('DEL', P .. 'm:' .. id)
+      redis.call('ZREM', P .. 'claimed', pad(id))
+      owner_claims(owner, -1)
+      if key ~= '' then kv_put(key, value, '1', expires) end
+      out[i] = 1
+    else
+      out[i] = 0
+    end
+  end
+  touch('x')
+  return out
+end
+
 OPS.rel = function()
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end

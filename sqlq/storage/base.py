@@ -196,6 +196,12 @@ class Storage(abc.ABC):
     Every method is thread-safe. After :meth:`close` the storage must not be used.
     """
 
+    #: Whether several storage calls cost less inside one :meth:`transaction` than made one
+    #: by one (SQLite: one commit instead of many). False for backends whose every call is
+    #: atomic on its own and whose transactions cost extra reads (Redis): workers then commit
+    #: a group of outcomes and claim their next tasks as separate calls.
+    batch_in_transaction: bool = True
+
     def __init__(self, name: str = 'sqlq', *, clock: Callable[[], float] = time.time,
                  **options: Any) -> None:
         if not isinstance(name, str) or not name:
