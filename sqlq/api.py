@@ -491,7 +491,9 @@ class Queue:
             if len(tasks) == 1:
                 self.storage.enqueue(self.serialize_task(tasks[0]), tasks[0].priority or 0)
             else:
-                self.storage.enqueue_many(self._serialize_ready(tasks))
+                serialize = self.serialize_task
+                self.storage.enqueue_many([(serialize(task), task.priority or 0)
+                                           for task in tasks])
             if self.signals.has_receivers():
                 for task in tasks:
                     self._emit(SIGNAL_ENQUEUED, task)
@@ -540,22 +542,6 @@ class Queue:
                 return block()
 
         return retry_conflicts(run)
-
-    def _serialize_ready(self, tasks: Sequence[Task]) -> List[Tuple[bytes, int]]:
-        """``(serialize_task(task), priority)`` of ready tasks (no eta), the plain ones (no
-        links, expiry or chord) without a call per task: the loop of ``map``."""
-        encode, serialize = self.codec.encode_fields, self.serialize_task
-        rows = []
-        for task in tasks:
-            if task.on_complete is None and task.on_error is None and task.expires is None \
-                    and task.chord_config is None and task.unique_key is None:
-                data = encode(task.id, task.name, task.args, task.kwargs, task.priority or 0,
-                              task.retries, task.retry_delay, task.retry_backoff or 0.0, None,
-                              None, task.timeout)
-            else:
-                data = serialize(task)
-            rows.append((data, task.priority or 0))
-        return rows
 
     def _unique_key(self, task: Task) -> str:
         digest = hashlib.sha256(self.serializer.dumps_raw(

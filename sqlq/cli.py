@@ -202,9 +202,7 @@ def add_inspection_commands(commands: Any) -> None:
     requeue = command('requeue', 'put dead letters back in the queue',
                       'Put the dead letters with the given ids (see "sqlq failed") back in '
                       'QUEUE as ready tasks. Nothing is requeued if any id is unknown.')
-    requeue.add_argument('ids', nargs='*', type=_dead_letter_id, metavar='ID',
-                         help='dead-letter id')
-    requeue.add_argument('--all', action='store_true', help='requeue every dead letter')
+    _add_dead_letter_selection(requeue, 'requeue')
     revoke = command('revoke', 'revoke pending, scheduled or running tasks by task id',
                      'Revoke tasks of QUEUE by task id: a revoked task is skipped when it '
                      'comes up (a running one if it runs again). Nothing is revoked if any id '
@@ -215,12 +213,16 @@ def add_inspection_commands(commands: Any) -> None:
     purge = command('purge', 'delete dead letters',
                     'Delete the dead letters with the given ids from QUEUE (or --all of them, '
                     'without asking). Nothing is deleted if any id is unknown.')
-    purge.add_argument('ids', nargs='*', type=_dead_letter_id, metavar='ID',
-                       help='dead-letter id')
-    purge.add_argument('--all', action='store_true', help='delete every dead letter')
+    _add_dead_letter_selection(purge, 'delete')
     command('vacuum', 'reclaim unused space in the database file',
             'Rebuild the database of QUEUE to reclaim free space; prints its size before '
             'and after.')
+
+
+def _add_dead_letter_selection(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument('ids', nargs='*', type=_dead_letter_id, metavar='ID',
+                        help='dead-letter id')
+    parser.add_argument('--all', action='store_true', help='%s every dead letter' % verb)
 
 
 def configure_logging(args: argparse.Namespace) -> None:

@@ -209,14 +209,18 @@ def tasks_table(tasks: Sequence[Any], utc: bool, full: bool, eta: bool) -> str:
     return table(headers, rows, right=('priority', 'retries'))
 
 
+def _task_fields(task: Any, id_key: str) -> Dict[str, Any]:
+    """The task's id (under ``id_key``), name and arguments; None each if undecodable."""
+    if task is None:
+        return {id_key: None, 'name': None, 'args': None, 'kwargs': None}
+    return {id_key: task.id, 'name': task.name, 'args': list(task.args),
+            'kwargs': dict(task.kwargs)}
+
+
 def running_json(item: Any, utc: bool) -> Dict[str, Any]:
-    task = item.task
     return {
         'row_id': item.row_id,
-        'id': task.id if task is not None else None,
-        'name': task.name if task is not None else None,
-        'args': list(task.args) if task is not None else None,
-        'kwargs': dict(task.kwargs) if task is not None else None,
+        **_task_fields(item.task, 'id'),
         'owner': item.owner,
         'claimed_at': item.claimed_at,
         'attempts': item.attempts,
@@ -247,13 +251,9 @@ def running_table(items: Sequence[Any], full: bool) -> str:
 
 
 def failed_json(item: Any) -> Dict[str, Any]:
-    task = item.task
     return {
         'id': item.id,
-        'task_id': task.id if task is not None else None,
-        'name': task.name if task is not None else None,
-        'args': list(task.args) if task is not None else None,
-        'kwargs': dict(task.kwargs) if task is not None else None,
+        **_task_fields(item.task, 'task_id'),
         'reason': item.reason,
         'failed_at': item.failed_at,
         'enqueued_at': item.enqueued_at,
