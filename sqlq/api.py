@@ -42,6 +42,8 @@ logger = logging.getLogger('sqlq')
 
 REVOKE_PREFIX = 'revoke:'
 REVOKE_CLASS_PREFIX = 'revoke-all:'
+#: What every revoke flag's key starts with.
+REVOKE_FLAGS = 'revoke'
 CHORD_PREFIX = 'chord:'
 UNIQUE_PREFIX = 'unique:'
 PERIODIC_PREFIX = 'periodic:'
@@ -1098,9 +1100,19 @@ class Queue:
         """Whether a task (instance, class, wrapper or id) is revoked at ``timestamp``."""
         return self._is_revoked(task, self._timestamp(timestamp), peek)
 
-    def prefetch_revocations(self, tasks: Sequence[Task]) -> None:
+    #: ``flag_prefix`` for :meth:`~sqlq.storage.base.Storage.dequeue_many`: the claims tell
+    #: whether any revoke flag existed (see :meth:`prefetch_revocations`).
+    revoke_flags_prefix = REVOKE_FLAGS
+
+    def prefetch_revocations(self, tasks: Sequence[Task], flags_possible: bool = True) -> None:
         """Read the revoke flags of claimed tasks in one query, for their ``execute`` to use
-        (instead of one read per task) if it starts within REVOKE_PREFETCH_TTL seconds."""
+        (instead of one read per task) if it starts within REVOKE_PREFETCH_TTL seconds.
+        ``flags_possible=False``: their claims found no revoke flag at all; nothing is read."""
+        if not flags_possible:
+            none: Tuple[float, Dict[str, bytes]] = (time.monotonic(), {})
+            for task in tasks:
+                task.revoke_flags = none
+            return
         keys = set()
         for task in tasks:
             keys.add(REVOKE_PREFIX + task.id)

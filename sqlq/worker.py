@@ -231,11 +231,12 @@ class Worker:
         if self.max_tasks:
             limit = max(1, min(limit, self.max_tasks - self.done))
         queue, storage = self.queue, self.queue.storage
+        flags = queue.revoke_flags_prefix
         while True:
             if len(self.outcomes):  # the flush joins the claim's transaction where it pays
-                claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
+                claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit, flags))
             else:
-                claims = storage.dequeue_many(limit)
+                claims = storage.dequeue_many(limit, flags)
             if not claims:
                 return False
             tasks = []
@@ -251,7 +252,8 @@ class Worker:
                     tasks.append(task)
                     self.buffer.push(claim.priority, claim.seq, (claim, task))
             if tasks:
-                queue.prefetch_revocations(tasks)
+                queue.prefetch_revocations(
+                    tasks, any(claim.flagged is not False for claim in claims))
                 return True
 
     @property

@@ -150,6 +150,46 @@ def test_dequeue_many_in_a_rolled_back_transaction_claims_nothing(storage):
     assert (storage.queue_size(), storage.claimed_size()) == (1, 2)
 
 
+@pytest.mark.parametrize('in_transaction', [False, True], ids=['alone', 'in-transaction'])
+def test_claims_tell_whether_a_key_with_the_flag_prefix_exists(make_storage, storage,
+                                                                backend, in_transaction):
+    """A worker skips reading revoke flags when its claim saw none (``flagged`` False); a
+    backend that does not check says None, never False."""
+    other = make_storage('other-queue')
+
+    def claim():
+        storage.enqueue(b'm', 0)
+        if in_transaction:
+            with storage.transaction():
+                claims = storage.dequeue_many(5, 'revoke')
+        else:
+            claims = storage.dequeue_many(5, 'revoke')
+        assert [c.data for c in claims] == [b'm']
+        assert storage.dequeue_many(5) == [] and claims[0].attempts == 1
+        storage.ack(claims[0].receipt)
+        return claims[0].flagged
+
+    # neighbours of the prefix range, and the prefix in another queue, do not count
+    storage.put_data('revokd', b'x')
+    storage.put_data('revokf', b'x')
+    storage.put_data('revok', b'x')
+    other.put_data('revoke:id', b'x')
+    first = claim()
+    if backend == 'redis':
+        assert first is None
+        return
+    assert first is False
+    storage.put_data('revoke-all:task', b'x')
+    assert claim() is True
+    storage.delete_data('revoke-all:task')
+    assert claim() is False
+    storage.put_data('revoke', b'x')  # the prefix itself
+    assert claim() is True
+    assert storage.dequeue_many(1) == []
+    storage.enqueue(b'n', 0)
+    assert storage.dequeue_many(1)[0].flagged is None  # no prefix: not checked
+
+
 # ---------------------------------------------------------------------- release_unstarted
 
 def test_release_unstarted_returns_claims_to_their_place(storage):

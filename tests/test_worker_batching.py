@@ -56,8 +56,8 @@ def spy_claims(storage, reverse=False):
     calls = []
     original = storage.dequeue_many
 
-    def dequeue_many(limit):
-        claims = original(limit)
+    def dequeue_many(limit, flag_prefix=None):
+        claims = original(limit, flag_prefix)
         calls.append((limit, len(claims)))
         return claims[::-1] if reverse else claims
 
@@ -428,13 +428,13 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, monkeypatch
     original = storage.dequeue_many
     failures = []
 
-    def flaky(limit):
+    def flaky(limit, flag_prefix=None):
         if ran and len(failures) < 3:
             # usually inside the commit of the first task's outcome (flush_then), which
             # must then stay pending for the next try
             failures.append(limit)
             raise StorageError('injected: database unreachable')
-        return original(limit)
+        return original(limit, flag_prefix)
 
     storage.dequeue_many = flaky
     first = job(1)

@@ -88,6 +88,10 @@ class Claim(NamedTuple):
     priority: int = 0
     #: Its place in FIFO order among messages of one priority (increasing; backend-specific).
     seq: int = 0
+    #: Whether a data key starting with the ``flag_prefix`` given to
+    #: :meth:`Storage.dequeue_many` existed when the claim was made (``False`` spares the
+    #: caller a read of those keys); ``None``: not checked.
+    flagged: Optional[bool] = None
 
 
 class ClaimedItem(NamedTuple):
@@ -241,11 +245,13 @@ class Storage(abc.ABC):
         settled with :meth:`ack`, :meth:`release` or :meth:`bury`.
         """
 
-    def dequeue_many(self, limit: int) -> list[Claim]:
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
         """Claim up to ``limit`` ready messages at once (fewer if fewer are ready).
 
         The claims are those that ``limit`` calls of :meth:`dequeue` would make, made in one
         step; their order in the list is unspecified: run them in ``(-priority, seq)`` order.
+        ``flag_prefix``: a backend that can tell cheaply sets each claim's
+        :attr:`~Claim.flagged` (whether any key starting with it existed at the claim).
         """
         claims: list[Claim] = []
         with self.transaction():

@@ -136,11 +136,13 @@ class MemoryStorage(Storage):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int) -> list[Claim]:
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
         owner = self.owner_id
         claims = []
         with self._locked() as st:
             now = self._clock()
+            flagged = None if flag_prefix is None else \
+                any(key.startswith(flag_prefix) for key in st.kv)
             while st.ready and len(claims) < limit:
                 _, msg_id = heapq.heappop(st.ready)
                 msg = st.messages[msg_id]
@@ -148,7 +150,7 @@ class MemoryStorage(Storage):
                 msg.claimed_at = now
                 msg.attempts += 1
                 claims.append(Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts,
-                                    msg.recoveries, msg.priority, msg.id))
+                                    msg.recoveries, msg.priority, msg.id, flagged))
             if claims:
                 self._changed()
         return claims

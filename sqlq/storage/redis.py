@@ -671,8 +671,8 @@ class RedisStorage(Storage):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int) -> list[Claim]:
-        """Claim up to ``limit`` ready messages in one script run."""
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+        """Claim up to ``limit`` ready messages in one script run (``flagged`` unchecked)."""
         owner = self.owner_id
         local = self._thread()
         tx = getattr(local, 'tx', None)

@@ -56,19 +56,24 @@ _ROLLBACK_TO = tuple('ROLLBACK TO sqlq_%d' % i for i in range(64))
 # is held in between, so both see the same rows). Cheaper than UPDATE ... RETURNING, which
 # buffers its rows in a temporary table.
 _READY_HEAD = ('SELECT id, data, attempts, recoveries, priority FROM task '
-               'WHERE queue = ? AND owner IS NULL ORDER BY priority DESC, id LIMIT ?')
+               'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
 _CLAIM_HEAD = (
-    'UPDATE task SET owner = ?, claimed_at = ?, attempts = attempts + 1 '
-    'WHERE id IN (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
-    'ORDER BY priority DESC, id LIMIT ?)')
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
+    'ORDER BY priority DESC, id LIMIT ?4)')
 #: The claim outside a transaction: one autocommit statement (a third of the time of
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
 _CLAIM_RETURNING = (
-    'UPDATE task SET owner = ?, claimed_at = ?, attempts = attempts + 1 '
-    'WHERE id IN (SELECT id FROM task WHERE queue = ? AND owner IS NULL '
-    'ORDER BY priority DESC, id LIMIT ?) '
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
+    'ORDER BY priority DESC, id LIMIT ?4) '
     'RETURNING id, data, attempts, recoveries, priority')
+#: dequeue_many's flag_prefix: whether a key of the range [?5, ?6) exists (in the claim's own
+#: statement: a separate read would cost more than the check).
+_FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
+_CLAIM_RETURNING_FLAGGED = _CLAIM_RETURNING + ', ' + _FLAGGED
+_READY_HEAD_FLAGGED = _READY_HEAD.replace(' FROM task ', ', %s FROM task ' % _FLAGGED)
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
 #: enqueue_many inserts this many rows per statement.
@@ -508,31 +513,39 @@ class SqliteStorage(Storage):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int) -> list[Claim]:
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
         if limit < 1 or not self._ready_hint():
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
+        params: tuple = (owner, self._clock(), name, limit)
+        if flag_prefix is not None:
+            params += _prefix_range(flag_prefix)
         if not self._in_transaction():
             # A single statement is atomic on its own, and in autocommit mode its wait for
             # the write lock goes through the busy handler. A claim wakes nobody.
             conn = self._conn()
             try:
-                rows = conn.execute(_CLAIM_RETURNING,
-                                    (owner, self._clock(), name, limit)).fetchall()
+                rows = conn.execute(_CLAIM_RETURNING if flag_prefix is None
+                                    else _CLAIM_RETURNING_FLAGGED, params).fetchall()
             except apsw.Error as exc:
                 raise self._error(exc, 'claiming') from exc
             if len(rows) > 1:
                 rows.sort(key=_claim_order)
-            return [Claim(data, (msg_id, owner, attempts), attempts, recoveries, priority,
-                          msg_id)
+            added = 0  # RETURNING gives the attempts after the claim
+        else:
+            with self._tx() as conn:  # joins the caller's transaction
+                rows = self._do(conn, _READY_HEAD if flag_prefix is None
+                                else _READY_HEAD_FLAGGED, params)
+                if rows:
+                    self._do(conn, _CLAIM_HEAD, params[:4])
+            added = 1
+        if flag_prefix is None:
+            return [Claim(data, (msg_id, owner, attempts + added), attempts + added,
+                          recoveries, priority, msg_id)
                     for msg_id, data, attempts, recoveries, priority in rows]
-        with self._tx() as conn:  # joins the caller's transaction
-            rows = self._do(conn, _READY_HEAD, (name, limit))
-            if rows:
-                self._do(conn, _CLAIM_HEAD, (owner, self._clock(), name, limit))
-        return [Claim(data, (msg_id, owner, attempts + 1), attempts + 1, recoveries, priority,
-                      msg_id)
-                for msg_id, data, attempts, recoveries, priority in rows]
+        return [Claim(data, (msg_id, owner, attempts + added), attempts + added, recoveries,
+                      priority, msg_id, bool(flagged))
+                for msg_id, data, attempts, recoveries, priority, flagged in rows]
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
@@ -1104,6 +1117,17 @@ class SqliteStorage(Storage):
             with contextlib.suppress(apsw.Error):
                 conn.close()
         self._local = threading.local()
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """The key range ``[low, high)`` holding the keys that start with ``prefix`` (UTF-8 byte
+    order is code point order)."""
+    if not prefix:
+        raise ValueError('flag_prefix must not be empty')
+    last = ord(prefix[-1]) + 1
+    if last > 0x10FFFF:  # no next character: every key below this bound
+        return prefix, prefix + '\U0010ffff' * 16
+    return prefix, prefix[:-1] + chr(0xE000 if 0xD800 <= last <= 0xDFFF else last)
 
 
 def _claim_order(row: tuple) -> tuple:
