@@ -689,6 +689,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu'], n, repeat,
                ','.join(workers_key(w, k) for w, k in worker_sets)))
 
+    env['probe_before'] = L.machine_probe()
     runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {c: {} for c in columns}
     latency: Dict[str, Dict[str, Any]] = {}
     workdir = tempfile.mkdtemp(prefix='sqlq-compare-')
@@ -795,6 +796,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               % (env['date'], n, repeat, env['cpu'], env['cpus'], env['python'],
                  env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
                  env.get('sqlq'), env.get('sqlq_commit'), elapsed))
+    env['probe_after'] = L.machine_probe()
+    print(L.describe_probe(env['probe_before'], env['probe_after']))
     print()
     print(table(figures, row_specs(worker_sets)))
     print()

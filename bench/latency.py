@@ -46,6 +46,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -518,6 +519,60 @@ def table(results: Dict[str, Dict[str, Any]],
     return '\n'.join(lines)
 
 
+def machine_probe() -> Dict[str, float]:
+    """How fast this machine is right now (its speed drifts by a third on a shared VM):
+    a fixed pure-Python loop (ms, best of 5), and single-row apsw commits into a WAL file
+    (µs, median): back to back, and each after a 5 ms pause (a cold CPU, as an idle
+    consumer's)."""
+    def loop() -> int:
+        total = 0
+        for i in range(200000):
+            total += i * i % 7
+        return total
+    best = float('inf')
+    for _ in range(5):
+        t0 = time.perf_counter()
+        loop()
+        best = min(best, time.perf_counter() - t0)
+    probe = {'python_loop_ms': best * 1000.0}
+    try:
+        import apsw
+    except ImportError:
+        return probe
+    workdir = tempfile.mkdtemp(prefix='sqlq-probe-')
+    try:
+        conn = apsw.Connection(os.path.join(workdir, 'probe.db'))
+        for sql in ('PRAGMA journal_mode=WAL', 'PRAGMA synchronous=NORMAL',
+                    'CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)'):
+            conn.execute(sql).fetchall()
+        blob = b'x' * 120
+        times = []
+        for _ in range(300):
+            t0 = time.perf_counter()
+            conn.execute('INSERT INTO t (data) VALUES (?)', (blob,))
+            times.append(time.perf_counter() - t0)
+        probe['sqlite_commit_us'] = statistics.median(times) * 1e6
+        times = []
+        for _ in range(60):  # after a pause, as an idle consumer's first statement runs
+            time.sleep(0.005)
+            t0 = time.perf_counter()
+            conn.execute('INSERT INTO t (data) VALUES (?)', (blob,))
+            times.append(time.perf_counter() - t0)
+        probe['sqlite_cold_commit_us'] = statistics.median(times) * 1e6
+        conn.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return probe
+
+
+def describe_probe(before: Dict[str, float], after: Dict[str, float]) -> str:
+    def one(p: Dict[str, float]) -> str:
+        return '%.1f ms Python loop, SQLite commit %.1f µs (%.0f µs cold)' % (
+            p['python_loop_ms'], p.get('sqlite_commit_us', float('nan')),
+            p.get('sqlite_cold_commit_us', float('nan')))
+    return 'machine probe (see machine_probe()): %s before, %s after' % (one(before), one(after))
+
+
 def environment() -> Dict[str, Any]:
     env: Dict[str, Any] = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
@@ -620,6 +675,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], env.get('sqlite_apsw'),
            env['sqlite_stdlib'], env.get('huey', '—'), env['cpus'], env['cpu']))
     rng = random.Random(args.seed)
+    env['probe_before'] = machine_probe()
     workdir = tempfile.mkdtemp(prefix='sqlq-bench-')
     results: Dict[str, Dict[str, Any]] = {}
     began = time.monotonic()
@@ -649,6 +705,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
+    env['probe_after'] = machine_probe()
 
     print()
     print('sqlq latency benchmark — %s; N=%d, idle %g s, %d eta tasks; %s; Python %s; '
@@ -657,6 +714,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           % (env['date'], args.n, args.idle, args.eta, env['cpu'], env['python'],
              env.get('sqlite_apsw'), env['sqlite_stdlib'], env.get('huey', '—'),
              env.get('sqlq'), env.get('sqlq_commit'), elapsed))
+    print(describe_probe(env['probe_before'], env['probe_after']))
     print()
     print(table(results, REDIS_RATIO if args.redis else RATIO), flush=True)
     failed = [r for r in results.values() if not r['ok']]
