@@ -97,7 +97,7 @@ TARGETS: Dict[str, Tuple[str, float, str]] = {
     'cpu_2p': ('<=', 40, '≤ 40 µs'),
     'cpu_4p': ('<=', 40, '≤ 40 µs'),
     'latency_p50': ('<=', 1.0, '≤ 1 ms'),
-    'latency_commit_p50': ('<=', 1.0, '≤ 1 ms'),
+    'latency_return_p50': ('<=', 1.0, '≤ 1 ms'),
     'latency_p99': ('<=', 5.0, '≤ 5 ms'),
     'idle_cpu': ('<=', 1.0, '≤ 1 %'),
 }
@@ -109,7 +109,7 @@ REDIS_VS_HUEY: Dict[str, Tuple[str, str]] = {
     'drain_': ('>=', '≥ huey'),
     'cpu_': ('<=', '≤ huey'),
 }
-REDIS_ABSOLUTE = ('latency_p50', 'latency_commit_p50', 'latency_p99', 'idle_cpu')
+REDIS_ABSOLUTE = ('latency_p50', 'latency_return_p50', 'latency_p99', 'idle_cpu')
 FILL_CHUNK = 5000       # tasks per map / LPUSH when filling a queue before a drain
 
 #: The redis-server of a --redis run (None: SQLite mode).
@@ -485,7 +485,7 @@ def row_specs(worker_sets: List[Tuple[int, str]]) -> List[Tuple[str, str, str]]:
                      '(µs) ⁴' % (w, k[0]), 'cost'))
     rows += [('latency_p50', 'latency p50, 1 thread (ms) ²', 'cost'),
              ('latency_p99', 'latency p99, 1 thread (ms) ²', 'cost'),
-             ('latency_commit_p50', 'latency p50 from commit, 1 thread (ms) ²', 'cost'),
+             ('latency_return_p50', 'latency p50 from return, 1 thread (ms) ²', 'cost'),
              ('idle_cpu', 'idle CPU (% of one core) ³', 'cost')]
     return rows
 
@@ -569,7 +569,8 @@ with its defaults; both log at their default level to a file{quiet}.
   API) is a loop of single enqueues, one commit each.
 ² latency.py's protocol: {latency_n} tasks, each enqueued 5–25 ms after the previous one
   started; huey column: consumer `{huey_tuned}` (its best latency). "latency" runs from the
-  start of the producer's enqueue call, "from commit" from its return (the task is stored).
+  start of the producer's enqueue call, "from return" from its return (the
+  task committed just before).
 ³ consumer left idle {idle:g} s; huey column: consumer with its defaults (its lowest idle CPU;
   the tuned consumer polls every 10 ms)."""
 
@@ -592,7 +593,8 @@ the same absolute targets as on SQLite.
   trip each.
 ² latency.py's protocol: {latency_n} tasks, each enqueued 5–25 ms after the previous one
   started; huey column: consumer `{huey_tuned}`. "latency" runs from the start of the
-  producer's enqueue call, "from commit" from its return (the task is stored).
+  producer's enqueue call, "from return" from its return (the
+  task committed just before).
 ³ consumer left idle {idle:g} s; huey column: consumer with its defaults (it blocks in BRPOP
   for 1 s, then sleeps 0.1 s growing ×1.15 up to 10 s); the redis-server's own idle CPU is not
   counted.
@@ -777,8 +779,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if source[0] in latency:
             figures[column]['latency_p50'] = latency[source[0]]['latency']['p50']
             figures[column]['latency_p99'] = latency[source[0]]['latency']['p99']
-            figures[column]['latency_commit_p50'] = \
-                latency[source[0]]['latency_from_commit']['p50']
+            figures[column]['latency_return_p50'] = \
+                latency[source[0]]['latency_from_return']['p50']
         if source[1] in latency:
             figures[column]['idle_cpu'] = latency[source[1]]['idle']['cpu_percent']
 

@@ -11,8 +11,8 @@ defaults, huey_consumer ``-d 0.001 -m 0.01``):
    5–25 ms pause once the previous one started (so the consumer is idle every time); each task
    reports its start time with the enqueue time it was given, over a Unix datagram socket.
    Two clocks: "latency" runs from the start of the producer's enqueue call (it includes the
-   producer's own enqueue: its serialization, transaction and wake-up call), "from commit"
-   from the moment that call returned (the task is stored: what the consumer can react to);
+   producer's own enqueue: its serialization, transaction and wake-up call), "from return"
+   from the moment that call returned (the task was committed just before);
 3. idle CPU: leave the consumer idle for --idle seconds and read the CPU time (utime+stime)
    of the consumer process and all its descendants from /proc; then measure latency again
    (the first task after the idle period is shown on its own: huey's polling back-off grows
@@ -353,13 +353,13 @@ def run_system(name: str, family: str, options: List[str], args: argparse.Namesp
         measure_latency(record, ledger, proc, 'warm', args.warmup, rng, args.task_timeout)
 
         log('  latency: %d tasks, %d–%d ms apart' % (args.n, GAP[0] * 1000, GAP[1] * 1000))
-        lat, committed = measure_latency(record, ledger, proc, 'lat', args.n, rng,
+        lat, returned = measure_latency(record, ledger, proc, 'lat', args.n, rng,
                                          args.task_timeout)
         result['latency'] = summary(lat)
-        result['latency_from_commit'] = summary(committed)
-        log('    p50 %.2f ms, p99 %.2f ms, max %.2f ms; from commit: p50 %.2f ms, p99 %.2f ms'
+        result['latency_from_return'] = summary(returned)
+        log('    p50 %.2f ms, p99 %.2f ms, max %.2f ms; from return: p50 %.2f ms, p99 %.2f ms'
             % (result['latency']['p50'], result['latency']['p99'], result['latency']['max'],
-               result['latency_from_commit']['p50'], result['latency_from_commit']['p99']))
+               result['latency_from_return']['p50'], result['latency_from_return']['p99']))
 
         log('  idle CPU: %.0f s' % args.idle)
         time.sleep(0.2)  # let the last task's result write finish
@@ -377,14 +377,14 @@ def run_system(name: str, family: str, options: List[str], args: argparse.Namesp
             % (result['idle']['cpu_percent'], len(pids1)))
 
         log('  latency after idle: %d tasks' % args.n)
-        after, after_committed = measure_latency(record, ledger, proc, 'after', args.n, rng,
+        after, after_returned = measure_latency(record, ledger, proc, 'after', args.n, rng,
                                                  args.task_timeout)
         result['after_idle'] = summary(after)
         result['after_idle']['first'] = after[0]
-        result['after_idle_from_commit'] = summary(after_committed)
-        log('    first %.2f ms, p50 %.2f ms, p99 %.2f ms; from commit: p50 %.2f ms'
+        result['after_idle_from_return'] = summary(after_returned)
+        log('    first %.2f ms, p50 %.2f ms, p99 %.2f ms; from return: p50 %.2f ms'
             % (after[0], result['after_idle']['p50'], result['after_idle']['p99'],
-               result['after_idle_from_commit']['p50']))
+               result['after_idle_from_return']['p50']))
 
         log('  eta: %d tasks scheduled %d–%d ms ahead'
             % (args.eta, ETA_DELAY[0] * 1000, ETA_DELAY[1] * 1000))
@@ -463,12 +463,12 @@ ROWS = [
     ('latency p50 (ms)', 'latency', 'p50'),
     ('latency p99 (ms)', 'latency', 'p99'),
     ('latency max (ms)', 'latency', 'max'),
-    ('latency from commit p50 (ms)', 'latency_from_commit', 'p50'),
-    ('latency from commit p99 (ms)', 'latency_from_commit', 'p99'),
+    ('latency from return p50 (ms)', 'latency_from_return', 'p50'),
+    ('latency from return p99 (ms)', 'latency_from_return', 'p99'),
     ('after idle: first task (ms)', 'after_idle', 'first'),
     ('after idle: p50 (ms)', 'after_idle', 'p50'),
     ('after idle: p99 (ms)', 'after_idle', 'p99'),
-    ('after idle: from commit p50 (ms)', 'after_idle_from_commit', 'p50'),
+    ('after idle: from return p50 (ms)', 'after_idle_from_return', 'p50'),
     ('idle CPU (% of one core)', 'idle', 'cpu_percent'),
     ('eta lateness p50 (ms)', 'eta_lateness', 'p50'),
     ('eta lateness p99 (ms)', 'eta_lateness', 'p99'),
