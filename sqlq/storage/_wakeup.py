@@ -370,7 +370,7 @@ class WakeupChannel:
         listener = self._bound(topic)
         if listener is None or listener.pid != os.getpid():
             return 0
-        return _drain(listener.sock)
+        return _drain(listener)
 
     def wait(self, timeout: float, topic: Optional[str] = None) -> bool:
         """Block up to ``timeout`` seconds for a wake-up of the calling thread's ``topic``
@@ -388,14 +388,14 @@ class WakeupChannel:
             return False
         sock = listener.sock
         try:
-            if _drain(sock):
+            if _drain(listener):
                 return True
             if listener.poller is not None:
                 # Round up: poll's unit is the millisecond, and a 0 ms poll would spin.
                 ready = listener.poller.poll(int(timeout * 1000.0 + 0.999))
             else:  # pragma: no cover - platforms without poll()
                 ready = select.select([sock], [], [], timeout)[0]
-            return bool(ready) and _drain(sock) > 0
+            return bool(ready) and _drain(listener, ready=True) > 0
         except (OSError, ValueError):  # closed under us (close() from another thread)
             return False
 
@@ -435,9 +435,16 @@ def _topic_of(name: str) -> Optional[str]:
     return None
 
 
-def _drain(sock: socket.socket) -> int:
+def _drain(listener: _Listener, ready: bool = False) -> int:
+    """Receive every pending datagram of ``listener``'s socket (``ready``: poll() just said
+    one is); how many there were."""
+    sock, poller = listener.sock, listener.poller
     count = 0
     while count < 4096:  # bounded even if writers keep sending
+        # Ask poll() whether one is pending: a recv() on an empty socket would raise, and an
+        # exception costs more than the system call (this runs as a woken worker starts).
+        if poller is not None and not (ready and not count) and not poller.poll(0):
+            return count
         try:
             sock.recv(64)
         except (BlockingIOError, InterruptedError):
