@@ -52,9 +52,10 @@ _SAVEPOINT = tuple('SAVEPOINT sqlq_%d' % i for i in range(64))
 _RELEASE = tuple('RELEASE sqlq_%d' % i for i in range(64))
 _ROLLBACK_TO = tuple('ROLLBACK TO sqlq_%d' % i for i in range(64))
 
-# A claim reads the head of the ready queue, then marks the same rows claimed (the write lock
-# is held in between, so both see the same rows). Cheaper than UPDATE ... RETURNING, which
-# buffers its rows in a temporary table.
+# A claim inside a transaction reads the head of the ready queue, then marks the same rows
+# claimed (the write lock is held in between, so both see the same rows): there, cheaper than
+# UPDATE ... RETURNING, which buffers its rows in a temporary table. Outside one, the single
+# autocommit UPDATE ... RETURNING below saves the BEGIN and COMMIT statements and wins.
 _READY_HEAD = ('SELECT id, data, attempts, recoveries, priority FROM task '
                'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
 _CLAIM_HEAD = (
