@@ -142,20 +142,27 @@ def lock_holder(db_path):
     holder.close()
 
 
-def test_a_writer_waits_for_the_write_lock_and_then_succeeds(db_path, lock_holder, monkeypatch):
-    storage = SqliteStorage(db_path, 'test', timeout=WAIT)
-    waiting = threading.Event()
+@pytest.fixture
+def waiting(monkeypatch):
+    """An Event set when a connection opened from now on calls its busy handler (it waits
+    for a lock)."""
+    event = threading.Event()
     make_handler = sqlite_module._busy_handler
 
     def observed_busy_handler(*args):
         busy = make_handler(*args)
 
         def handler(tries):
-            waiting.set()
+            event.set()
             return busy(tries)
         return handler
 
     monkeypatch.setattr(sqlite_module, '_busy_handler', observed_busy_handler)
+    return event
+
+
+def test_a_writer_waits_for_the_write_lock_and_then_succeeds(db_path, lock_holder, waiting):
+    storage = SqliteStorage(db_path, 'test', timeout=WAIT)
     lock_holder.execute('BEGIN IMMEDIATE')
     lock_holder.execute("CREATE TABLE app_data (x)")  # uncommitted work of the holder
     outcome = []
@@ -179,6 +186,38 @@ def test_a_writer_waits_for_the_write_lock_and_then_succeeds(db_path, lock_holde
     assert outcome == ['ok']
     assert storage.enqueued_items() == [b'waited']
     storage.close()
+
+
+def test_an_idle_workers_claim_waits_for_the_write_lock_then_claims(db_path, lock_holder,
+                                                                     waiting):
+    """The claim outside a transaction is one autocommit statement: it waits for the lock
+    through the busy handler like any writer, and a timeout claims nothing."""
+    storage = SqliteStorage(db_path, 'test', timeout=WAIT)
+    storage.enqueue(b'ready')
+    lock_holder.execute('BEGIN IMMEDIATE')
+    lock_holder.execute("CREATE TABLE app_data (x)")
+    claimed = []
+    claimer = threading.Thread(target=lambda: claimed.extend(storage.dequeue_many(5, 'revoke')),
+                               daemon=True)  # a new thread: its connection gets the handler
+    claimer.start()
+    try:
+        assert waiting.wait(WAIT), 'the claim never waited for the lock'
+        assert claimer.is_alive() and claimed == []
+    finally:
+        lock_holder.execute('COMMIT')
+        claimer.join(WAIT)
+    assert [(c.data, c.attempts, c.flagged) for c in claimed] == [(b'ready', 1, False)]
+    assert (storage.queue_size(), storage.claimed_size()) == (0, 1)
+    storage.close()
+
+    impatient = SqliteStorage(db_path, 'test', timeout=0.2)
+    impatient.enqueue(b'second')
+    lock_holder.execute('BEGIN IMMEDIATE')
+    with pytest.raises(DatabaseLockedError):
+        impatient.dequeue_many(5)
+    lock_holder.execute('ROLLBACK')
+    assert impatient.enqueued_items() == [b'second']  # still ready, nothing half-claimed
+    impatient.close()
 
 
 def test_a_lock_held_past_the_timeout_fails_naming_the_timeout(db_path, lock_holder):
