@@ -42,8 +42,6 @@ logger = logging.getLogger('sqlq')
 
 REVOKE_PREFIX = 'revoke:'
 REVOKE_CLASS_PREFIX = 'revoke-all:'
-#: What every revoke flag's key starts with.
-REVOKE_FLAGS = 'revoke'
 CHORD_PREFIX = 'chord:'
 UNIQUE_PREFIX = 'unique:'
 PERIODIC_PREFIX = 'periodic:'
@@ -1102,7 +1100,7 @@ class Queue:
 
     #: ``flag_prefix`` for :meth:`~sqlq.storage.base.Storage.dequeue_many`: the claims tell
     #: whether any revoke flag existed (see :meth:`prefetch_revocations`).
-    revoke_flags_prefix = REVOKE_FLAGS
+    revoke_flags_prefix = 'revoke'  # what REVOKE_PREFIX and REVOKE_CLASS_PREFIX start with
 
     def prefetch_revocations(self, tasks: Sequence[Task], flags_possible: bool = True) -> None:
         """Read the revoke flags of claimed tasks in one query, for their ``execute`` to use

@@ -414,15 +414,24 @@ def test_a_recovered_claim_runs_alone(queue):
 
 # ---------------------------------------------------------------------- storage trouble
 
-def test_storage_errors_make_the_worker_back_off_and_continue(queue, monkeypatch, caplog):
+@pytest.fixture
+def recording_job(queue, monkeypatch):
+    """``(job, ran)``: a task recording each argument it runs with, on a worker retrying
+    storage errors after 10 ms."""
     monkeypatch.setattr(worker_module, 'RETRY_FIRST_DELAY', 0.01)
-    caplog.set_level(logging.INFO, logger='sqlq.worker')
     ran = []
 
     @queue.task()
     def job(i):
         ran.append(i)
         return i
+
+    return job, ran
+
+
+def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_job, caplog):
+    caplog.set_level(logging.INFO, logger='sqlq.worker')
+    job, ran = recording_job
 
     storage = queue.storage
     original = storage.dequeue_many
@@ -450,15 +459,9 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, monkeypatch
     assert queue.pending_count() == 0 and queue.running_count() == 0
 
 
-def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, monkeypatch, caplog):
-    monkeypatch.setattr(worker_module, 'RETRY_FIRST_DELAY', 0.01)
-    ran = []
-
-    @queue.task()
-    def job(i):
-        ran.append(i)
-        return i
-
+def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording_job,
+                                                                 monkeypatch):
+    job, ran = recording_job
     original = queue.claimed_task
     calls, failures = [], []
 

@@ -25,6 +25,7 @@ is still seen -- at the latest when the wait times out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -65,11 +66,7 @@ _CLAIM_HEAD = (
 #: The claim outside a transaction: one autocommit statement (a third of the time of
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
-_CLAIM_RETURNING = (
-    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
-    'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
-    'ORDER BY priority DESC, id LIMIT ?4) '
-    'RETURNING id, data, attempts, recoveries, priority')
+_CLAIM_RETURNING = _CLAIM_HEAD + ' RETURNING id, data, attempts, recoveries, priority'
 #: dequeue_many's flag_prefix: whether a key of the range [?5, ?6) exists (in the claim's own
 #: statement: a separate read would cost more than the check).
 _FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
@@ -530,8 +527,6 @@ class SqliteStorage(Storage):
                                     else _CLAIM_RETURNING_FLAGGED, params).fetchall()
             except apsw.Error as exc:
                 raise self._error(exc, 'claiming') from exc
-            if len(rows) > 1:
-                rows.sort(key=_claim_order)
             added = 0  # RETURNING gives the attempts after the claim
         else:
             with self._tx() as conn:  # joins the caller's transaction
@@ -540,13 +535,10 @@ class SqliteStorage(Storage):
                 if rows:
                     self._do(conn, _CLAIM_HEAD, params[:4])
             added = 1
-        if flag_prefix is None:
-            return [Claim(data, (msg_id, owner, attempts + added), attempts + added,
-                          recoveries, priority, msg_id)
-                    for msg_id, data, attempts, recoveries, priority in rows]
-        return [Claim(data, (msg_id, owner, attempts + added), attempts + added, recoveries,
-                      priority, msg_id, bool(flagged))
-                for msg_id, data, attempts, recoveries, priority, flagged in rows]
+        checked = flag_prefix is not None
+        return [Claim(row[1], (row[0], owner, row[2] + added), row[2] + added, row[3], row[4],
+                      row[0], bool(row[5]) if checked else None)
+                for row in rows]
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
@@ -1120,6 +1112,7 @@ class SqliteStorage(Storage):
         self._local = threading.local()
 
 
+@functools.lru_cache(maxsize=16)
 def _prefix_range(prefix: str) -> tuple[str, str]:
     """The key range ``[low, high)`` holding the keys that start with ``prefix`` (UTF-8 byte
     order is code point order)."""
@@ -1129,11 +1122,6 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     if last > 0x10FFFF:  # no next character: every key below this bound
         return prefix, prefix + '\U0010ffff' * 16
     return prefix, prefix[:-1] + chr(0xE000 if 0xD800 <= last <= 0xDFFF else last)
-
-
-def _claim_order(row: tuple) -> tuple:
-    """Claims in the order they are due: higher priority first, then older first."""
-    return -row[4], row[0]
 
 
 def _file_size(path: str) -> int:
