@@ -151,7 +151,9 @@ class Worker:
         """The worker's whole life: startup hooks, the task loop, shutdown hooks."""
         self.queue.run_startup_hooks()
         try:
-            with self.queue.grouping_outcomes(self.outcomes):
+            # In a worker session the storage may hand this thread new tasks directly.
+            with self.queue.grouping_outcomes(self.outcomes), \
+                    self.queue.storage.worker_session():
                 try:
                     self._loop()
                 finally:

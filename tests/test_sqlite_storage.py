@@ -158,50 +158,77 @@ def test_read_only_directory_is_refused(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------- migrations
 
 def test_migration_hook_upgrades_once(db_path, monkeypatch):
-    SqliteStorage(db_path).close()  # a version-1 database
+    SqliteStorage(db_path).close()  # a database of the current version
+    current = _schema.SCHEMA_VERSION
     calls = []
 
-    def to_v2(conn):
+    def to_next(conn):
         calls.append(pragma(conn, 'user_version'))
         conn.execute('ALTER TABLE task ADD COLUMN lease_until REAL')
 
-    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
-    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, 1: to_v2})
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', current + 1)
+    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, current: to_next})
     s = SqliteStorage(db_path)
     s.enqueue(b'still works')
     s.close()
     SqliteStorage(db_path).close()
-    assert calls == [1]
+    assert calls == [current]
     conn = apsw.Connection(db_path)
-    assert pragma(conn, 'user_version') == 2
+    assert pragma(conn, 'user_version') == current + 1
     assert 'lease_until' in [r[1] for r in conn.execute('PRAGMA table_info(task)')]
     conn.close()
 
 
 def test_new_database_runs_every_migration(db_path, monkeypatch):
+    current = _schema.SCHEMA_VERSION
     calls = []
-    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', current + 1)
     monkeypatch.setattr(_schema, 'MIGRATIONS',
-                        {**_schema.MIGRATIONS, 1: lambda conn: calls.append(1)})
+                        {**_schema.MIGRATIONS, current: lambda conn: calls.append(current)})
     SqliteStorage(db_path).close()
-    assert calls == [1]
+    assert calls == [current]
 
 
 def test_failed_migration_changes_nothing(db_path, monkeypatch):
     SqliteStorage(db_path).close()
+    current = _schema.SCHEMA_VERSION
 
     def broken(conn):
         conn.execute('CREATE TABLE half_done (x)')
         raise RuntimeError('migration bug')
 
-    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', 2)
-    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, 1: broken})
+    monkeypatch.setattr(_schema, 'SCHEMA_VERSION', current + 1)
+    monkeypatch.setattr(_schema, 'MIGRATIONS', {**_schema.MIGRATIONS, current: broken})
     with pytest.raises(RuntimeError, match='migration bug'):
         SqliteStorage(db_path)
     conn = apsw.Connection(db_path)
-    assert pragma(conn, 'user_version') == 1
+    assert pragma(conn, 'user_version') == current
     assert not conn.execute("SELECT 1 FROM sqlite_schema WHERE name='half_done'").fetchall()
     conn.close()
+
+
+def test_version_1_database_is_upgraded_with_its_tasks(db_path):
+    """A file written by sqlq before the hand-off (schema 1) keeps its ready and claimed
+    tasks, and works as a current one."""
+    conn = apsw.Connection(db_path)
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute(_schema.SCHEMA_V1)
+    conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) VALUES ('sqlq', 0, "
+                 "x'6f6c64', 1.0)")
+    conn.execute("INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, "
+                 "attempts) VALUES ('sqlq', 0, x'72756e6e696e67', 1.0, 'gone:1:x', 2.0, 1)")
+    conn.execute('PRAGMA application_id=%d' % _schema.APPLICATION_ID)
+    conn.execute('PRAGMA user_version=1')
+    conn.close()
+    s = SqliteStorage(db_path)
+    try:
+        assert pragma(apsw.Connection(db_path), 'user_version') == _schema.SCHEMA_VERSION
+        assert s.enqueued_items() == [b'old']
+        assert [item.data for item in s.claimed_items()] == [b'running']
+        assert s.release_owner('gone:1:x') == 1
+        assert sorted(c.data for c in s.dequeue_many(5)) == [b'old', b'running']
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------------- locking, transactions

@@ -33,6 +33,16 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     ``release_owner`` returns them to the ready queue; and so that the inspection CLI can show
     running tasks with the host, pid and start time of the process running them. Owners are
     per process and file-wide (no ``queue`` column): one process may serve several queues.
+``idle_worker`` (version 2)
+    One row per worker thread that found its queue empty and waits for work: its ``token``
+    (new for each registration), ``owner``, and the path of its wake-up ``socket``. A producer
+    that enqueues one message while the queue has no ready message takes (deletes) one row in
+    its transaction and inserts the message already claimed for that worker's owner, with
+    ``task.assignee`` set to the token; after its commit it sends the message over the socket,
+    so the worker starts it without a claim of its own. ``flag_lo``/``flag_hi`` is the key
+    range whose existence the producer reports with it (the worker's revoke flags).
+    ``task.assignee`` is cleared when the worker takes the message from the table instead
+    (the datagram never came) or when the claim is released.
 
 Pragmas: a new file gets ``auto_vacuum=INCREMENTAL`` (set by the opener *before* the switch to
 WAL: it only takes effect on an empty file, before the first page is written), so that
@@ -45,13 +55,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
 
 #: Tables a sqlq database may contain (used to recognise foreign databases).
-TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner'})
+TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner', 'idle_worker'})
 
 #: ``PRAGMA journal_size_limit`` of every connection (bytes): the WAL is truncated back to this
 #: size after a checkpoint that reset it.
@@ -117,8 +127,30 @@ def _create_v1(conn: Any) -> None:
     conn.execute(SCHEMA_V1)
 
 
+SCHEMA_V2 = """
+ALTER TABLE task ADD COLUMN assignee TEXT;
+CREATE TABLE IF NOT EXISTS idle_worker (
+    token   TEXT PRIMARY KEY,
+    queue   TEXT NOT NULL,
+    owner   TEXT NOT NULL,
+    socket  TEXT NOT NULL,
+    since   REAL NOT NULL,
+    flag_lo TEXT,
+    flag_hi TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idle_worker_queue ON idle_worker (queue, since);
+CREATE INDEX IF NOT EXISTS idle_worker_owner ON idle_worker (owner);
+"""
+
+
+def _add_hand_off(conn: Any) -> None:
+    """1 -> 2: idle worker registry and ``task.assignee`` (hand-off of single enqueues)."""
+    conn.execute(SCHEMA_V2)
+
+
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
 #: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
     0: _create_v1,
+    1: _add_hand_off,
 }

@@ -18,6 +18,11 @@ only by notifications of that topic):
   directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed, and nothing
   more when nobody listens.
 
+A datagram longer than one byte is a *message* (:meth:`WakeupChannel.send`): it wakes the
+thread like a notification and is kept, in order, for :meth:`WakeupChannel.take_messages`.
+SQLite storage hands a task to an idle worker this way. Messages are delivered at most once
+and may be lost with their socket: their sender must keep the truth elsewhere.
+
 Notifications are an accelerator, never a guarantee: a caller must still re-check its data
 after a timeout. If no usable directory exists (path too long for ``AF_UNIX``, directory not
 creatable, platform without ``AF_UNIX``), :attr:`WakeupChannel.available` is ``False``,
@@ -61,6 +66,8 @@ NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
 _MTIME_SLACK_NS = 50_000_000
 
+#: Longest message (:meth:`WakeupChannel.send`) a socket receives whole (bytes).
+MESSAGE_MAX = 65536
 _STALE = (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE)
 _FULL = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 
@@ -110,7 +117,8 @@ class _Listener:
     bound it, unlinks the file; it runs at :meth:`WakeupChannel.close`, when the thread ends
     (its thread-local slot is dropped), when the channel is collected, or at exit."""
 
-    __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', '__weakref__')
+    __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', 'inbox', 'buffer',
+                 '__weakref__')
 
     def __init__(self, sock: socket.socket, path: str, pid: int,
                  topic: Optional[str] = None) -> None:
@@ -119,6 +127,8 @@ class _Listener:
         self.path = path
         self.pid = pid
         self.poller: Any = None
+        self.inbox: list[bytes] = []  # messages received, not yet taken
+        self.buffer = bytearray(MESSAGE_MAX)
         if hasattr(select, 'poll'):
             self.poller = select.poll()
             self.poller.register(sock.fileno(), select.POLLIN)
@@ -262,16 +272,26 @@ class WakeupChannel:
                 sender.sendto(b'!', path)
                 sent += 1
             except OSError as exc:
-                if exc.errno in _FULL:
-                    continue  # it has unread wake-ups already
-                if exc.errno in _STALE:
-                    try:  # nobody is bound to it any more: its process died
-                        os.unlink(path)
-                    except OSError:
-                        pass
-                else:
-                    logger.debug('wake-up of %r failed: %s', path, exc)
+                if exc.errno not in _FULL:  # full: it has unread wake-ups already
+                    _send_failed(path, exc)
         return sent
+
+    def send(self, path: str, message: bytes) -> bool:
+        """Send ``message`` (more than one byte, at most :data:`MESSAGE_MAX`) to the socket
+        at ``path`` without blocking; ``False`` if it was not delivered (nobody bound to it --
+        the stale file is then removed --, socket full, channel closed)."""
+        if self._closed or len(message) < 2:
+            return False
+        self._check_pid()
+        sender = self._sender or self._new_sender()
+        if sender is None:
+            return False
+        try:
+            sender.sendto(message, path)
+            return True
+        except OSError as exc:
+            _send_failed(path, exc)
+            return False
 
     def _refresh(self, directory: str,
                  mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
@@ -353,6 +373,20 @@ class WakeupChannel:
             listeners = self._local.listeners = {}
         listeners[topic] = listener
         return listener
+
+    def socket_path(self, topic: Optional[str] = None) -> Optional[str]:
+        """Path of the calling thread's socket for ``topic`` if it is bound, else ``None``."""
+        listener = self._bound(topic)
+        return None if listener is None else listener.path
+
+    def take_messages(self, topic: Optional[str] = None) -> list[bytes]:
+        """The messages the calling thread's ``topic`` socket received (during its waits and
+        drains) since the last call, oldest first."""
+        listener = self._bound(topic)
+        if listener is None or not listener.inbox:
+            return []
+        messages, listener.inbox = listener.inbox, []
+        return messages
 
     def listening(self, topic: Optional[str] = None) -> bool:
         """Whether the calling thread's socket for ``topic`` is bound already."""
@@ -437,7 +471,7 @@ def _topic_of(name: str) -> Optional[str]:
 
 def _drain(listener: _Listener, ready: bool = False) -> int:
     """Receive every pending datagram of ``listener``'s socket (``ready``: poll() just said
-    one is); how many there were."""
+    one is), keeping messages in its inbox; how many there were."""
     sock, poller = listener.sock, listener.poller
     count = 0
     while count < 4096:  # bounded even if writers keep sending
@@ -446,8 +480,20 @@ def _drain(listener: _Listener, ready: bool = False) -> int:
         if poller is not None and not (ready and not count) and not poller.poll(0):
             return count
         try:
-            sock.recv(64)
+            size = sock.recv_into(listener.buffer)
         except (BlockingIOError, InterruptedError):
             return count
+        if size > 1:
+            listener.inbox.append(bytes(memoryview(listener.buffer)[:size]))
         count += 1
     return count
+
+
+def _send_failed(path: str, exc: OSError) -> None:
+    if exc.errno in _STALE:
+        try:  # nobody is bound to it any more: its thread or process is gone
+            os.unlink(path)
+        except OSError:
+            pass
+    elif exc.errno not in _FULL:
+        logger.debug('wake-up of %r failed: %s', path, exc)

@@ -25,9 +25,11 @@ message was claimed again since) the call returns ``False`` and changes nothing.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import secrets
 import socket
+import threading
 import time
 from typing import (Any, Callable, ContextManager, Iterable, NamedTuple, Optional, Sequence,
                     TypeVar)
@@ -175,6 +177,20 @@ def retry_conflicts(commit: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) 
     raise AssertionError('unreachable')
 
 
+#: Serialises the creation of owner ids; a new one in a forked child (a fork may happen while
+#: another thread holds it).
+_OWNER_LOCK = threading.Lock()
+
+
+def _new_owner_lock() -> None:
+    global _OWNER_LOCK
+    _OWNER_LOCK = threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_new_owner_lock)
+
+
 def _new_owner_id() -> str:
     return '%s:%d:%s' % (socket.gethostname(), os.getpid(), secrets.token_hex(4))
 
@@ -223,8 +239,12 @@ class Storage(abc.ABC):
         """Identifies this process's claims: ``'hostname:pid:random'``; a new one after fork."""
         pid = os.getpid()
         if pid != self._owner_pid:
-            self._owner_id = _new_owner_id()
-            self._owner_pid = pid
+            # Threads of a new process (a worker and its heartbeat) ask at the same time: all
+            # must get the same id.
+            with _OWNER_LOCK:
+                if pid != self._owner_pid:
+                    self._owner_id = _new_owner_id()
+                    self._owner_pid = pid
         return self._owner_id
 
     # ------------------------------------------------------------------ ready queue
@@ -261,6 +281,20 @@ class Storage(abc.ABC):
                     break
                 claims.append(claim)
         return claims
+
+    def worker_session(self) -> ContextManager[None]:
+        """Mark the calling thread as a worker for the duration of the ``with`` block: it claims
+        with :meth:`dequeue_many` and, when that finds nothing, waits with
+        ``wait_for_change(timeout, 'queue')``.
+
+        A backend may then hand it new messages directly: SQLite lets a producer that finds
+        the queue empty claim its message for an idle worker in the enqueue's own transaction
+        and send it along with the wake-up, so the worker skips its claim. Such messages come
+        out of the worker's next :meth:`dequeue_many` like any claim. When the block exits,
+        messages handed to the thread and not yet returned by :meth:`dequeue_many` are
+        released. The default does nothing.
+        """
+        return contextlib.nullcontext()
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         """Give back several claims whose messages never started running, in one step.

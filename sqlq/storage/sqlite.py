@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import secrets
+import struct
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -40,6 +43,8 @@ from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, Ow
                                unpack_receipt)
 
 __all__ = ['SqliteStorage']
+
+logger = logging.getLogger(__name__)
 
 #: Connections inherited across fork. They must never be used or closed in the child (closing
 #: would, for instance, release POSIX locks the parent still relies on), so a reference is kept
@@ -60,7 +65,7 @@ _ROLLBACK_TO = tuple('ROLLBACK TO sqlq_%d' % i for i in range(64))
 _READY_HEAD = ('SELECT id, data, attempts, recoveries, priority FROM task '
                'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
 _CLAIM_HEAD = (
-    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1, assignee = NULL '
     'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
     'ORDER BY priority DESC, id LIMIT ?4)')
 #: The claim outside a transaction: one autocommit statement (a third of the time of
@@ -74,6 +79,36 @@ _CLAIM_RETURNING_FLAGGED = _CLAIM_RETURNING + ', ' + _FLAGGED
 _READY_HEAD_FLAGGED = _READY_HEAD.replace(' FROM task ', ', %s FROM task ' % _FLAGGED)
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+# Hand-off (see SqliteStorage.worker_session): a single enqueue that finds its queue with no
+# ready message takes one idle worker's registration and inserts the message already claimed
+# for it, in its own transaction; after the commit the message travels in the datagram that
+# wakes the worker. The newest registration is taken (its thread ran last: warmest caches).
+_TAKE_IDLE_WORKER = (
+    'DELETE FROM idle_worker WHERE token = (SELECT token FROM idle_worker WHERE queue = ?1 '
+    'AND token != ?2 ORDER BY since DESC LIMIT 1) '
+    'AND NOT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL) '
+    'RETURNING token, owner, socket, CASE WHEN flag_lo IS NULL THEN NULL ELSE EXISTS '
+    '(SELECT 1 FROM kv WHERE queue = ?1 AND key >= flag_lo AND key < flag_hi) END')
+_ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
+                   'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
+#: A handed message whose datagram could not be delivered becomes an ordinary ready one.
+_TAKE_BACK = ('UPDATE task SET owner = NULL, claimed_at = NULL, attempts = 0, assignee = NULL '
+              'WHERE id = ? AND assignee = ?')
+_REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socket, since, '
+                  'flag_lo, flag_hi) VALUES (?, ?, ?, ?, ?, ?, ?)')
+#: A registered worker's claim takes what was handed to it but never arrived (no datagram).
+_TAKE_HANDED = ('UPDATE task SET assignee = NULL WHERE assignee = ?1 AND owner = ?2 '
+                'AND queue = ?3 RETURNING id, data, attempts, recoveries, priority')
+#: A registered worker's cheap check after a wait: work is ready, or its registration was
+#: taken by a producer whose datagram it did not get.
+_READY_OR_HANDED = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL) '
+                    'OR NOT EXISTS (SELECT 1 FROM idle_worker WHERE token = ?2)')
+#: The datagram of a handed message: b'H', message id, priority, revoke flags (-1 unknown, 0,
+#: 1), length of the registration token; then the token and the message bytes.
+_HAND_OFF = struct.Struct('<cqqbB')
+#: Largest message handed off (bigger ones are enqueued for an ordinary claim).
+HAND_OFF_MAX = _wakeup.MESSAGE_MAX - _HAND_OFF.size - 64
+
 #: enqueue_many inserts this many rows per statement.
 _INSERT_ROWS = 100
 _ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at) VALUES '
@@ -203,6 +238,8 @@ class SqliteStorage(Storage):
             conn = self._open()
             self._local.conn = conn
             self._local.depth = 0
+            self._local.idle_token = None  # this worker thread's registration (hand-off)
+            self._local.handed = []  # claims handed to it, not yet returned by dequeue_many
             # Baseline of wait_for_change(): commits by others from now on count as changes.
             self._local.seen_version = self._data_version(conn)
             with self._conns_lock:
@@ -459,10 +496,17 @@ class SqliteStorage(Storage):
         except apsw.Error as exc:
             raise self._error(exc, 'starting a write transaction') from exc
         try:
-            # Idle workers are woken now, while we hold the write lock: their claims wait for
-            # our commit, and their wake-up overlaps our insert and commit.
-            self._wake.notify(('q',), untopical=False)
-            conn.execute(_ENQUEUE, params)
+            idle = conn.execute(_TAKE_IDLE_WORKER, (self.name, self._local.idle_token or '')
+                                ).fetchall() if len(params[2]) <= HAND_OFF_MAX else None
+            if idle:
+                token, owner, path, flagged = idle[0]
+                conn.execute(_ENQUEUE_HANDED, params + (owner, params[3], token))
+                msg_id = conn.last_insert_rowid()
+            else:
+                # Idle workers are woken now, while we hold the write lock: their claims wait
+                # for our commit, and their wake-up overlaps our insert and commit.
+                self._wake.notify(('q',), untopical=False)
+                conn.execute(_ENQUEUE, params)
             conn.execute('COMMIT')
         except BaseException as exc:
             if conn.in_transaction:
@@ -471,7 +515,27 @@ class SqliteStorage(Storage):
             if isinstance(exc, apsw.Error):
                 raise self._error(exc, 'writing') from exc
             raise
+        if idle:
+            token_bytes = token.encode('ascii')
+            message = b''.join((_HAND_OFF.pack(b'H', msg_id, params[1],
+                                               -1 if flagged is None else flagged,
+                                               len(token_bytes)), token_bytes, params[2]))
+            if not self._wake.send(path, message):
+                self._take_back(msg_id, token)
         self._wake.notify(())  # waiters for any change (no topic) must see the commit
+
+    def _take_back(self, msg_id: int, token: str) -> None:
+        """Make a handed message whose datagram was not delivered ready for any worker."""
+        try:
+            with self._tx() as conn:
+                self._do(conn, _TAKE_BACK, (msg_id, token))
+                if conn.changes():
+                    self._touch('q')
+        except StorageError as exc:
+            # It is committed and claimed for a worker that either takes it at its next check
+            # or, if its process is gone, loses it to dead-owner recovery: not lost.
+            logger.warning('could not take back message %d after a failed hand-off (%s); its '
+                           'worker or dead-owner recovery will run it', msg_id, exc)
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now, name = self._clock(), self.name
@@ -497,28 +561,44 @@ class SqliteStorage(Storage):
             self._touch('q')
         return count
 
-    def _ready_hint(self) -> bool:
-        """False if a cheap read shows no ready task: an idle consumer polling an empty queue
-        then never takes the write lock. Skipped right after a notification (work is likely;
-        the read would only add latency) and inside a transaction."""
+    def _ready_hint(self, token: Optional[str]) -> bool:
+        """False if a cheap read shows no ready task (nor, for a registered idle worker with
+        registration ``token``, a message handed to it): an idle consumer polling an empty
+        queue then never takes the write lock. Skipped right after a notification (work is
+        likely; the read would only add latency) and inside a transaction."""
         local = self._local
         notified = getattr(local, 'last_wake', None) == 'notify'
         local.last_wake = None
         local.expect_commit = notified
-        return notified or self._in_transaction() or bool(self._rows(_ANY_READY, (self.name,)))
+        if notified or self._in_transaction():
+            return True
+        if token is None:
+            return bool(self._rows(_ANY_READY, (self.name,)))
+        return bool(self._rows(_READY_OR_HANDED, (self.name, token))[0][0])
 
     def dequeue(self) -> Optional[Claim]:
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
     def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
-        if limit < 1 or not self._ready_hint():
+        self._conn()
+        local = self._local
+        if local.handed:  # handed over by a producer with the wake-up: already claimed
+            claims, local.handed = local.handed, []
+            local.last_wake = None
+            return claims
+        token = local.idle_token
+        if limit < 1 or not self._ready_hint(token):
+            if limit >= 1 and token is None and getattr(local, 'serving', None):
+                self._register_idle(flag_prefix)
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
         params: tuple = (owner, self._clock(), name, limit)
         if flag_prefix is not None:
             params += _prefix_range(flag_prefix)
-        if not self._in_transaction():
+        checked = flag_prefix is not None
+        handed: list = []
+        if token is None and not self._in_transaction():
             # A single statement is atomic on its own, and in autocommit mode its wait for
             # the write lock goes through the busy handler. A claim wakes nobody.
             conn = self._conn()
@@ -527,18 +607,117 @@ class SqliteStorage(Storage):
                                     else _CLAIM_RETURNING_FLAGGED, params).fetchall()
             except apsw.Error as exc:
                 raise self._error(exc, 'claiming') from exc
+            if not rows and getattr(local, 'serving', None):
+                self._register_idle(flag_prefix)
             added = 0  # RETURNING gives the attempts after the claim
         else:
-            with self._tx() as conn:  # joins the caller's transaction
-                rows = self._do(conn, _READY_HEAD if flag_prefix is None
-                                else _READY_HEAD_FLAGGED, params)
-                if rows:
-                    self._do(conn, _CLAIM_HEAD, params[:4])
+            local.idle_token = None
+            try:
+                with self._tx() as conn:  # joins the caller's transaction, if any
+                    if token is not None:  # a registered worker claims: it is idle no more
+                        self._do(conn, 'DELETE FROM idle_worker WHERE token = ?', (token,))
+                        if not conn.changes():  # taken by a producer: its message is ours
+                            handed = self._do(conn, _TAKE_HANDED, (token, owner, name))
+                    rows = []
+                    if limit > len(handed):
+                        rows = self._do(conn, _READY_HEAD if flag_prefix is None
+                                        else _READY_HEAD_FLAGGED,
+                                        params[:3] + (limit - len(handed),) + params[4:])
+                        if rows:
+                            self._do(conn, _CLAIM_HEAD, params[:3] + (len(rows),))
+                    if not rows and not handed and getattr(local, 'serving', None):
+                        self._register_idle(flag_prefix)
+            except BaseException:
+                if token is not None and local.idle_token is None:
+                    local.idle_token = token  # rolled back: still registered
+                raise
             added = 1
-        checked = flag_prefix is not None
-        return [Claim(row[1], (row[0], owner, row[2] + added), row[2] + added, row[3], row[4],
-                      row[0], bool(row[5]) if checked else None)
-                for row in rows]
+        claims = [Claim(row[1], (row[0], owner, row[2] + added), row[2] + added, row[3],
+                        row[4], row[0], bool(row[5]) if checked else None)
+                  for row in rows]
+        if handed:
+            claims += [Claim(row[1], (row[0], owner, row[2]), row[2], row[3], row[4], row[0])
+                       for row in handed]
+        return claims
+
+    # ------------------------------------------------------------------ hand-off
+
+    @contextlib.contextmanager
+    def worker_session(self) -> Iterator[None]:
+        """See :meth:`Storage.worker_session`. While the calling thread's queue is empty, it
+        is registered in ``idle_worker`` (in the transaction of the claim that found nothing);
+        a single :meth:`enqueue` outside a transaction, finding no ready message, then
+        deletes one registration, inserts its message claimed for that worker, and after its
+        commit sends the message in the worker's wake-up datagram. A datagram that cannot be
+        delivered makes the message ordinary again; one that never came (its producer died)
+        is noticed at the worker's next check. Registrations of dead processes are removed
+        with their claims by :meth:`release_owner`."""
+        self._conn()
+        local = self._local
+        if getattr(local, 'serving', None) or not self._wake.listen('q'):
+            yield  # nested, or no wake-up sockets here: ordinary claims only
+            return
+        # The socket is bound before the first check for work: a message enqueued after
+        # that check either wakes it or is handed to it.
+        local.serving = '%s.' % secrets.token_hex(6)
+        local.registrations = 0
+        try:
+            yield
+        finally:
+            self._end_worker_session(local)
+
+    def _register_idle(self, flag_prefix: Optional[str]) -> None:
+        local = self._local
+        path = self._wake.socket_path('q')
+        if path is None:
+            return
+        local.registrations += 1
+        token = '%s%d' % (local.serving, local.registrations)
+        low, high = _prefix_range(flag_prefix) if flag_prefix is not None else (None, None)
+        with self._tx() as conn:
+            self._do(conn, _REGISTER_IDLE, (token, self.name, self.owner_id, path,
+                                            self._clock(), low, high))
+        local.idle_token = token
+
+    def _accept_hand_offs(self, local: Any) -> None:
+        """Turn the messages received with this thread's wake-ups into claims to return."""
+        for message in self._wake.take_messages('q'):
+            try:
+                _, msg_id, priority, flagged, size = _HAND_OFF.unpack_from(message)
+            except struct.error:
+                continue
+            start = _HAND_OFF.size + size
+            token = message[_HAND_OFF.size:start].decode('ascii', 'replace')
+            owner = self.owner_id
+            claim = Claim(message[start:], (msg_id, owner, 1), 1, 0, priority, msg_id,
+                          None if flagged < 0 else bool(flagged))
+            if token == local.idle_token:
+                local.idle_token = None
+                local.handed.append(claim)
+            elif token.startswith(getattr(local, 'serving', None) or '\0') and self._rows(
+                    'UPDATE task SET assignee = NULL WHERE id = ? AND assignee = ? AND owner = ? '
+                    'RETURNING id', (msg_id, token, owner), doing='taking a handed message'):
+                # A registration this thread no longer counted on (its deregistration was
+                # rolled back): the message is still ours. Otherwise our claim took it already.
+                local.handed.append(claim._replace(flagged=None))
+
+    def _end_worker_session(self, local: Any) -> None:
+        """Deregister; release messages handed to this thread and never returned."""
+        prefix, local.serving = local.serving, None
+        local.idle_token, local.handed = None, []
+        path = self._wake.socket_path('q')
+        try:
+            with self._tx() as conn:
+                if path is not None:
+                    self._do(conn, 'DELETE FROM idle_worker WHERE socket = ?', (path,))
+                self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL '
+                               'WHERE owner = ? AND queue = ? AND assignee >= ? AND assignee < ?',
+                         (self.owner_id, self.name, prefix, prefix[:-1] + '/'))
+                if conn.changes():
+                    self._touch('q')
+        except StorageError as exc:
+            logger.warning('could not release the messages handed to this worker (%s): '
+                           'dead-owner recovery will return them when this process ends', exc)
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
@@ -547,8 +726,9 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             before = conn.total_changes()
             try:
-                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL '
-                                 'WHERE id = ? AND owner = ? AND attempts = ? AND queue = ?',
+                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL, '
+                                 'assignee = NULL WHERE id = ? AND owner = ? AND attempts = ? '
+                                 'AND queue = ?',
                                  params)
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
@@ -589,8 +769,8 @@ class SqliteStorage(Storage):
     def release(self, receipt: Any) -> bool:
         msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
-            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL WHERE id = ? '
-                           'AND queue = ? AND owner = ? AND attempts = ?',
+            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL '
+                           'WHERE id = ? AND queue = ? AND owner = ? AND attempts = ?',
                      (msg_id, self.name, owner, attempts))
             if conn.changes() > 0:
                 self._touch('q')
@@ -868,10 +1048,11 @@ class SqliteStorage(Storage):
         owner_id = str(owner_id)
         with self._tx() as conn:
             # claimed_at is part of the task_claimed index: the owner's rows are found by it.
-            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, '
+            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL, '
                            'recoveries = recoveries + 1 WHERE owner = ? AND queue = ?',
                      (owner_id, self.name))
             released = conn.changes()
+            self._do(conn, 'DELETE FROM idle_worker WHERE owner = ?', (owner_id,))
             if released:
                 self._touch('q')
             self._do(conn, 'DELETE FROM owner WHERE id = ? AND NOT EXISTS '
@@ -1052,6 +1233,8 @@ class SqliteStorage(Storage):
                 return self._poll_for_change(conn, local, timeout)
             notified = wake.wait(timeout, code)
             local.last_wake = 'notify' if notified else 'timeout'
+            if notified and code == 'q':
+                self._accept_hand_offs(local)
             return notified
         # Bind this thread's socket *before* reading data_version: a commit either shows in
         # the version read below, or its writer lists the directory after our socket exists.
