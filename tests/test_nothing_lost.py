@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import re
+import signal
 import time
 
 import pytest
@@ -302,6 +303,26 @@ def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost)
     assert took <= RECOVERY_BOUND, took
     assert lost.queue.running_count() == 0
     report('live_consumer_recovery', seconds=round(took, 2))
+
+
+def test_task_handed_to_a_consumer_killed_before_it_started_runs_elsewhere(lost):
+    """kill -9 between the hand-off (a single enqueue claims the task for an idle worker in
+    its own transaction) and the task's start: a live consumer recovers and runs it, once."""
+    storage = lost.queue.storage
+    first = lost.start('-k', 'process', '-w', '1')
+    wait_for(lambda: storage._rows('SELECT 1 FROM idle_worker'), what='the worker to go idle',
+             describe=first.describe)
+    [worker_pid] = first.worker_pids()
+    os.kill(worker_pid, signal.SIGSTOP)  # registered and idle, but it will never read
+    result = lost.app.echo('handed')
+    [item] = storage.claimed_items()  # claimed for the stopped worker by the enqueue itself
+    assert item.owner.split(':')[1] == str(worker_pid)
+    second = lost.start('-k', 'process', '-w', '1')
+    first.kill()
+    assert result.get(blocking=True, timeout=RECOVERY_BOUND + 10) == ['handed',
+                                                                      second.worker_pids()[0]]
+    assert [l[1] for l in lost.ledger('echo')] == [second.worker_pids()[0]]  # ran once
+    assert lost.queue.running_count() == 0
 
 
 # -- 5. fencing: a stale receipt cannot settle a claim that was taken over ----------------------

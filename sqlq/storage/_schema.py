@@ -42,7 +42,7 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     so the worker starts it without a claim of its own. ``flag_lo``/``flag_hi`` is the key
     range whose existence the producer reports with it (the worker's revoke flags).
     ``task.assignee`` is cleared when the worker takes the message from the table instead
-    (the datagram never came) or when the claim is released.
+    (the datagram never came) and by every release: a ready row never has one.
 
 Pragmas: a new file gets ``auto_vacuum=INCREMENTAL`` (set by the opener *before* the switch to
 WAL: it only takes effect on an empty file, before the first page is written), so that

@@ -291,8 +291,8 @@ class Storage(abc.ABC):
         the queue empty claim its message for an idle worker in the enqueue's own transaction
         and send it along with the wake-up, so the worker skips its claim. Such messages come
         out of the worker's next :meth:`dequeue_many` like any claim. When the block exits,
-        messages handed to the thread and not yet returned by :meth:`dequeue_many` are
-        released. The default does nothing.
+        messages handed to the thread that it still holds are released: settle (or release)
+        the claims it returned before leaving the block. The default does nothing.
         """
         return contextlib.nullcontext()
 
