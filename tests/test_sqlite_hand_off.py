@@ -175,14 +175,23 @@ def test_one_message_goes_to_exactly_one_of_two_idle_workers(producer, open_work
         assert len(idle_rows(producer)) == 1  # the other one is still registered
 
 
-def test_hand_off_to_a_dead_socket_leaves_the_message_ready(producer, open_worker):
+@pytest.mark.parametrize('socket_file', ['left-behind', 'removed'])
+def test_hand_off_to_a_dead_worker_leaves_the_message_ready(producer, open_worker,
+                                                            socket_file):
+    """The worker's thread is gone without deregistering: its socket file may be left behind
+    (nobody bound: the send is refused, the registration dropped) or removed (no queue
+    listener at all: no hand-off is tried)."""
     worker = open_worker()
     with contextlib.ExitStack() as stack:
         go_idle(worker, stack)
-        worker._wake.close()  # as if the worker's thread were gone without deregistering
+        if socket_file == 'removed':
+            worker._wake.close()
+        else:
+            worker._wake._bound('q').sock.close()
         producer.enqueue(b'job')
         assert producer.claimed_size() == 0 and producer.queue_size() == 1
-        assert idle_rows(producer) == []
+        if socket_file == 'left-behind':
+            assert idle_rows(producer) == []
         [claim] = open_worker().dequeue_many(1)
         assert (claim.data, claim.attempts) == (b'job', 1)
 

@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 __all__ = ['WakeupChannel', 'for_file', 'directories_for', 'TOPICS']
 
@@ -112,6 +112,18 @@ def make_private_dir(directory: str) -> None:
         os.chmod(directory, 0o700)
 
 
+class Listing(NamedTuple):
+    """The sockets of a wake-up directory at one moment."""
+
+    #: ``(file name, path, topic code or None)`` of each socket, sorted by name.
+    targets: tuple[tuple[str, str, Optional[str]], ...]
+    #: The topic codes present (``None`` for sockets without a topic).
+    topics: frozenset
+
+
+_NO_LISTING = Listing((), frozenset())
+
+
 class _Listener:
     """One thread's bound socket. Its finalizer closes the socket and, in the process that
     bound it, unlinks the file; it runs at :meth:`WakeupChannel.close`, when the thread ends
@@ -173,9 +185,8 @@ class WakeupChannel:
         self._local = threading.local()
         self._listeners: 'weakref.WeakSet[_Listener]' = weakref.WeakSet()
         self._sender: Optional[socket.socket] = None
-        # (directory mtime_ns, listing is provisional, ((name, path, topic or None), ...))
-        self._cache: tuple[int, bool, tuple[tuple[str, str, Optional[str]], ...]] = \
-            (-1, True, ())
+        # (directory mtime_ns, listing is provisional, listing)
+        self._cache: tuple[int, bool, Listing] = (-1, True, _NO_LISTING)
 
     def _check_pid(self) -> None:
         pid = os.getpid()
@@ -228,28 +239,19 @@ class WakeupChannel:
 
     # ------------------------------------------------------------------ writers
 
-    def notify(self, topics: Optional[Iterable[str]] = None, untopical: bool = True) -> int:
+    def notify(self, topics: Optional[Iterable[str]] = None, untopical: bool = True,
+               listing: Optional['Listing'] = None) -> int:
         """Wake the threads waiting on this channel, except the calling thread.
 
         ``topics``: codes (see :data:`TOPICS`) of what the writer changed; sockets of other
         topics are skipped, sockets without a topic are woken unless ``untopical`` is False.
         ``None``: every socket.
+        ``listing``: a :meth:`listing` taken by the caller since its last change of state that
+        the woken threads must see (saves a ``stat``).
         Never blocks and never raises for a notification problem. Returns how many sockets
         were sent a datagram.
         """
-        if self._closed:
-            return 0
-        directory = self.directory
-        if directory is None:
-            return 0
-        self._check_pid()
-        try:
-            mtime = os.stat(directory).st_mtime_ns
-        except OSError:
-            return 0
-        cached_mtime, provisional, targets = self._cache
-        if mtime != cached_mtime or provisional:
-            targets = self._refresh(directory, mtime)
+        targets = (listing or self.listing()).targets
         if not targets:
             return 0
         wanted = None if topics is None else frozenset(topics)
@@ -293,6 +295,24 @@ class WakeupChannel:
             _send_failed(path, exc)
             return False
 
+    def listing(self) -> 'Listing':
+        """The sockets in the directory: a cached listing, refreshed when the directory
+        changed (one ``os.stat`` while it is unchanged)."""
+        if self._closed:
+            return _NO_LISTING
+        directory = self.directory
+        if directory is None:
+            return _NO_LISTING
+        self._check_pid()
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            return _NO_LISTING
+        cached_mtime, provisional, listing = self._cache
+        if mtime != cached_mtime or provisional:
+            listing = self._refresh(directory, mtime)
+        return listing
+
     def _refresh(self, directory: str,
                  mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
         listed_at = time.time_ns()
@@ -302,8 +322,9 @@ class WakeupChannel:
             names = []
         targets = tuple((name, os.path.join(directory, name), _topic_of(name))
                         for name in sorted(names) if name.endswith(SUFFIX))
-        self._cache = (mtime, listed_at - mtime < _MTIME_SLACK_NS, targets)
-        return targets
+        listing = Listing(targets, frozenset(topic for _, _, topic in targets))
+        self._cache = (mtime, listed_at - mtime < _MTIME_SLACK_NS, listing)
+        return listing
 
     def _new_sender(self) -> Optional[socket.socket]:
         with self._lock:

@@ -83,12 +83,12 @@ _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, 
 # ready message takes one idle worker's registration and inserts the message already claimed
 # for it, in its own transaction; after the commit the message travels in the datagram that
 # wakes the worker. The newest registration is taken (its thread ran last: warmest caches).
-_TAKE_IDLE_WORKER = (
-    'DELETE FROM idle_worker WHERE token = (SELECT token FROM idle_worker WHERE queue = ?1 '
-    'AND token != ?2 ORDER BY since DESC LIMIT 1) '
-    'AND NOT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL) '
-    'RETURNING token, owner, socket, CASE WHEN flag_lo IS NULL THEN NULL ELSE EXISTS '
-    '(SELECT 1 FROM kv WHERE queue = ?1 AND key >= flag_lo AND key < flag_hi) END')
+# The first statement is the cheapest test (an index probe); the rest only run on a hit.
+_IDLE_WORKER = ('SELECT token, owner, socket, flag_lo, flag_hi FROM idle_worker '
+                'WHERE queue = ?1 AND token != ?2 ORDER BY since DESC LIMIT 1')
+_HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
+                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
+                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
 _ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
                    'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
@@ -496,16 +496,17 @@ class SqliteStorage(Storage):
         except apsw.Error as exc:
             raise self._error(exc, 'starting a write transaction') from exc
         try:
-            idle = conn.execute(_TAKE_IDLE_WORKER, (self.name, self._local.idle_token or '')
-                                ).fetchall() if len(params[2]) <= HAND_OFF_MAX else None
+            listing = self._wake.listing()  # a registered idle worker has a 'q' socket
+            idle = self._idle_worker(conn, params) \
+                if 'q' in listing.topics and len(params[2]) <= HAND_OFF_MAX else None
             if idle:
-                token, owner, path, flagged = idle[0]
+                token, owner, path, flagged = idle
                 conn.execute(_ENQUEUE_HANDED, params + (owner, params[3], token))
                 msg_id = conn.last_insert_rowid()
             else:
                 # Idle workers are woken now, while we hold the write lock: their claims wait
                 # for our commit, and their wake-up overlaps our insert and commit.
-                self._wake.notify(('q',), untopical=False)
+                self._wake.notify(('q',), untopical=False, listing=listing)
                 conn.execute(_ENQUEUE, params)
             conn.execute('COMMIT')
         except BaseException as exc:
@@ -523,6 +524,19 @@ class SqliteStorage(Storage):
             if not self._wake.send(path, message):
                 self._take_back(msg_id, token)
         self._wake.notify(())  # waiters for any change (no topic) must see the commit
+
+    def _idle_worker(self, conn: Any, params: tuple) -> Optional[tuple]:
+        """Inside the enqueue's transaction: take an idle worker's registration if the queue
+        has no ready message; ``(token, owner, socket, revoke flags or None)`` or None."""
+        rows = conn.execute(_IDLE_WORKER, (params[0], self._local.idle_token or '')).fetchall()
+        if not rows:
+            return None
+        token, owner, path, low, high = rows[0]
+        ready, flagged = conn.execute(_HAND_OFF_CHECK, (params[0], low, high)).fetchall()[0]
+        if ready:
+            return None
+        conn.execute('DELETE FROM idle_worker WHERE token = ?', (token,))
+        return token, owner, path, flagged
 
     def _take_back(self, msg_id: int, token: str) -> None:
         """Make a handed message whose datagram was not delivered ready for any worker."""
