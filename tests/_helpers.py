@@ -30,3 +30,26 @@ def wait_for(predicate, timeout: float = 15.0, what: str = 'condition',
             raise AssertionError('timed out after %ss waiting for %s%s' % (
                 timeout, what, '\n' + describe() if describe else ''))
         time.sleep(interval)  # polling interval of a bounded wait, not synchronisation
+
+
+class InItsOwnThread:
+    """A storage whose calls run in one thread of their own, as a producer's do (a wake-up
+    never goes to the writer's own thread). Calls wait ``timeout`` seconds at most."""
+
+    def __init__(self, storage, timeout: float = 10.0):
+        from concurrent.futures import ThreadPoolExecutor
+        self.storage = storage
+        self.timeout = timeout
+        self._thread = ThreadPoolExecutor(1)
+
+    def __getattr__(self, name):
+        method = getattr(self.storage, name)
+        return lambda *args: self._thread.submit(method, *args).result(self.timeout)
+
+    def run(self, fn):
+        """``fn(storage)`` in the storage's thread; its result."""
+        return self._thread.submit(fn, self.storage).result(self.timeout)
+
+    def close(self):
+        self.run(lambda storage: storage.close())
+        self._thread.shutdown()

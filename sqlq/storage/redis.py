@@ -68,6 +68,7 @@ Not supported: Redis Cluster (a script touches keys it does not declare).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import select
@@ -100,7 +101,13 @@ _ALL_CODES = ('q', 's', 'd', 'x')
 #: Pub/sub objects inherited across fork: never used nor closed in the child.
 _ABANDONED: list[Any] = []
 #: An absent script argument (no ttl, no id, unused guard slot).
+logger = logging.getLogger(__name__)
+
 _NO_ARG = ''
+#: The code of a worker's own hand-off channel among a waiter's subscriptions.
+_HAND_OFF_CODE = 'h'
+#: Largest message handed to an idle worker (bigger ones wait for an ordinary claim).
+HAND_OFF_MAX = 1 << 20
 
 
 def _num(value: float) -> str:
@@ -408,6 +415,7 @@ class _Waiter:
         self.pid = os.getpid()
         self.channels: dict[bytes, str] = {}  # channel -> code
         self.pending: set[str] = set()
+        self.messages: list[bytes] = []  # handed to this worker, not yet accepted
 
 
 class RedisStorage(Storage):
@@ -654,7 +662,15 @@ class RedisStorage(Storage):
     # ------------------------------------------------------------------ ready queue
 
     def enqueue(self, data: bytes, priority: int = 0) -> None:
-        self.enqueue_many([(data, priority)])
+        local = self._thread()
+        data = as_bytes(data)
+        if getattr(local, 'tx', None) is not None or len(data) > HAND_OFF_MAX:
+            self.enqueue_many([(data, priority)])
+            return
+        # Handed to an idle worker if nothing is ready (see worker_session).
+        priority = int(priority)
+        self._one('enq1', data, priority, -priority, getattr(local, 'idle_token', None) or
+                  _NO_ARG)
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         args: list[Any] = []
@@ -688,11 +704,87 @@ class RedisStorage(Storage):
             return []
         # A request id survives a failed call: if its reply was lost, the retry gets the same
         # claims back instead of leaving them held by this (live) owner forever.
+        if local.__dict__.get('handed'):  # published to this worker: already claimed
+            claims, local.handed = local.handed, []
+            return claims
         request = getattr(local, 'dequeue_request', None) or secrets.token_hex(8)
         local.dequeue_request = request
-        rows = self._one('deq', owner, request, _NO_ARG, int(limit))
-        local.dequeue_request = None
+        session = getattr(local, 'serving', None)
+        fresh = channel = _NO_ARG
+        if session:
+            local.registrations += 1
+            fresh, channel = '%s%d' % (session, local.registrations), local.hand_channel
+        rows = self._one('deq', owner, request, _NO_ARG, int(limit),
+                         getattr(local, 'idle_token', None) or _NO_ARG, fresh, channel,
+                         getattr(local, 'done_token', None) or _NO_ARG)
+        local.dequeue_request = local.done_token = None
+        if rows and rows[-1][0] == b'idle':
+            local.idle_token = rows[-1][1].decode()
+            return []
+        local.idle_token = None
         return [_claim(owner, *row) for row in rows]
+
+    # ------------------------------------------------------------------ hand-off
+
+    @contextlib.contextmanager
+    def worker_session(self) -> Iterator[None]:
+        """See :meth:`Storage.worker_session`. While the calling thread finds its queue
+        empty it is registered as idle (by the claim script that found nothing) with the name
+        of a pub/sub channel of its own; a single :meth:`enqueue` outside a transaction that
+        finds nothing ready takes the newest registration, claims its message for that worker
+        and publishes it on that channel, in one script run. If nobody is subscribed there
+        (the worker is gone), the same run makes the message ordinarily ready. A worker whose
+        subscription dropped takes what was handed to it at its next claim; the session's end
+        releases what it still holds; dead-owner recovery removes a dead process's
+        registrations."""
+        local = self._thread()
+        if getattr(local, 'serving', None):
+            yield
+            return
+        session = secrets.token_hex(6) + '.'
+        local.hand_channel = self._qprefix + 'w:' + session
+        local.idle_token = local.done_token = None
+        local.handed = []
+        local.registrations = 0
+        try:
+            # Subscribed before the first check for work: a message enqueued after that check
+            # either wakes this thread or is handed to it.
+            self._subscribe(self._waiter(local), ('q', _HAND_OFF_CODE))
+        except StorageError:
+            local.hand_channel = None
+            raise
+        local.serving = session
+        try:
+            yield
+        finally:
+            local.serving = local.idle_token = local.done_token = None
+            local.handed = []
+            try:
+                self._one('unidle', self.owner_id, session)
+            except StorageError as exc:
+                logger.warning('could not release the messages handed to this worker (%s): '
+                               'dead-owner recovery will return them when this process ends',
+                               exc)
+
+    def _accept_hand_offs(self, local: Any, waiter: _Waiter) -> None:
+        """Turn the messages published to this worker into claims to return."""
+        messages, waiter.messages = waiter.messages, []
+        owner, session = self.owner_id, getattr(local, 'serving', None)
+        for message in messages:
+            header, _, data = message.partition(b'\n')
+            try:
+                msg_id, priority, token = header[1:].decode('ascii').split(' ')
+            except ValueError:
+                continue
+            if token == local.idle_token:
+                local.idle_token = None
+                local.done_token = token
+                local.handed.append(_claim(owner, msg_id, data, 1, 0, priority))
+            elif session and token.startswith(session):
+                # A registration this thread no longer counted on (its claim's reply was
+                # lost): the message is still ours unless our claim took it already.
+                local.handed.extend(_claim(owner, *row)
+                                    for row in self._one('takeh', owner, token))
 
     def _dequeue_in_tx(self, tx: _Tx, owner: str) -> Optional[Claim]:
         for row in self._read('head', len(tx.claims) + 1):
@@ -702,7 +794,8 @@ class RedisStorage(Storage):
             claim = _claim(owner, msg_id, row[1], int(row[2]) + 1, row[3], row[4])
             tx.guard('R', msg_id)
             tx.claims[msg_id] = (owner, claim.attempts, True)
-            self._write(tx, 'deq', owner, _NO_ARG, msg_id, 1)
+            self._write(tx, 'deq', owner, _NO_ARG, msg_id, 1, _NO_ARG, _NO_ARG, _NO_ARG,
+                        _NO_ARG)
             return claim
         return None
 
@@ -1094,7 +1187,11 @@ class RedisStorage(Storage):
                 waiter.pubsub.close()
 
     def _subscribe(self, waiter: _Waiter, codes: Sequence[str]) -> None:
-        channels = {(self._qprefix + 'wake:' + c).encode(): c for c in codes}
+        channels = {(self._qprefix + 'wake:' + c).encode(): c for c in codes
+                    if c != _HAND_OFF_CODE}
+        hand_channel = getattr(self._local, 'hand_channel', None)
+        if _HAND_OFF_CODE in codes and hand_channel:
+            channels[hand_channel.encode()] = _HAND_OFF_CODE
         waiter.pubsub.subscribe(list(channels))
         waiter.channels.update(channels)
         # Only once the server confirmed does a later publish reach this socket.
@@ -1122,6 +1219,9 @@ class RedisStorage(Storage):
         if kind != b'message':
             return None
         code = waiter.channels.get(frame[1])
+        if code == _HAND_OFF_CODE:  # a message handed to this worker: wakes it as 'q' does
+            waiter.messages.append(frame[2])
+            code = 'q'
         if code is not None:
             waiter.pending.add(code)
         return code
@@ -1143,7 +1243,11 @@ class RedisStorage(Storage):
         deadline = time.monotonic() + max(float(timeout), 0.0)
         try:
             waiter = self._waiter(local)
-            missing = [c for c in codes if c not in waiter.channels.values()]
+            subscribed = waiter.channels.values()
+            missing = [c for c in codes if c not in subscribed]
+            if 'q' in codes and getattr(local, 'serving', None) \
+                    and _HAND_OFF_CODE not in subscribed:
+                missing.append(_HAND_OFF_CODE)  # lost with a dropped connection
             if missing:
                 self._subscribe(waiter, missing)
                 if topic is not None:
@@ -1157,6 +1261,8 @@ class RedisStorage(Storage):
                     while self._note(waiter, waiter.pubsub.get_message(0.0)) is not None:
                         pass
                     waiter.pending.difference_update(hit)
+                    if waiter.messages:
+                        self._accept_hand_offs(local, waiter)
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
