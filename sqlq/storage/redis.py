@@ -42,6 +42,14 @@ between two waits stay in the socket and end the next wait at once. After a lost
 thread subscribes again and its next wait returns ``True`` at once (wake-ups published
 meanwhile are lost, so the caller re-checks).
 
+Hand-off (see :meth:`RedisStorage.worker_session`): a worker thread also subscribes to a
+channel of its own, and registers as idle in the claim script that found nothing. A single
+enqueue whose script finds nothing ready claims the message for the newest idle worker and
+publishes the message itself on that channel, so the worker starts it without a claim script;
+``PUBLISH`` reports how many received it, and if nobody did (the worker is gone) the same
+script makes the message ordinarily ready. A message lost with a dropped connection is taken
+by the worker's next claim, which finds its registration used.
+
 Expiry
 ------
 Key/value ttls are measured with the storage's ``clock`` (like every backend, so a test clock

@@ -21,6 +21,11 @@ nor a ``Result.get`` waiter (``'data'``) by enqueues. For waits without a topic,
 ``PRAGMA data_version`` stays the source of truth: a waiter checks it before blocking and once
 more on timeout, so a writer that could not notify (another program, notifications unavailable)
 is still seen -- at the latest when the wait times out.
+
+Hand-off: worker threads run inside :meth:`SqliteStorage.worker_session`. A single enqueue
+that finds its queue with no ready message claims the message for an idle worker in its own
+transaction, and after its commit sends the message in that worker's wake-up datagram: the
+worker starts it without a claim statement of its own (see ``worker_session``).
 """
 from __future__ import annotations
 
