@@ -56,3 +56,17 @@ def test_a_message_lost_with_a_dropped_connection_is_taken_at_the_next_claim(pro
         assert claim.data == b'again' and worker.ack(claim.receipt)
 
 
+
+
+def test_a_worker_session_starts_while_the_server_is_unreachable():
+    """The worker is not killed by its session: its loop backs off on the storage error, and
+    its first wait subscribes."""
+    from sqlq.exceptions import StorageError
+    from sqlq.storage.redis import RedisStorage
+    worker = RedisStorage('unreachable', url='redis://127.0.0.1:1/0')
+    try:
+        with worker.worker_session():
+            with pytest.raises(StorageError):
+                worker.dequeue_many(4)
+    finally:
+        worker.close()

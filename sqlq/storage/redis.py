@@ -754,14 +754,15 @@ class RedisStorage(Storage):
         local.idle_token = local.done_token = None
         local.handed = []
         local.registrations = 0
+        local.serving = session
         try:
             # Subscribed before the first check for work: a message enqueued after that check
             # either wakes this thread or is handed to it.
             self._subscribe(self._waiter(local), ('q', _HAND_OFF_CODE))
-        except StorageError:
-            local.hand_channel = None
-            raise
-        local.serving = session
+        except (StorageError, _rexc.RedisError):
+            # The server is unreachable: the worker backs off in its loop, and its first wait
+            # subscribes (until then a hand-off finds nobody listening: the task stays ready).
+            self._drop_waiter(local)
         try:
             yield
         finally:

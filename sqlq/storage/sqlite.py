@@ -111,8 +111,9 @@ _READY_OR_HANDED = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owne
 #: The datagram of a handed message: b'H', message id, priority, revoke flags (-1 unknown, 0,
 #: 1), length of the registration token; then the token and the message bytes.
 _HAND_OFF = struct.Struct('<cqqbB')
-#: Largest message handed off (bigger ones are enqueued for an ordinary claim).
-HAND_OFF_MAX = _wakeup.MESSAGE_MAX - _HAND_OFF.size - 64
+#: Largest message handed off (bigger ones are enqueued for an ordinary claim): its datagram,
+#: with the longest token, fits a receiver's buffer.
+HAND_OFF_MAX = _wakeup.MESSAGE_MAX - _HAND_OFF.size - 255
 
 #: enqueue_many inserts this many rows per statement.
 _INSERT_ROWS = 100
@@ -671,7 +672,8 @@ class SqliteStorage(Storage):
         delivered makes the message ordinary again; one that never came (its producer died)
         is noticed at the worker's next check. Registrations of dead processes are removed
         with their claims by :meth:`release_owner`."""
-        self._conn()
+        with contextlib.suppress(StorageError):
+            self._conn()  # (after fork: fresh thread state) -- unreachable: the loop backs off
         local = self._local
         if getattr(local, 'serving', None) or not self._wake.listen('q'):
             yield  # nested, or no wake-up sockets here: ordinary claims only
