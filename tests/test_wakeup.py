@@ -307,7 +307,8 @@ def test_without_a_usable_directory_waits_poll(db_path, monkeypatch, caplog):
     assert results == [(True, 'poll')]
     assert not os.path.exists(db_path + '.sqlq-wake')
     assert s._wake.socket_paths() == []
-    assert sum('no usable wake-up directory' in r.getMessage() for r in caplog.records) == 2
+    # Only the waiter looked for a directory to create; a writer never creates one.
+    assert sum('no usable wake-up directory' in r.getMessage() for r in caplog.records) == 1
     writer.close()
     s.close()
 
@@ -472,6 +473,43 @@ def test_closing_the_last_listener_removes_the_directory_and_it_comes_back(short
     assert c.listen()
     assert len(c.socket_paths()) == 1 and os.path.exists(c.socket_paths()[0])
     c.close()
+
+
+def test_a_writer_alone_creates_no_wake_up_directory(db_path):
+    s = SqliteStorage(db_path, 'test')
+    s.enqueue(b'x')
+    s.put_data('k', b'v')
+    assert s.dequeue() is not None
+    assert not any(os.path.exists(d) for d in _wakeup.directories_for(db_path))
+    s.close()
+
+
+def test_a_writer_follows_waiters_as_they_come_and_go(short_dir):
+    directory = os.path.join(short_dir, 'ch')
+    writer, waiter = _wakeup.WakeupChannel(directory), _wakeup.WakeupChannel(directory)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    in_waiter = lambda fn: pool.submit(fn).result(JOIN)  # noqa: E731 (another thread)
+    assert writer.notify() == 0 and not os.path.exists(directory)
+    assert in_waiter(waiter.listen)
+    assert writer.notify() == 1
+    in_waiter(waiter.close)  # the last listener removes the directory
+    assert writer.notify() == 0 and not os.path.exists(directory)
+    pool.shutdown()
+
+
+def test_a_writer_finds_waiters_in_the_fallback_directory(short_dir):
+    """The first candidate is unusable (here: a file), so waiters listen in the fallback; a
+    writer of another channel finds them there and creates nothing."""
+    first, second = os.path.join(short_dir, 'first'), os.path.join(short_dir, 'second')
+    open(first, 'w').close()
+    waiter = _wakeup.WakeupChannel(first, fallbacks=[second])
+    writer = _wakeup.WakeupChannel(first, fallbacks=[second])
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    assert pool.submit(waiter.listen).result(JOIN) and waiter.directory == second
+    assert writer.notify() == 1
+    assert pool.submit(waiter.wait, JOIN).result(JOIN)
+    pool.submit(waiter.close).result(JOIN)
+    pool.shutdown()
 
 
 def test_channel_refuses_a_directory_of_another_kind(short_dir):

@@ -15,8 +15,9 @@ only by notifications of that topic):
   nobody is bound to
   any more (its process died) is unlinked; a full one (``EAGAIN``/``ENOBUFS``) already has
   unread wake-ups and is skipped. The directory listing is cached and refreshed only when the
-  directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed, and nothing
-  more when nobody listens.
+  directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed. A writer
+  never creates the directory (the first waiter does): with nobody listening, a commit costs
+  a failed ``lstat`` per candidate directory.
 
 A datagram longer than one byte is a *message* (:meth:`WakeupChannel.send`): it wakes the
 thread like a notification and is kept, in order, for :meth:`WakeupChannel.take_messages`.
@@ -170,6 +171,7 @@ class WakeupChannel:
 
     def __init__(self, directory: str, fallbacks: Sequence[str] = ()) -> None:
         self.candidates = [os.fspath(directory)] + [os.fspath(d) for d in fallbacks]
+        self._fitting = [d for d in self.candidates if fits(d)]
         self._lock = threading.Lock()
         self._resolved = False
         self._directory: Optional[str] = None
@@ -185,8 +187,8 @@ class WakeupChannel:
         self._local = threading.local()
         self._listeners: 'weakref.WeakSet[_Listener]' = weakref.WeakSet()
         self._sender: Optional[socket.socket] = None
-        # (directory mtime_ns, listing is provisional, listing)
-        self._cache: tuple[int, bool, Listing] = (-1, True, _NO_LISTING)
+        # (directory, its mtime_ns, listing is provisional, listing)
+        self._cache: tuple[str, int, bool, Listing] = ('', -1, True, _NO_LISTING)
 
     def _check_pid(self) -> None:
         pid = os.getpid()
@@ -300,18 +302,42 @@ class WakeupChannel:
         changed (one ``os.stat`` while it is unchanged)."""
         if self._closed:
             return _NO_LISTING
-        directory = self.directory
-        if directory is None:
-            return _NO_LISTING
         self._check_pid()
-        try:
-            mtime = os.stat(directory).st_mtime_ns
-        except OSError:
-            return _NO_LISTING
-        cached_mtime, provisional, listing = self._cache
-        if mtime != cached_mtime or provisional:
+        if self._resolved:  # this process listens too: where its waiters are
+            directory = self._directory
+            if directory is None:
+                return _NO_LISTING
+            try:
+                mtime = os.stat(directory).st_mtime_ns
+            except OSError:
+                return _NO_LISTING
+        else:  # a writer never creates the directory: with nobody listening there is none
+            found = self._find()
+            if found is None:
+                return _NO_LISTING
+            directory, mtime = found
+        cached_directory, cached_mtime, provisional, listing = self._cache
+        if mtime != cached_mtime or provisional or directory != cached_directory:
             listing = self._refresh(directory, mtime)
         return listing
+
+    def _find(self) -> Optional[tuple[str, int]]:
+        """Where waiters (of other processes) listen, without creating anything: the first
+        candidate that fits and is an existing directory of ours -- a waiter uses the first
+        candidate it can create, and would skip the others. ``(directory, its mtime_ns)``, or
+        None if there is none."""
+        for directory in self._fitting:
+            # access() answers "missing" without an exception (the common case: no consumer).
+            if not os.access(directory, os.F_OK):
+                continue
+            try:
+                st = os.lstat(directory)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and (not hasattr(os, 'getuid')
+                                             or st.st_uid == os.getuid()):
+                return directory, st.st_mtime_ns
+        return None
 
     def _refresh(self, directory: str,
                  mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
@@ -323,7 +349,7 @@ class WakeupChannel:
         targets = tuple((name, os.path.join(directory, name), _topic_of(name))
                         for name in sorted(names) if name.endswith(SUFFIX))
         listing = Listing(targets, frozenset(topic for _, _, topic in targets))
-        self._cache = (mtime, listed_at - mtime < _MTIME_SLACK_NS, listing)
+        self._cache = (directory, mtime, listed_at - mtime < _MTIME_SLACK_NS, listing)
         return listing
 
     def _new_sender(self) -> Optional[socket.socket]:
