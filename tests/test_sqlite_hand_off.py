@@ -11,8 +11,10 @@ import socket
 import pytest
 
 from sqlq.storage import sqlite as sqlite_module
+from sqlq.storage.sqlite import SqliteStorage
 from tests.test_hand_off import (FLAGS, WAIT, go_idle, idle_count,  # noqa: F401 (fixtures)
                                  open_storage, open_worker, producer)
+from tests.test_sqlite_storage import db_path  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -150,3 +152,27 @@ def test_released_handed_message_loses_its_assignee(producer, open_worker):
     assert sibling.ack(again.receipt)
 
 
+
+
+def test_a_worker_session_ending_in_a_process_that_exits_hard_leaves_no_socket(db_path):  # noqa: F811
+    """Process workers end with os._exit (no finalizers run): the end of the worker session
+    removes the socket it waited on."""
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context('fork')
+    paths = context.SimpleQueue()
+
+    def worker_process():
+        storage = SqliteStorage(db_path)
+        with storage.worker_session():
+            assert storage.dequeue_many(4, FLAGS) == []  # registered: its socket is bound
+            paths.put(storage._wake.socket_path('q'))
+        os._exit(0)
+
+    process = context.Process(target=worker_process)
+    process.start()
+    process.join(WAIT)
+    assert process.exitcode == 0
+    path = paths.get()
+    assert path and not os.path.exists(path)

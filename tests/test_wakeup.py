@@ -512,6 +512,23 @@ def test_a_writer_finds_waiters_in_the_fallback_directory(short_dir):
     pool.shutdown()
 
 
+def test_unlisten_unlinks_the_threads_socket_and_the_directory_it_leaves_empty(short_dir):
+    directory = os.path.join(short_dir, 'ch')
+    channel, other = _wakeup.WakeupChannel(directory), _wakeup.WakeupChannel(directory)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    assert channel.listen('q') and pool.submit(other.listen).result(JOIN)
+    [path] = channel.socket_paths()
+    channel.unlisten('q')
+    assert not os.path.exists(path) and channel.socket_paths() == []
+    assert os.path.isdir(directory)  # the other thread still listens there
+    channel.unlisten('q')  # nothing bound: nothing to do
+    pool.submit(other.unlisten).result(JOIN)
+    assert not os.path.exists(directory)
+    assert channel.listen('q')  # a later wait binds again
+    channel.close()
+    pool.shutdown()
+
+
 def test_channel_refuses_a_directory_of_another_kind(short_dir):
     target = os.path.join(short_dir, 'elsewhere')
     os.mkdir(target)

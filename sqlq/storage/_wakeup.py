@@ -482,6 +482,24 @@ class WakeupChannel:
 
     # ------------------------------------------------------------------ cleanup
 
+    def unlisten(self, topic: Optional[str] = None) -> None:
+        """Close and unlink the calling thread's socket for ``topic`` (it stops receiving
+        wake-ups; a later wait binds a new one), and remove the directory if that left it
+        empty. For a thread that is done waiting in a process that may end without running
+        finalizers (``os._exit``)."""
+        listener = self._bound(topic)
+        if listener is None:
+            return
+        del self._local.listeners[topic]
+        with self._lock:
+            self._listeners.discard(listener)
+        listener.finalizer()
+        if self._directory:
+            try:
+                os.rmdir(self._directory)
+            except OSError:
+                pass  # others listen there (or it is gone already)
+
     def close(self) -> None:
         """Close and unlink every socket this channel bound in this process, and remove the
         directory if that left it empty. Idempotent."""

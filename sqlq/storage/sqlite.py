@@ -739,6 +739,9 @@ class SqliteStorage(Storage):
         except StorageError as exc:
             logger.warning('could not release the messages handed to this worker (%s): '
                            'dead-owner recovery will return them when this process ends', exc)
+        # The worker is done waiting; a process worker ends with os._exit, which would leave
+        # its socket file behind.
+        self._wake.unlisten('q')
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
