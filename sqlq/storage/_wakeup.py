@@ -127,7 +127,7 @@ _NO_LISTING = Listing((), frozenset())
 
 class _Listener:
     """One thread's bound socket. Its finalizer closes the socket and, in the process that
-    bound it, unlinks the file; it runs at :meth:`WakeupChannel.close`, when the thread ends
+    bound it, unlinks the file (and the directory, if that was its last socket); it runs at :meth:`WakeupChannel.close`, when the thread ends
     (its thread-local slot is dropped), when the channel is collected, or at exit."""
 
     __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', 'inbox', 'buffer',
@@ -156,6 +156,8 @@ def _release(sock: socket.socket, path: str, pid: int) -> None:
     if os.getpid() == pid:  # never unlink a parent's socket from a forked child
         try:
             os.unlink(path)
+            # The last listener out removes the directory (it fails while others listen).
+            os.rmdir(os.path.dirname(path))
         except OSError:
             pass
 
@@ -494,11 +496,6 @@ class WakeupChannel:
         with self._lock:
             self._listeners.discard(listener)
         listener.finalizer()
-        if self._directory:
-            try:
-                os.rmdir(self._directory)
-            except OSError:
-                pass  # others listen there (or it is gone already)
 
     def close(self) -> None:
         """Close and unlink every socket this channel bound in this process, and remove the
