@@ -95,6 +95,14 @@ local function push(data, priority, score, enqueued_at)
   touch('q')
 end
 
+-- A claim's row {id, data, attempts, recoveries, priority} if owner holds message id; nil
+-- otherwise.
+local function held_row(id, owner)
+  local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p')
+  if v[1] == owner then return {id, v[2], v[3], v[4], v[5]} end
+  return nil
+end
+
 local function held(id, owner, attempts)
   local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'a')
   return v[1] == owner and v[2] == attempts
@@ -246,10 +254,7 @@ OPS.deq = function()
     local prev = redis.call('GET', key)
     if prev then
       local out = {}
-      for id in string.gmatch(prev, '%d+') do
-        local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p')
-        if v[1] == owner then out[#out + 1] = {id, v[2], v[3], v[4], v[5]} end
-      end
+      for id in string.gmatch(prev, '%d+') do out[#out + 1] = held_row(id, owner) end
       return out
     end
   end
@@ -264,8 +269,7 @@ OPS.deq = function()
       local id = redis.call('HGET', P .. 'handed', token)
       if id then
         redis.call('HDEL', P .. 'handed', token)
-        local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p')
-        if v[1] == owner then out[1] = {id, v[2], v[3], v[4], v[5]} end
+        out[1] = held_row(id, owner)
       end
     end
   end
@@ -324,9 +328,7 @@ OPS.takeh = function()  -- owner token: {claim} of the message handed through a 
   local id = redis.call('HGET', P .. 'handed', token)
   if not id then return {} end
   redis.call('HDEL', P .. 'handed', token)
-  local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p')
-  if v[1] ~= owner then return {} end
-  return {{id, v[2], v[3], v[4], v[5]}}
+  return {held_row(id, owner)}
 end
 
 local function unstart(id, owner, attempts)

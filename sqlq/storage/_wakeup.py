@@ -17,7 +17,7 @@ only by notifications of that topic):
   unread wake-ups and is skipped. The directory listing is cached and refreshed only when the
   directory's mtime changes, so a commit costs one ``os.stat`` when nothing changed. A writer
   never creates the directory (the first waiter does): with nobody listening, a commit costs
-  a failed ``lstat`` per candidate directory.
+  an ``access`` test per candidate directory.
 
 A datagram longer than one byte is a *message* (:meth:`WakeupChannel.send`): it wakes the
 thread like a notification and is kept, in order, for :meth:`WakeupChannel.take_messages`.
@@ -97,6 +97,11 @@ def fits(directory: str) -> bool:
     return len(os.fsencode(directory)) + 1 + NAME_MAX <= SUN_PATH_MAX
 
 
+def _owned(st: os.stat_result) -> bool:
+    """Whether a file with status ``st`` belongs to this user."""
+    return not hasattr(os, 'getuid') or st.st_uid == os.getuid()
+
+
 def make_private_dir(directory: str) -> None:
     """Create ``directory`` (mode 0700) unless it exists; make sure it is a real directory
     owned by this user and private to it. ``OSError`` if it cannot be used."""
@@ -107,7 +112,7 @@ def make_private_dir(directory: str) -> None:
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode):
         raise OSError(errno.ENOTDIR, 'not a directory (or a symlink)', directory)
-    if hasattr(os, 'getuid') and st.st_uid != os.getuid():
+    if not _owned(st):
         raise OSError(errno.EPERM, 'owned by another user', directory)
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(directory, 0o700)
@@ -127,8 +132,9 @@ _NO_LISTING = Listing((), frozenset())
 
 class _Listener:
     """One thread's bound socket. Its finalizer closes the socket and, in the process that
-    bound it, unlinks the file (and the directory, if that was its last socket); it runs at :meth:`WakeupChannel.close`, when the thread ends
-    (its thread-local slot is dropped), when the channel is collected, or at exit."""
+    bound it, unlinks the file (and the directory, if that was its last socket); it runs at
+    :meth:`WakeupChannel.close`, when the thread ends (its thread-local slot is dropped), when
+    the channel is collected, or at exit."""
 
     __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', 'inbox', 'buffer',
                  '__weakref__')
@@ -336,8 +342,7 @@ class WakeupChannel:
                 st = os.lstat(directory)
             except OSError:
                 continue
-            if stat.S_ISDIR(st.st_mode) and (not hasattr(os, 'getuid')
-                                             or st.st_uid == os.getuid()):
+            if stat.S_ISDIR(st.st_mode) and _owned(st):
                 return directory, st.st_mtime_ns
         return None
 
@@ -498,8 +503,8 @@ class WakeupChannel:
         listener.finalizer()
 
     def close(self) -> None:
-        """Close and unlink every socket this channel bound in this process, and remove the
-        directory if that left it empty. Idempotent."""
+        """Close and unlink every socket this channel bound in this process (the last socket
+        of the directory to go removes it). Idempotent."""
         with self._lock:
             self._closed = True
             listeners = list(self._listeners) if self._pid == os.getpid() else []
@@ -510,11 +515,6 @@ class WakeupChannel:
         if sender is not None and self._pid == os.getpid():
             sender.close()
         self._local = threading.local()
-        if listeners and self._directory:  # no empty directory left behind (unless others
-            try:                             # listen: then it is not empty)
-                os.rmdir(self._directory)
-            except OSError:
-                pass
 
     def socket_paths(self) -> list[str]:
         """Paths of the sockets this channel has bound in this process (for diagnostics)."""

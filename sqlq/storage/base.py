@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -189,6 +190,13 @@ def _new_owner_lock() -> None:
 
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_new_owner_lock)
+
+
+def warn_hand_offs_kept(exc: BaseException) -> None:
+    """Log that a worker session could not release the messages handed to it."""
+    logging.getLogger('sqlq.storage').warning(
+        'could not release the messages handed to this worker (%s): dead-owner recovery will '
+        'return them when this process ends', exc)
 
 
 def _new_owner_id() -> str:

@@ -76,7 +76,6 @@ Not supported: Redis Cluster (a script touches keys it does not declare).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import select
@@ -91,7 +90,7 @@ from sqlq.exceptions import (ConfigurationError, StorageError, StorageUnavailabl
 from sqlq.storage._redis_scripts import FUNCTION, LIBRARY, READ_FUNCTION, SCRIPT
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
                                Storage, as_bytes, parse_counter, parse_owner_id,
-                               unpack_receipt)
+                               unpack_receipt, warn_hand_offs_kept)
 
 try:
     import redis
@@ -109,8 +108,6 @@ _ALL_CODES = ('q', 's', 'd', 'x')
 #: Pub/sub objects inherited across fork: never used nor closed in the child.
 _ABANDONED: list[Any] = []
 #: An absent script argument (no ttl, no id, unused guard slot).
-logger = logging.getLogger(__name__)
-
 _NO_ARG = ''
 #: The code of a worker's own hand-off channel among a waiter's subscriptions.
 _HAND_OFF_CODE = 'h'
@@ -771,9 +768,7 @@ class RedisStorage(Storage):
             try:
                 self._one('unidle', self.owner_id, session)
             except StorageError as exc:
-                logger.warning('could not release the messages handed to this worker (%s): '
-                               'dead-owner recovery will return them when this process ends',
-                               exc)
+                warn_hand_offs_kept(exc)
 
     def _accept_hand_offs(self, local: Any, waiter: _Waiter) -> None:
         """Turn the messages published to this worker into claims to return."""

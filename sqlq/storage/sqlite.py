@@ -45,7 +45,7 @@ from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageErro
 from sqlq.storage import _schema, _wakeup
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
                                Storage, as_bytes, parse_counter, parse_owner_id,
-                               unpack_receipt)
+                               unpack_receipt, warn_hand_offs_kept)
 
 __all__ = ['SqliteStorage']
 
@@ -84,6 +84,8 @@ _CLAIM_RETURNING_FLAGGED = _CLAIM_RETURNING + ', ' + _FLAGGED
 _READY_HEAD_FLAGGED = _READY_HEAD.replace(' FROM task ', ', %s FROM task ' % _FLAGGED)
 _ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 _ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+#: What every release of a claim sets: a ready row is unowned and handed to nobody.
+_UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL'
 # Hand-off (see SqliteStorage.worker_session): a single enqueue that finds its queue with no
 # ready message takes one idle worker's registration and inserts the message already claimed
 # for it, in its own transaction; after the commit the message travels in the datagram that
@@ -97,7 +99,7 @@ _HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner
 _ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
                    'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
-_TAKE_BACK = ('UPDATE task SET owner = NULL, claimed_at = NULL, attempts = 0, assignee = NULL '
+_TAKE_BACK = ('UPDATE task SET ' + _UNCLAIMED + ', attempts = 0 '
               'WHERE id = ? AND assignee = ?')
 _REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socket, since, '
                   'flag_lo, flag_hi) VALUES (?, ?, ?, ?, ?, ?, ?)')
@@ -601,7 +603,7 @@ class SqliteStorage(Storage):
         return claims[0] if claims else None
 
     def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
-        self._conn()
+        conn = self._conn()
         local = self._local
         if local.handed:  # handed over by a producer with the wake-up: already claimed
             claims, local.handed = local.handed, []
@@ -621,7 +623,6 @@ class SqliteStorage(Storage):
         if token is None and not self._in_transaction():
             # A single statement is atomic on its own, and in autocommit mode its wait for
             # the write lock goes through the busy handler. A claim wakes nobody.
-            conn = self._conn()
             try:
                 rows = conn.execute(_CLAIM_RETURNING if flag_prefix is None
                                     else _CLAIM_RETURNING_FLAGGED, params).fetchall()
@@ -731,14 +732,13 @@ class SqliteStorage(Storage):
             with self._tx() as conn:
                 if path is not None:
                     self._do(conn, 'DELETE FROM idle_worker WHERE socket = ?', (path,))
-                self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL '
-                               'WHERE owner = ? AND queue = ? AND assignee >= ? AND assignee < ?',
+                self._do(conn, 'UPDATE task SET ' + _UNCLAIMED + ' WHERE owner = ? AND queue = ? '
+                               'AND assignee >= ? AND assignee < ?',
                          (self.owner_id, self.name, prefix, prefix[:-1] + '/'))
                 if conn.changes():
                     self._touch('q')
         except StorageError as exc:
-            logger.warning('could not release the messages handed to this worker (%s): '
-                           'dead-owner recovery will return them when this process ends', exc)
+            warn_hand_offs_kept(exc)
         # The worker is done waiting; a process worker ends with os._exit, which would leave
         # its socket file behind.
         self._wake.unlisten('q')
@@ -750,9 +750,8 @@ class SqliteStorage(Storage):
         with self._tx() as conn:
             before = conn.total_changes()
             try:
-                conn.executemany('UPDATE task SET owner = NULL, claimed_at = NULL, '
-                                 'assignee = NULL WHERE id = ? AND owner = ? AND attempts = ? '
-                                 'AND queue = ?',
+                conn.executemany('UPDATE task SET ' + _UNCLAIMED + ' WHERE id = ? '
+                                 'AND owner = ? AND attempts = ? AND queue = ?',
                                  params)
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
@@ -793,8 +792,8 @@ class SqliteStorage(Storage):
     def release(self, receipt: Any) -> bool:
         msg_id, owner, attempts = unpack_receipt(receipt)
         with self._tx() as conn:
-            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL '
-                           'WHERE id = ? AND queue = ? AND owner = ? AND attempts = ?',
+            self._do(conn, 'UPDATE task SET ' + _UNCLAIMED + ' WHERE id = ? AND queue = ? '
+                           'AND owner = ? AND attempts = ?',
                      (msg_id, self.name, owner, attempts))
             if conn.changes() > 0:
                 self._touch('q')
@@ -1072,8 +1071,8 @@ class SqliteStorage(Storage):
         owner_id = str(owner_id)
         with self._tx() as conn:
             # claimed_at is part of the task_claimed index: the owner's rows are found by it.
-            self._do(conn, 'UPDATE task SET owner = NULL, claimed_at = NULL, assignee = NULL, '
-                           'recoveries = recoveries + 1 WHERE owner = ? AND queue = ?',
+            self._do(conn, 'UPDATE task SET ' + _UNCLAIMED + ', recoveries = recoveries + 1 '
+                           'WHERE owner = ? AND queue = ?',
                      (owner_id, self.name))
             released = conn.changes()
             self._do(conn, 'DELETE FROM idle_worker WHERE owner = ?', (owner_id,))
