@@ -40,6 +40,7 @@ import pytest
 
 from sqlq import SqliteQueue, _accel, _fastpath_py
 from sqlq.message import Message, MessageCodec
+from sqlq.options import TaskOptions
 from sqlq.serializer import Serializer
 from sqlq.storage.sqlite import SqliteStorage
 
@@ -78,14 +79,15 @@ def realistic_message() -> Message:
         str(uuid.uuid4()), 'app.tasks.send_welcome_email',
         (48213, 'ada.lovelace@example.com'),
         {'template': 'welcome-v2', 'locale': 'en_GB', 'tags': ['signup', 'email']},
-        priority=0, retries=3, retry_delay=10.0, retry_backoff=2.0, timeout=30.0)
+        TaskOptions(retries=3, retry_delay=10.0, retry_backoff=2.0, timeout=30.0))
 
 
 def encode_arguments(message: Message, serializer: Serializer) -> Tuple[Any, ...]:
     """``_accel.encode_message``'s 13 arguments for ``message``, as MessageCodec builds them."""
+    options = message.options
     return (message.id, message.name, serializer.dumps_raw((message.args, message.kwargs)),
-            message.priority, message.retries, message.retry_delay, message.retry_backoff,
-            message.eta, message.expires_at, message.timeout, None, None,
+            options.priority or 0, options.retries, options.retry_delay, options.retry_backoff,
+            message.eta, message.expires_at, options.timeout, None, None,
             pickle.dumps(message.extra, pickle.HIGHEST_PROTOCOL) if message.extra else None)
 
 

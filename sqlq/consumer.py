@@ -254,7 +254,7 @@ class Consumer:
         logger.info('The following tasks are available:%s',
                     ''.join('\n + %s' % n for n in names) if names else ' (none)')
         if self.worker_type != 'process':
-            timed = [t.name for t in self.queue.registered_tasks() if t.default_timeout]
+            timed = [t.name for t in self.queue.registered_tasks() if t.default_options.timeout]
             if timed:
                 logger.warning('%s workers enforce task timeouts only cooperatively (the task '
                                'calls task.check_timeout()); use -k process to stop %s for real',

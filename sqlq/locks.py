@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, Set, TypeVar
 
 from .exceptions import RateLimitExceeded, TaskLockedException
 
@@ -91,3 +91,28 @@ class RateLimit:
 
     def __exit__(self, *exc_info: Any) -> None:
         return None
+
+
+class Locks:
+    """The locks a queue's program declared (``lock_task``), for ``flush_locks``."""
+
+    def __init__(self, queue: 'Queue') -> None:
+        self.queue = queue
+        self._declared: Set[str] = set()
+
+    def lock(self, name: str, ttl: Optional[float] = None) -> TaskLock:
+        """A lock named ``name``, remembered as declared by this process."""
+        self._declared.add(name)
+        return TaskLock(self.queue, name, ttl)
+
+    def flush(self, *names: str) -> Set[str]:
+        """Release the named locks, or every lock when no names are given; returns the names
+        of the released locks known to this process."""
+        storage = self.queue.storage
+        flushed = set()
+        for name in set(names) or self._declared:
+            if storage.delete_data(LOCK_PREFIX + name):
+                flushed.add(name)
+        if not names:
+            storage.delete_prefix(LOCK_PREFIX)  # locks taken by other programs too
+        return flushed

@@ -1,9 +1,10 @@
 """Recording task outcomes: one transaction per task, or one per group of tasks.
 
-An outcome is what running a task changes in storage: the release of its claim (ack or dead
-letter) together with its result, followers, retry and chord bookkeeping. The Queue builds
-each outcome as a pair of callables: ``apply`` writes it (inside a transaction) and
-``after(enqueued)`` runs once it is committed (signals, post-execute hooks).
+An outcome (:class:`~sqlq.decisions.Outcome`) is what running a task changes in storage: the
+release of its claim (ack or dead letter) together with its result, followers, retry and chord
+bookkeeping. :class:`OutcomeWriter` turns an outcome into a pair of callables: ``apply`` writes
+it (inside a transaction) and ``after(enqueued)`` runs once it is committed (signals,
+post-execute hooks).
 
 Outside a worker an outcome commits at once. A worker records outcomes through an
 :class:`OutcomeGroup`: finished tasks wait (a few milliseconds at most) and are committed
@@ -13,16 +14,25 @@ before that commit loses nothing: the task is still claimed and runs again after
 """
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Tuple, cast
 
-from .exceptions import StorageError
-from .storage.base import retry_conflicts
+from .exceptions import SerializationError, StorageError, TaskException
+from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
+from .storage.base import EMPTY, retry_conflicts
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+    from .decisions import Outcome
+    from .delivery import Delivery
     from .storage.base import Storage
     from .task import Task
+
+__all__ = ['OutcomeWriter', 'OutcomeGroup', 'StaleClaim', 'commit_outcome']
 
 logger = logging.getLogger('sqlq')
 
@@ -149,7 +159,7 @@ class OutcomeGroup:
             if completions:
                 try:
                     held = retry_conflicts(
-                        lambda: self.storage.complete_many([e[3] for e in completions]))
+                        lambda: self.storage.complete_many([e[3] for e in completions if e[3]]))
                 except StorageError:
                     raise
                 except Exception:  # one of them cannot be written (nothing was): each alone
@@ -240,3 +250,137 @@ class _Isolate(Exception):
 
 
 _FAILED = object()
+
+
+class OutcomeWriter:
+    """Writes the outcomes of a queue's tasks: at once, or through the calling thread's
+    :class:`OutcomeGroup` (see :meth:`grouping`)."""
+
+    def __init__(self, queue: 'Queue') -> None:
+        self.queue = queue
+        self._local = threading.local()  # per thread: the worker's OutcomeGroup, if any
+
+    @contextlib.contextmanager
+    def grouping(self, group: OutcomeGroup) -> Iterator[OutcomeGroup]:
+        """Within the block, outcomes of claimed tasks settled by this thread are submitted to
+        ``group`` (committed by its flushes) instead of committing one by one."""
+        previous = getattr(self._local, 'group', None)
+        self._local.group = group
+        try:
+            yield group
+        finally:
+            self._local.group = previous
+
+    def settle(self, delivery: 'Delivery', outcome: 'Outcome',
+               then: Optional[Callable[[], None]] = None) -> None:
+        """Record ``outcome`` and release the delivery's claim, together.
+
+        ``then()`` runs once the outcome's transaction ended (after its signals). Inside a
+        worker's outcome group the commit is deferred; otherwise it happens before this
+        returns. Serialization errors are raised before anything is written.
+        """
+        queue = self.queue
+        task = delivery.task
+        now = queue.time.now()
+        ready = []
+        for follower in outcome.enqueue:
+            queue.enqueuer.resolve_expires(follower, now)
+            ready.append((self._serialize_follower(follower), follower.options.priority or 0))
+        scheduled = [(queue.serialize_task(follower),
+                      queue.time.to_timestamp(cast('_dt.datetime', follower.eta)))
+                     for follower in outcome.schedule]
+        result = outcome.result
+        result_data = None if result is EMPTY else queue.serializer.serialize(result)
+        receipt, delivery.receipt = delivery.receipt, None
+        storage = queue.storage
+
+        def apply() -> List['Task']:
+            # Release the claim first: if it was taken over (this worker was presumed dead),
+            # nothing of this outcome may be applied: the other run records its own.
+            self._release_claim(delivery, receipt, outcome.dead_reason)
+            if result_data is not None:
+                storage.put_data(task.id, result_data, is_result=True, ttl=queue.result_ttl)
+            for data, priority in ready:
+                storage.enqueue(data, priority)
+            for data, ts in scheduled:
+                storage.add_to_schedule(data, ts)
+            enqueued = list(outcome.enqueue)
+            if outcome.chord_value is not EMPTY:
+                callback = queue.chords.member_done(task, outcome.chord_value)
+                if callback is not None:
+                    storage.enqueue(queue.serialize_task(callback),
+                                    callback.options.priority or 0)
+                    enqueued.append(callback)
+            if outcome.final and task.unique_key is not None:
+                queue.enqueuer.release_unique_key(task)
+            return enqueued
+
+        def after(enqueued: Optional[List['Task']]) -> None:
+            self._announce(task, outcome, enqueued, then)
+
+        group = getattr(self._local, 'group', None)
+        if group is not None and receipt is not None:
+            simple = outcome.is_completion and not (outcome.final and
+                                                    task.unique_key is not None)
+            group.submit(task, apply, after,
+                         (receipt, None if result_data is None else task.id, result_data,
+                          queue.result_ttl) if simple else None, receipt)
+            return
+        try:
+            enqueued = commit_outcome(storage, task, apply)
+        except BaseException:
+            delivery.receipt = receipt  # the failed transaction released nothing
+            raise
+        after(enqueued)
+
+    def _announce(self, task: 'Task', outcome: 'Outcome', enqueued: Optional[List['Task']],
+                  then: Optional[Callable[[], None]]) -> None:
+        """After the commit: followers' signals, immediate-mode runs, the outcome's signals."""
+        queue = self.queue
+        send = queue.signals.send
+        applied = enqueued is not None
+        if enqueued is not None:
+            if queue.signals.has_receivers():
+                for follower in enqueued:
+                    send(SIGNAL_ENQUEUED, follower)
+                for follower in outcome.schedule:
+                    if follower is not task:
+                        send(SIGNAL_SCHEDULED, follower)
+            if queue.immediate:
+                for _ in enqueued:
+                    queue.executor.run_next_immediately()
+        for signal, subject, extra in outcome.on_applied if applied else ():
+            send(signal, subject, *extra)
+        for signal, subject, extra in outcome.on_settled:
+            send(signal, subject, *extra)
+        if then is not None:
+            then()
+
+    def _release_claim(self, delivery: 'Delivery', receipt: Any,
+                       dead_reason: Optional[str]) -> None:
+        """Ack the claim (or move it to the dead letters); StaleClaim if it is not held."""
+        storage = self.queue.storage
+        if receipt is None:  # never claimed (immediate mode, at-most-once, local)
+            if dead_reason is not None:
+                storage.add_dead_letter(self.queue.serialize_task(delivery.task), dead_reason,
+                                        delivery.attempts)
+            return
+        if dead_reason is not None:
+            held = storage.bury(receipt, dead_reason)
+        else:
+            held = storage.ack(receipt)
+        if not held:
+            raise StaleClaim()
+
+    def _serialize_follower(self, follower: 'Task') -> bytes:
+        queue = self.queue
+        try:
+            return queue.serialize_task(follower)
+        except SerializationError:
+            if follower.args and isinstance(follower.args[-1], BaseException):
+                # An unpicklable exception handed to an error handler: pass its description.
+                original = follower.args[-1]
+                follower.args = follower.args[:-1] + (TaskException(
+                    {'error': repr(original), 'task_id': follower.id}),)
+                return queue.serialize_task(follower)
+            raise

@@ -18,10 +18,9 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .api import Queue
+from .storage.base import Storage, parse_owner_id
 
 logger = logging.getLogger('sqlq.recovery')
 
@@ -31,15 +30,6 @@ HEARTBEAT_INTERVAL = 2.0
 LEASE = 8.0
 
 _HOST = socket.gethostname()
-
-
-def parse_owner(owner_id: str) -> Optional[tuple]:
-    """(host, pid) of an owner id ``host:pid:token``, or None if it has another form."""
-    host, sep, rest = owner_id.rpartition(':')
-    host, sep2, pid = host.rpartition(':')
-    if not sep or not sep2 or not pid.isdigit():
-        return None
-    return host, int(pid)
 
 
 def process_started_at(pid: int) -> Optional[float]:
@@ -69,17 +59,16 @@ def pid_running(pid: int) -> bool:
 
 
 class ClaimRecovery:
-    """Releases the claims of dead owners of one queue."""
+    """Releases the claims of dead owners of one queue (of its storage)."""
 
-    def __init__(self, queue: 'Queue', lease: float = LEASE) -> None:
-        self.queue = queue
+    def __init__(self, storage: Storage, lease: float = LEASE) -> None:
+        self.storage = storage
         self.lease = lease
 
     def owner_is_dead(self, owner_id: str, started_at: Optional[float],
                       heartbeat_at: Optional[float], now: float) -> bool:
-        parsed = parse_owner(owner_id)
-        if parsed is not None and parsed[0] == _HOST:
-            pid = parsed[1]
+        host, pid = parse_owner_id(owner_id)
+        if pid is not None and host == _HOST:
             if not pid_running(pid):
                 return True
             started = process_started_at(pid)
@@ -90,11 +79,12 @@ class ClaimRecovery:
         return now - heartbeat_at > self.lease
 
     def dead_owners(self) -> List[str]:
-        storage = self.queue.storage
+        storage = self.storage
         claimed = storage.claim_owners()
         if not claimed:
             return []
-        info: Dict[str, tuple] = {o.id: (o.started_at, o.heartbeat_at) for o in storage.owners()}
+        info: Dict[str, Tuple[Optional[float], Optional[float]]] = {
+            o.id: (o.started_at, o.heartbeat_at) for o in storage.owners()}
         now = time.time()
         return [owner for owner in claimed
                 if owner != storage.owner_id
@@ -104,7 +94,7 @@ class ClaimRecovery:
         """Return the tasks of dead owners to the queue; how many were released."""
         released = 0
         for owner in self.dead_owners():
-            count = self.queue.storage.release_owner(owner)
+            count = self.storage.release_owner(owner)
             if count:
                 logger.warning('owner %s is gone: %d claimed task(s) returned to the queue',
                                owner, count)

@@ -22,6 +22,7 @@ from .outcomes import OutcomeGroup
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
+    from .delivery import Delivery
     from .task import Task
 
 logger = logging.getLogger('sqlq.worker')
@@ -62,7 +63,7 @@ class ProcessStopEvent:
         return bool(self._flag.value)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        return self._event.wait(timeout)
+        return bool(self._event.wait(timeout))
 
 
 class RunState:
@@ -73,7 +74,7 @@ class RunState:
         self.values = shared if shared is not None else [0.0, 0.0, 0.0]
 
     def started(self, task: 'Task') -> None:
-        self.values[1] = float(task.timeout or 0.0)
+        self.values[1] = float(task.options.timeout or 0.0)
         self.values[0] = time.monotonic()
 
     def finished(self) -> None:
@@ -97,15 +98,16 @@ class RunState:
 @contextlib.contextmanager
 def alarm_timeout(task: 'Task') -> Iterator[None]:
     """Raise TaskTimeout inside ``task`` when it runs past its timeout (main thread only)."""
-    if not task.timeout:
+    timeout = task.options.timeout
+    if not timeout:
         yield
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise TaskTimeout('%s exceeded its timeout of %ss' % (task, task.timeout))
+        raise TaskTimeout('%s exceeded its timeout of %ss' % (task, timeout))
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, task.timeout)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         yield
     finally:
@@ -152,7 +154,7 @@ class Worker:
         self.queue.run_startup_hooks()
         try:
             # In a worker session the storage may hand this thread new tasks directly.
-            with self.queue.grouping_outcomes(self.outcomes), \
+            with self.queue.outcome_writer.grouping(self.outcomes), \
                     self.queue.storage.worker_session():
                 try:
                     self._loop()
@@ -203,28 +205,28 @@ class Worker:
     def _release_buffer(self) -> None:
         unstarted = self.buffer.drain()
         if unstarted:
-            self.queue.storage.release_unstarted([c.receipt for c, _ in unstarted])
+            self.queue.storage.release_unstarted([d.receipt for d in unstarted])
 
     def run_once(self) -> bool:
         """Claim (or take from the buffer) and execute one task; False if the queue had none."""
-        task = self._next_task()
-        if task is None:
+        delivery = self._next_delivery()
+        if delivery is None:
             self.outcomes.flush()
             return False
-        self.execute(task)
+        self.execute(delivery)
         if self.outcomes.due():
             self.outcomes.flush()
         return True
 
-    def _next_task(self) -> Optional['Task']:
+    def _next_delivery(self) -> Optional['Delivery']:
         buffer = self.buffer
         if not buffer and not self._claim():
             return None
-        claim, task = buffer.pop()
-        if claim.recoveries:
+        delivery: Delivery = buffer.pop()
+        if delivery.recoveries:
             self._release_buffer()
             self.outcomes.flush()
-        return task
+        return delivery
 
     def _claim(self) -> bool:
         """Claim the next batch into the buffer (committing waiting outcomes in the same
@@ -241,21 +243,21 @@ class Worker:
                 claims = storage.dequeue_many(limit, flags)
             if not claims:
                 return False
-            tasks = []
+            deliveries = []
             for index, claim in enumerate(claims):
                 try:
-                    task = queue.claimed_task(claim)  # None: moved to the dead letters
+                    delivery = queue.deliver(claim)  # None: moved to the dead letters
                 except BaseException:
                     # Not buffered, so nobody would settle them: give them back.
                     with contextlib.suppress(Exception):
                         storage.release_unstarted([c.receipt for c in claims[index:]])
                     raise
-                if task is not None:
-                    tasks.append(task)
-                    self.buffer.push(claim.priority, claim.seq, (claim, task))
-            if tasks:
-                queue.prefetch_revocations(
-                    tasks, any(claim.flagged is not False for claim in claims))
+                if delivery is not None:
+                    deliveries.append(delivery)
+                    self.buffer.push(claim.priority, claim.seq, delivery)
+            if deliveries:
+                queue.revocations.prefetch(
+                    deliveries, any(claim.flagged is not False for claim in claims))
                 return True
 
     @property
@@ -263,16 +265,17 @@ class Worker:
         """How many tasks the next claim may take: about BATCH_WINDOW seconds of work."""
         return max(1, min(self.max_batch, int(BATCH_WINDOW / max(self._mean_run, 1e-6))))
 
-    def execute(self, task: 'Task') -> None:
+    def execute(self, delivery: 'Delivery') -> None:
+        task = delivery.task
         log = self._log_info
         if log is not None:
             log('Executing %s' % (task,))
         started = time.monotonic()
         self.state.started(task)
         try:
-            self.queue.execute(task, guard=self.guard)
+            self.queue.executor.run(delivery, guard=self.guard)
         except WorkerInterrupted:
-            self.queue.interrupt(task)
+            self.queue.executor.interrupt(delivery)
             logger.warning('%s interrupted; returned to the queue', task)
             raise
         except Exception:
@@ -335,6 +338,6 @@ def interrupt_thread(thread: threading.Thread) -> bool:
         return False
     count = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                        ctypes.py_object(WorkerInterrupted))
-    return count == 1
+    return bool(count == 1)
 
 

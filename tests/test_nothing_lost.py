@@ -330,11 +330,11 @@ def test_stale_receipt_is_rejected_after_recovery(lost):
     a, b = build(lost.db), build(lost.db)
     try:
         result = a.app.echo('fenced')
-        stale = a.dequeue()
+        stale = a.deliver(a.storage.dequeue())                       # a's claim of the task
         assert a.storage.owner_id != b.storage.owner_id
         assert b.storage.release_owner(a.storage.owner_id) == 1     # what recovery does
-        fresh = b.dequeue()
-        assert fresh.id == stale.id and fresh.attempts == stale.attempts + 1
+        fresh = b.deliver(b.storage.dequeue())
+        assert fresh.task.id == stale.task.id and fresh.attempts == stale.attempts + 1
         assert a.storage.ack(stale.receipt) is False                 # fenced
         assert b.running_count() == 1                                # still claimed by b
         b.execute(fresh)

@@ -25,12 +25,15 @@ WAIT = 10  # seconds: bound of every wait in this file
 
 
 @contextlib.contextmanager
-def running(queue, **options):
+def running(queue, mean_run=None, **options):
     """A Worker of ``queue`` running in a thread until the block ends (then stopped
-    gracefully and joined; its errors fail the test)."""
+    gracefully and joined; its errors fail the test). ``mean_run``: the worker starts with
+    that run-time estimate (seconds per task), which sets its first claims' batch size."""
     stop = threading.Event()
     options.setdefault('idle_wait', 0.05)
     worker = Worker(queue, stop, name='test-worker', **options)
+    if mean_run is not None:
+        worker._mean_run = mean_run  # no public setter: the estimate follows measured runs
     errors = []
 
     def run():
@@ -378,7 +381,6 @@ def test_stopping_gives_unstarted_claims_back(queue):
 
 
 def test_a_recovered_claim_runs_alone(queue):
-    blocker, started, release = blocking_task(queue)
     seen = {}
 
     @queue.task(context=True)
@@ -391,19 +393,16 @@ def test_a_recovered_claim_runs_alone(queue):
             seen[tag] = task.attempts
         return tag
 
+    # Prepared before the worker starts: a worker that finds it at once, with a run-time
+    # estimate of fast tasks, claims it in one batch with the others.
+    queue.enqueue_many([job.s('recovered')] + [job.s(i) for i in range(5)])
+    recovered = queue.pending()[0]
+    with as_owner(queue.storage, DEAD):
+        claim = queue.storage.dequeue()  # highest priority, oldest: 'recovered'
+    assert queue.deserialize_task(claim.data).id == recovered.id
+    assert queue.storage.release_owner(DEAD) == 1
     calls = spy_claims(queue.storage)
-    with running(queue) as worker:
-        warm_up(queue, worker)
-        blocker()  # holds the worker while the recovered claim is prepared
-        assert started.wait(WAIT)
-        queue.enqueue_many([job.s('recovered')] + [job.s(i) for i in range(5)])
-        recovered = queue.pending()[0]
-        with as_owner(queue.storage, DEAD):
-            claim = queue.storage.dequeue()  # highest priority, oldest: 'recovered'
-        assert queue.deserialize_task(claim.data).id == recovered.id
-        assert queue.storage.release_owner(DEAD) == 1
-        del calls[:]
-        release.set()
+    with running(queue, mean_run=1e-6):
         wait_for(lambda: len(seen) == 8, WAIT, 'every job')
     # claimed in one batch with the others, which were given back before it ran
     assert calls[0][1] > 1, calls
@@ -462,7 +461,7 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_j
 def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording_job,
                                                                  monkeypatch):
     job, ran = recording_job
-    original = queue.claimed_task
+    original = queue.deliver
     calls, failures = [], []
 
     def flaky(claim):
@@ -475,7 +474,7 @@ def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording
     with running(queue) as worker:
         warm_up(queue, worker)
         ran.clear()
-        monkeypatch.setattr(queue, 'claimed_task', flaky)
+        monkeypatch.setattr(queue, 'deliver', flaky)
         results = queue.enqueue_many([job.s(i) for i in range(12)])
         wait_for(lambda: len(ran) >= 12, WAIT, 'every task to run')
         assert [r.get(blocking=True, timeout=WAIT) for r in results] == list(range(12))

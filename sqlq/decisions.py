@@ -1,0 +1,242 @@
+"""What a task's run means: the retry and error policy, as a pure decision.
+
+:func:`decide` turns a finished run (its value, or the exception it raised) into an
+:class:`Outcome`: what to store as the result, which tasks follow (the next pipeline step, the
+error handler, the retry), the chord member's value, whether the task is dead, and which
+signals announce it. It reads the task and the queue's policy and writes nothing: the outcome
+is recorded by :mod:`sqlq.outcomes` and announced by :mod:`sqlq.execution`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+from ._time import QueueTime, seconds
+from .exceptions import (
+    CancelExecution,
+    RateLimitExceeded,
+    RetryTask,
+    TaskLockedException,
+    TaskTimeout,
+)
+from .options import TaskOptions
+from .result import SKIPPED, Error
+from .signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_COMPLETE,
+    SIGNAL_ERROR,
+    SIGNAL_LOCKED,
+    SIGNAL_RATE_LIMITED,
+    SIGNAL_RETRYING,
+    SIGNAL_SCHEDULED,
+    SIGNAL_TIMEOUT,
+)
+from .storage.base import EMPTY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .task import Task
+
+__all__ = ['Outcome', 'Policy', 'Retry', 'Signal', 'decide', 'error_result', 'succeeded',
+           'failed', 'skipped', 'not_due']
+
+#: A signal to send: (name, task, extra arguments).
+Signal = Tuple[str, 'Task', Tuple[Any, ...]]
+#: Builds the Error stored for a failed run: ``(task, exception, traceback text)``.
+ErrorBuilder = Callable[['Task', BaseException, Optional[str]], Error]
+
+
+class Policy(NamedTuple):
+    """The queue options that shape outcomes."""
+    #: Store return values (huey's ``results``).
+    results: bool = True
+    #: Store a None return value too.
+    store_none: bool = False
+    #: Store the error of an attempt that will be retried.
+    store_intermediate_errors: bool = True
+
+
+class Retry(NamedTuple):
+    """How the task is set up for its next attempt (same id, so its Result still works)."""
+    options: TaskOptions
+    eta: Optional[_dt.datetime]
+
+
+class Outcome:
+    """What a run changes: written in one transaction that also releases the task's claim."""
+
+    __slots__ = ('kind', 'result', 'enqueue', 'schedule', 'chord_value', 'final',
+                 'dead_reason', 'retry', 'announce', 'on_settled', 'on_applied', 'failure')
+
+    def __init__(self, kind: str, result: Any = EMPTY, enqueue: Sequence['Task'] = (),
+                 schedule: Sequence['Task'] = (), chord_value: Any = EMPTY, final: bool = True,
+                 dead_reason: Optional[str] = None, retry: Optional[Retry] = None,
+                 announce: Sequence[Signal] = (), on_settled: Sequence[Signal] = (),
+                 on_applied: Sequence[Signal] = (),
+                 failure: Optional[Tuple[BaseException, str]] = None) -> None:
+        #: 'complete', 'retry', 'failed', 'skipped' or 'not-due'.
+        self.kind = kind
+        #: Stored under the task's id (EMPTY: nothing).
+        self.result = result
+        #: Tasks made ready now: the next pipeline step, an error handler, a retry.
+        self.enqueue = enqueue
+        #: Tasks put in the schedule: a retry with a delay, a task not yet due.
+        self.schedule = schedule
+        #: The task's value as a chord member (EMPTY: not a member).
+        self.chord_value = chord_value
+        #: The task will not run again (its unique key is freed).
+        self.final = final
+        #: Failed for good: kept in the dead letters with this reason.
+        self.dead_reason = dead_reason
+        #: The retry's changes to the task, applied before the outcome is announced.
+        self.retry = retry
+        #: Signals sent before the outcome is written.
+        self.announce = announce
+        #: Signals sent once the outcome's transaction ended (written or rejected).
+        self.on_settled = on_settled
+        #: Signals sent once the outcome was written (not if its claim had been taken over).
+        self.on_applied = on_applied
+        #: The exception and traceback of a failed run that is logged as an error.
+        self.failure = failure
+
+    @property
+    def is_completion(self) -> bool:
+        """True for the most common outcome: it only releases the claim and stores a result."""
+        return (not self.enqueue and not self.schedule and self.chord_value is EMPTY
+                and self.dead_reason is None)
+
+    def __repr__(self) -> str:
+        return '<Outcome %s>' % self.kind
+
+
+def error_result(task: 'Task', exception: BaseException, tb: Optional[str] = None) -> Error:
+    """The Error stored for a failed attempt: the exception's repr and traceback, the task's
+    id, name and retries left."""
+    return Error({
+        'error': repr(exception),
+        'traceback': tb if tb is not None else ''.join(traceback.format_exception(
+            type(exception), exception, exception.__traceback__)),
+        'task_id': task.id,
+        'task_name': task.name,
+        'retries': task.options.retries,
+    })
+
+
+def succeeded(task: 'Task', value: Any, policy: Policy) -> Outcome:
+    """The outcome of a run that returned ``value``."""
+    store = policy.results and not task.periodic and (value is not None or policy.store_none)
+    followers: Tuple['Task', ...] = ()
+    if task.on_complete is not None:
+        follower = task.on_complete
+        follower.extend_data(value)
+        followers = (follower,)
+    return Outcome('complete', result=value if store else EMPTY, enqueue=followers,
+                   chord_value=value if task.chord_config else EMPTY,
+                   on_applied=((SIGNAL_COMPLETE, task, ()),))
+
+
+def skipped(task: 'Task', signal: str) -> Outcome:
+    """The outcome of a task that did not run (expired, revoked, canceled): no result; a
+    chord counts it as SKIPPED. ``signal`` is sent once it is recorded."""
+    return Outcome('skipped', chord_value=SKIPPED if task.chord_config else EMPTY,
+                   on_settled=((signal, task, ()),))
+
+
+def not_due(task: 'Task') -> Outcome:
+    """The outcome of a task whose eta has not come: back to the schedule."""
+    return Outcome('not-due', schedule=(task,), final=False,
+                   on_settled=((SIGNAL_SCHEDULED, task, ()),))
+
+
+def failed(task: 'Task', exception: BaseException, tb: str, error: Error, policy: Policy,
+           time: QueueTime, retry: bool = True) -> Outcome:
+    """The outcome of a run that raised ``exception`` (``error``: what it stores).
+
+    A retry keeps the task's id. RetryTask, RateLimitExceeded and CancelExecution(retry=True)
+    retry without using up one of the task's retries; other exceptions use one, if any are
+    left (never with ``retry=False``).
+    """
+    announce: List[Signal] = []
+    eta: Any = None
+    delay: Optional[float] = None
+    consume = True
+    store_error = True
+    logged: Optional[Tuple[BaseException, str]] = None
+    if isinstance(exception, RetryTask):
+        retryable, consume = True, False
+        eta, delay = exception.eta, exception.delay
+        store_error = False
+    elif isinstance(exception, RateLimitExceeded):
+        announce.append((SIGNAL_RATE_LIMITED, task, ()))
+        retryable, consume, delay = exception.retry, False, exception.delay
+        store_error = not exception.retry
+    elif isinstance(exception, CancelExecution):
+        announce.append((SIGNAL_CANCELED, task, ()))
+        if exception.retry is None:
+            retryable = task.options.retries > 0
+        else:
+            retryable, consume = bool(exception.retry), False
+        store_error = False
+    else:
+        if isinstance(exception, TaskLockedException):
+            announce.append((SIGNAL_LOCKED, task, ()))
+        elif isinstance(exception, TaskTimeout):
+            announce.append((SIGNAL_TIMEOUT, task, ()))
+        logged = (exception, tb)
+        retryable = task.options.retries > 0
+    retryable = retryable and retry
+
+    keep_error = policy.results and store_error and (
+        not retryable or policy.store_intermediate_errors)
+    if store_error and not isinstance(exception, (CancelExecution, TaskLockedException)):
+        announce.append((SIGNAL_ERROR, task, (exception,)))  # (a lock failure has LOCKED)
+    result = error if keep_error else EMPTY
+
+    if retryable:
+        plan = next_attempt(task, consume, eta, delay, time)
+        announce.append((SIGNAL_RETRYING, task, ()))
+        if plan.eta is not None:
+            return Outcome('retry', result=result, schedule=(task,), final=False, retry=plan,
+                           announce=announce, on_settled=((SIGNAL_SCHEDULED, task, ()),),
+                           failure=logged)
+        return Outcome('retry', result=result, enqueue=(task,), final=False, retry=plan,
+                       announce=announce, failure=logged)
+
+    followers: Tuple['Task', ...] = ()
+    if task.on_error is not None:
+        handler = task.on_error
+        handler.extend_data((exception,))
+        followers = (handler,)
+    chord_value = (error if store_error else SKIPPED) if task.chord_config else EMPTY
+    dead_reason = '%s\n%s' % (error.metadata['error'], tb) if store_error else None
+    return Outcome('failed', result=result, enqueue=followers, chord_value=chord_value,
+                   dead_reason=dead_reason, announce=announce, failure=logged)
+
+
+def next_attempt(task: 'Task', consume: bool, eta: Any, delay: Optional[float],
+                 time: QueueTime) -> Retry:
+    """The options and eta of the task's next attempt: one retry fewer if ``consume``; at
+    ``eta``, after ``delay``, or after its ``retry_delay`` (which then grows by
+    ``retry_backoff``)."""
+    options = task.options
+    if consume:
+        options = options._replace(retries=options.retries - 1)
+    if eta is not None:
+        return Retry(options, time.resolve_eta(eta, None))
+    wait = seconds(delay, 'delay') if delay is not None else options.retry_delay
+    if delay is None and options.retry_delay and options.retry_backoff and \
+            options.retry_backoff != 1:
+        options = options._replace(retry_delay=options.retry_delay * options.retry_backoff)
+    return Retry(options, time.datetime(time.now() + wait) if wait else None)
+
+
+def decide(task: 'Task', value: Any = None, exception: Optional[BaseException] = None,
+           tb: str = '', *, policy: Policy, build_error: ErrorBuilder, time: QueueTime,
+           attempts: int = 0, retry: bool = True) -> Outcome:
+    """The outcome of a run of ``task``: it returned ``value``, or raised ``exception`` (with
+    traceback text ``tb``) on its ``attempts``-th claim."""
+    if exception is None:
+        return succeeded(task, value, policy)
+    error = build_error(task, exception, tb)
+    error.metadata.setdefault('attempts', attempts)
+    return failed(task, exception, tb, error, policy, time, retry)

@@ -1,0 +1,200 @@
+"""Writing tasks: ready or scheduled, with expiry resolved, unique keys claimed, and every task
+of one call in one transaction.
+
+Every argument is serialized before anything is written, so a bad argument writes nothing.
+In immediate mode, tasks run in the calling process instead of being stored.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from ._gc import cycle_collector_paused
+from ._time import seconds
+from .result import Result, ResultGroup
+from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
+from .storage.base import EMPTY, retry_conflicts
+from .task import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+
+__all__ = ['Enqueuer', 'UNIQUE_PREFIX', 'TaskHandle']
+
+T = TypeVar('T')
+#: Key prefix of a unique task's key, holding the id of the task that has it.
+UNIQUE_PREFIX = 'unique:'
+#: What an enqueue returns for one task: its Result, a pipeline's ResultGroup, or None when
+#: the queue keeps no results.
+TaskHandle = Union[Result, ResultGroup, None]
+
+
+class Enqueuer:
+    """Writes a queue's tasks to its storage."""
+
+    def __init__(self, queue: 'Queue') -> None:
+        self.queue = queue
+
+    def enqueue(self, task: Task) -> TaskHandle:
+        """Store one task (or run it, in immediate mode); its result handle."""
+        task.check_call(task.args, task.kwargs)
+        if self.queue.immediate:
+            return self.run_immediately(task)
+        return self.handle(self.write([task])[0])
+
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+        """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
+        tasks = list(tasks)
+        for task in tasks:
+            if not isinstance(task, Task):
+                raise TypeError('enqueue_many expects Tasks, not %s' % type(task).__name__)
+            task.check_call(task.args, task.kwargs)
+        queue = self.queue
+        if queue.immediate:
+            return ResultGroup([self.run_immediately(t) for t in tasks])  # type: ignore[misc]
+        with cycle_collector_paused(len(tasks)):
+            return ResultGroup([Result(queue, t) for t in self.write(tasks)])
+
+    def handle(self, task: Task) -> TaskHandle:
+        """The result handle of an enqueued task (a pipeline's: a ResultGroup of its steps)."""
+        queue = self.queue
+        if not queue.results:
+            return None
+        if task.on_complete is not None:
+            return ResultGroup([Result(queue, t) for t in task.chain()])
+        return Result(queue, task)
+
+    def write(self, tasks: Sequence[Task]) -> List[Task]:
+        """Serialize every task first (so a bad argument writes nothing), then store them.
+
+        Returns, per task, the task whose Result the caller gets: itself, or for a unique task
+        whose key is taken, the task already holding the key.
+        """
+        queue = self.queue
+        storage, serialize = queue.storage, queue.serialize_task
+        now = queue.time.now()
+        if all(task.eta is None and not task.unique and task.unique_key is None
+               for task in tasks):
+            # The common case: ready tasks, no unique keys; one storage call.
+            for task in tasks:
+                if task.options.expires is not None:
+                    self.resolve_expires(task, now)
+            if len(tasks) == 1:
+                storage.enqueue(serialize(tasks[0]), tasks[0].options.priority or 0)
+            else:
+                storage.enqueue_many([(serialize(task), task.options.priority or 0)
+                                      for task in tasks])
+            if queue.signals.has_receivers():
+                for task in tasks:
+                    queue.signals.send(SIGNAL_ENQUEUED, task)
+            return list(tasks)
+        encoded: List[Tuple[Task, bytes, Optional[float]]] = []
+        for task in tasks:
+            self.resolve_expires(task, now)
+            if task.unique and task.unique_key is None:
+                task.unique_key = self.unique_key(task)
+            eta = None if task.eta is None else queue.time.to_timestamp(task.eta)
+            encoded.append((task, serialize(task), eta if eta and eta > now else None))
+
+        def write() -> Tuple[List[Task], List[Tuple[Task, Optional[float]]]]:
+            handles: List[Task] = []
+            written: List[Tuple[Task, Optional[float]]] = []
+            ready: List[Tuple[bytes, int]] = []
+            for task, data, eta in encoded:
+                holder = self.claim_unique_key(task)
+                if holder is not None:
+                    handles.append(holder)
+                    continue
+                handles.append(task)
+                written.append((task, eta))
+                if eta is None:
+                    ready.append((data, task.options.priority or 0))
+                else:
+                    storage.add_to_schedule(data, eta)
+            if len(ready) == 1:
+                storage.enqueue(*ready[0])
+            elif ready:
+                storage.enqueue_many(ready)
+            return handles, written
+
+        handles, written = self.atomically(write)
+        if queue.signals.has_receivers():
+            for task, eta in written:
+                queue.signals.send(SIGNAL_ENQUEUED if eta is None else SIGNAL_SCHEDULED, task)
+        return handles
+
+    def atomically(self, block: Callable[[], T]) -> T:
+        """``block()`` in one storage transaction, run again if the backend reports a
+        conflict (optimistic backends apply nothing then)."""
+        storage = self.queue.storage
+
+        def run() -> T:
+            with storage.transaction():
+                return block()
+
+        return retry_conflicts(run)
+
+    # -- unique tasks --------------------------------------------------------------------------
+    def unique_key(self, task: Task) -> str:
+        """The key of a unique task: its name and a digest of its arguments."""
+        digest = hashlib.sha256(self.queue.serializer.dumps_raw(
+            (task.args, sorted(task.kwargs.items())))).hexdigest()
+        return '%s:%s' % (task.name, digest)
+
+    def claim_unique_key(self, task: Task) -> Optional[Task]:
+        """None if ``task`` may be written; else a stand-in for the task holding its key."""
+        if task.unique_key is None:
+            return None
+        storage = self.queue.storage
+        key = UNIQUE_PREFIX + task.unique_key
+        if storage.put_if_empty(key, task.id.encode('utf8')):
+            return None
+        holder = storage.peek_data(key)
+        if holder is EMPTY:  # expired between the two calls; take it
+            storage.put_data(key, task.id.encode('utf8'))
+            return None
+        return type(task)(task.args, task.kwargs, id=holder.decode('utf8'),
+                          unique_key=task.unique_key)
+
+    def release_unique_key(self, task: Task) -> None:
+        """Free the unique key ``task`` holds (if it still holds it)."""
+        assert task.unique_key is not None
+        storage = self.queue.storage
+        key = UNIQUE_PREFIX + task.unique_key
+        if storage.peek_data(key) == task.id.encode('utf8'):
+            storage.delete_data(key)
+
+    # -- expiry and immediate mode -------------------------------------------------------------
+    def resolve_expires(self, task: Task, now: float) -> None:
+        """Turn the task's ``expires`` into an instant (once)."""
+        expires = task.options.expires
+        if expires is None or task.expires_resolved is not None:
+            return
+        queue = self.queue
+        if isinstance(expires, _dt.datetime):
+            task.expires_resolved = queue.time.datetime(expires.timestamp())
+        else:
+            task.expires_resolved = queue.time.datetime(now + seconds(expires, 'expires'))
+
+    def run_immediately(self, task: Task) -> TaskHandle:
+        """Immediate mode: run ``task`` now (a future one waits in the schedule, as with huey)."""
+        queue = self.queue
+        if task.eta is not None and queue.time.to_timestamp(task.eta) > queue.time.now():
+            self.write([task])
+            return self.handle(task)
+        self.resolve_expires(task, queue.time.now())
+        queue.serialize_task(task)  # the same argument errors as a real enqueue
+        handle = self.handle(task)
+        queue.execute(task)
+        return handle

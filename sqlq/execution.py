@@ -1,0 +1,204 @@
+"""Running a task: the execute state machine, from a storage claim to a recorded outcome.
+
+Order: not yet due -> back to the schedule; expired -> dropped; revoked -> dropped;
+pre-execute hooks (CancelExecution cancels); run; then the outcome (:mod:`sqlq.decisions`) is
+announced and recorded (:mod:`sqlq.outcomes`) and the post-execute hooks run once it is
+committed. Cross-cutting behaviour of a run -- retries, timeouts' guard, signals, hooks --
+lives here and in those two modules, not in the worker.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Union
+
+from ._time import Timestamp
+from .decisions import Outcome, decide, not_due, skipped
+from .delivery import Delivery, running
+from .exceptions import CancelExecution, DeserializationError, SerializationError, UnknownTaskError
+from .signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_EXECUTING,
+    SIGNAL_EXPIRED,
+    SIGNAL_INTERRUPTED,
+    SIGNAL_RETRYING,
+    SIGNAL_REVOKED,
+)
+from .task import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Queue
+    from .storage.base import Claim
+
+__all__ = ['Executor', 'Guard']
+
+logger = logging.getLogger('sqlq')
+
+#: A context manager entered around the task function alone (the consumer enforces
+#: timeouts so).
+Guard = Callable[[Task], ContextManager[Any]]
+
+
+class Executor:
+    """Takes a queue's claims and runs their tasks."""
+
+    def __init__(self, queue: 'Queue') -> None:
+        self.queue = queue
+        # Deliveries of the tasks ``dequeue`` returned, until ``execute`` runs them.
+        self._dequeued: Dict[int, Delivery] = {}
+
+    # -- claims --------------------------------------------------------------------------------
+    def deliver(self, claim: 'Claim') -> Optional[Delivery]:
+        """The delivery of a storage claim, ready to run; None if the claim was moved to the
+        dead letters instead (quarantined or unusable)."""
+        queue = self.queue
+        storage = queue.storage
+        if claim.recoveries >= queue.quarantine_after:
+            reason = ('quarantined: its worker died %d times while running it (the task '
+                      'may crash or kill the process that runs it)' % claim.recoveries)
+            logger.error('task moved to dead letters: %s', reason)
+            storage.bury(claim.receipt, reason)
+            return None
+        try:
+            task = queue.deserialize_task(claim.data)
+        except (DeserializationError, UnknownTaskError) as exc:
+            reason = '%s: %s' % (type(exc).__name__, exc)
+            logger.error('unusable message moved to dead letters: %s', reason)
+            storage.bury(claim.receipt, reason)
+            return None
+        delivery = Delivery.of_claim(task, claim)
+        if task.at_most_once:
+            storage.ack(claim.receipt)  # gone before it runs: never run twice
+            delivery.receipt = None
+        return delivery
+
+    def dequeue(self) -> Optional[Task]:
+        """Claim the next ready task (see ``Queue.dequeue``); ``execute`` settles its claim."""
+        while True:
+            claim = self.queue.storage.dequeue()
+            if claim is None:
+                return None
+            delivery = self.deliver(claim)
+            if delivery is not None:
+                self._dequeued[id(delivery.task)] = delivery
+                return delivery.task
+
+    def delivery_of(self, task: Task) -> Delivery:
+        """The delivery of a task ``dequeue`` returned (taken: only once), or an unclaimed one."""
+        delivery = self._dequeued.pop(id(task), None)
+        if delivery is None or delivery.task is not task:
+            return Delivery(task)
+        return delivery
+
+    def pending_delivery(self, task: Task) -> Optional[Delivery]:
+        """The delivery of a task ``dequeue`` returned and ``execute`` has not run yet."""
+        delivery = self._dequeued.get(id(task))
+        return delivery if delivery is not None and delivery.task is task else None
+
+    def interrupt(self, delivery: Delivery) -> None:
+        """Give a claimed task that was stopped mid-run back to the queue (SIGNAL_INTERRUPTED)."""
+        if delivery.receipt is not None:
+            self.queue.storage.release(delivery.receipt)
+            delivery.receipt = None
+        self.queue.signals.send(SIGNAL_INTERRUPTED, delivery.task)
+
+    # -- running -------------------------------------------------------------------------------
+    def execute(self, task: Union[Task, Delivery], timestamp: Optional[Timestamp] = None,
+                guard: Optional[Guard] = None) -> Any:
+        """Run ``task`` (claimed by ``dequeue``, or local; or a claim's delivery) and record
+        its outcome."""
+        if isinstance(task, Delivery):
+            return self.run(task, timestamp, guard)
+        if not isinstance(task, Task):
+            raise TypeError('execute expects a Task, not %s' % type(task).__name__)
+        return self.run(self.delivery_of(task), timestamp, guard)
+
+    def run(self, delivery: Delivery, timestamp: Optional[Timestamp] = None,
+            guard: Optional[Guard] = None) -> Any:
+        """The state machine for one delivery; returns the task's value (None if it did not
+        run or failed)."""
+        queue = self.queue
+        task = delivery.task
+        now = queue.time.timestamp(timestamp)
+        if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
+            self.record(delivery, not_due(task))
+            return None
+        if task.expires_resolved is not None and \
+                queue.time.to_timestamp(task.expires_resolved) < now:
+            self.record(delivery, skipped(task, SIGNAL_EXPIRED))
+            return None
+        if queue.revocations.is_revoked(task, now, peek=False, delivery=delivery):
+            self.record(delivery, skipped(task, SIGNAL_REVOKED))
+            return None
+        try:
+            queue.hooks.pre_execute.run(task, propagate=(CancelExecution,))
+        except CancelExecution:
+            self.record(delivery, skipped(task, SIGNAL_CANCELED))
+            return None
+
+        queue.signals.send(SIGNAL_EXECUTING, task)
+        value: Any = None
+        exception: Optional[BaseException] = None
+        tb = ''
+        with running(delivery):
+            try:
+                if guard is None:
+                    value = task.execute()
+                else:
+                    with guard(task):
+                        value = task.execute()
+            except Exception as exc:
+                exception = exc
+                tb = traceback.format_exc()
+
+        def post_execute() -> None:
+            queue.hooks.post_execute.run(task, value, exception)
+
+        self.record(delivery, self.decide(delivery, value, exception, tb), then=post_execute)
+        return value
+
+    def decide(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
+               tb: str, retry: bool = True) -> Outcome:
+        """The outcome of a run of the delivered task, by the queue's policy."""
+        queue = self.queue
+        return decide(delivery.task, value, exception, tb, policy=queue.policy,
+                      build_error=queue.build_error_result, time=queue.time,
+                      attempts=delivery.attempts, retry=retry)
+
+    def record(self, delivery: Delivery, outcome: Outcome,
+               then: Optional[Callable[[], None]] = None) -> None:
+        """Announce ``outcome`` (log, signals, the retry's changes to the task) and record it.
+
+        A result that cannot be serialized fails the task instead (without a retry).
+        """
+        queue = self.queue
+        task = delivery.task
+        if outcome.failure is not None:
+            exception, tb = outcome.failure
+            logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
+        for signal, subject, extra in outcome.announce:
+            if signal == SIGNAL_RETRYING:
+                _apply_retry(task, outcome)  # its receivers see the next attempt
+            queue.signals.send(signal, subject, *extra)
+        _apply_retry(task, outcome)
+        try:
+            queue.outcome_writer.settle(delivery, outcome, then)
+        except SerializationError as exc:  # raised before anything was written
+            if outcome.kind != 'complete':
+                raise
+            logger.error('result of %s cannot be stored: %s', task, exc)
+            self.record(delivery, self.decide(delivery, None, exc, traceback.format_exc(),
+                                              retry=False), then)
+
+    def run_next_immediately(self) -> None:
+        """Immediate mode: run the next ready task (a follower an outcome just enqueued)."""
+        queue = self.queue
+        claim = queue.storage.dequeue()
+        if claim is None:
+            return
+        self.run(Delivery(queue.deserialize_task(claim.data), claim.receipt))
+
+
+def _apply_retry(task: Task, outcome: Outcome) -> None:
+    if outcome.retry is not None:
+        task.options, task.eta = outcome.retry

@@ -1,0 +1,180 @@
+"""What ``@queue.task()`` returns: the callable users enqueue work with.
+
+A :class:`TaskWrapper` builds one plain :class:`~sqlq.task.Task` subclass per decorated
+function (holding the function and its default options, as huey does) and registers it with
+the queue.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import inspect
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple, Type, Union
+
+from ._gc import cycle_collector_paused
+from ._signature import accepts, fast_fit, signature_of
+from .exceptions import ConfigurationError
+from .options import OPTION_NAMES, check_options
+from .task import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import EnqueueResult, Queue
+    from .result import ResultGroup
+
+__all__ = ['TaskWrapper', 'default_task_name', 'within_context']
+
+Number = Union[int, float]
+
+
+def within_context(func: Callable[..., Any], obj: Any, as_argument: bool) -> Callable[..., Any]:
+    """``func`` run inside ``with obj`` (the context's value passed first if ``as_argument``),
+    with ``func``'s signature minus that first parameter, so calls are checked against the
+    rest."""
+    @functools.wraps(func)
+    def inner(*args: Any, **kw: Any) -> Any:
+        with obj as ctx:
+            if as_argument:
+                return func(ctx, *args, **kw)
+            return func(*args, **kw)
+    if as_argument:
+        try:
+            sig = inspect.signature(func)
+            params = list(sig.parameters.values())[1:]
+            inner.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            pass
+    return inner
+
+
+def default_task_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``func``; a script run as ``__main__`` uses its file's name, so a
+    producer script and a consumer that imports it agree on the name."""
+    module = func.__module__
+    if module == '__main__':
+        main = sys.modules.get('__main__')
+        spec = getattr(main, '__spec__', None)
+        main_file = getattr(main, '__file__', None)
+        if spec is not None and spec.name:
+            module = spec.name
+        elif main_file:
+            module = os.path.splitext(os.path.basename(main_file))[0]
+    return '%s.%s' % (module, func.__qualname__)
+
+
+class TaskWrapper:
+    """What ``@queue.task()`` returns: call it to enqueue, or use ``s``/``schedule``/``map``."""
+
+    def __init__(self, queue: 'Queue', func: Callable[..., Any], context: bool = False,
+                 name: Optional[str] = None, task_base: Optional[Type[Task]] = None,
+                 **settings: Any) -> None:
+        self.queue = queue
+        self.func = func
+        self.context = context
+        self.name = name or default_task_name(func)
+        options = check_options({key: settings.pop(key) for key in OPTION_NAMES
+                                 if key in settings}, 'task %s' % self.name)
+        self._signature = signature_of(func)
+        self._fits = fast_fit(self._signature, context)
+        if context and self._signature is not None and not accepts(self._signature, 'task'):
+            raise ConfigurationError('task %s has context=True, so its function must accept a '
+                                     '"task" keyword argument' % self.name)
+        base = task_base or Task
+        attrs: Dict[str, Any] = {
+            'name': self.name, 'queue': queue, 'context': context,
+            'func': staticmethod(func), '__module__': func.__module__,
+            'check_call': staticmethod(self.check_arguments),
+            'default_options': base.default_options.updated(options),
+        }
+        attrs.update(settings)  # extra settings become class attributes, as with huey
+        self.task_class: Type[Task] = type(func.__name__, (base,), attrs)
+        queue.register_task(self.task_class)
+        functools.update_wrapper(self, func)
+
+    # -- enqueueing ----------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> 'EnqueueResult':
+        """Enqueue a call (or run it at once in immediate mode) and return its Result."""
+        return self.queue.enqueue(self.task_class(args, kwargs))
+
+    def s(self, *args: Any, **kwargs: Any) -> Task:
+        """A Task for this call, not yet enqueued (for pipelines, groups and chords).
+
+        Arguments may be incomplete: a pipeline stage or chord callback receives the rest.
+        """
+        self.check_arguments(args, kwargs, partial=True)
+        return self.task_class(args, kwargs)
+
+    def schedule(self, args: Optional[Iterable[Any]] = None,
+                 kwargs: Optional[Dict[str, Any]] = None,
+                 eta: Union[_dt.datetime, Number, None] = None,
+                 delay: Union[Number, _dt.timedelta, None] = None, id: Optional[str] = None,
+                 unique_key: Optional[str] = None, **options: Any) -> 'EnqueueResult':
+        """Enqueue a call to run at ``eta`` (a datetime or epoch seconds) or after ``delay``.
+
+        ``options``: task options for this call (``priority``, ``retries``, ``retry_delay``,
+        ``retry_backoff``, ``expires``, ``timeout``; see :class:`~sqlq.options.TaskOptions`).
+        With ``unique_key``, while a task enqueued with the same key is pending, scheduled or
+        running, this returns that task's Result instead of enqueueing another.
+        """
+        where = '%s.schedule' % self.name
+        checked = check_options(options, where)
+        for label, value in (('id', id), ('unique_key', unique_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError('%s: %s must be a str, not %s'
+                                % (where, label, type(value).__name__))
+        task = self.task_class(
+            () if args is None else tuple(args), {} if kwargs is None else dict(kwargs),
+            id=id, eta=self.queue.resolve_eta(eta, delay), unique_key=unique_key,
+            options=self.task_class.default_options.updated(checked))
+        return self.queue.enqueue(task)
+
+    def map(self, it: Iterable[Any]) -> 'ResultGroup':
+        """Enqueue one call per item (a tuple is the argument list) in one transaction."""
+        items = it if isinstance(it, (list, tuple, range)) else list(it)
+        with cycle_collector_paused(len(items)):
+            make = self.task_class
+            tasks = [make(item if isinstance(item, tuple) else (item,), {}) for item in items]
+            return self.queue.enqueue_many(tasks)
+
+    def call_local(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function in this process, bypassing the queue."""
+        return self.func(*args, **kwargs)
+
+    # -- revocation ----------------------------------------------------------------------------
+    def revoke(self, revoke_until: Union[_dt.datetime, Number, None] = None,
+               revoke_once: bool = False) -> None:
+        """Revoke every invocation of this task (until ``revoke_until``, or only the next one)."""
+        self.queue.revoke_all(self.task_class, revoke_until, revoke_once)
+
+    def restore(self) -> bool:
+        """Undo ``revoke``."""
+        return self.queue.restore_all(self.task_class)
+
+    def is_revoked(self, timestamp: Optional[_dt.datetime] = None, peek: bool = True) -> bool:
+        return self.queue.is_revoked(self.task_class, timestamp, peek)
+
+    def unregister(self) -> bool:
+        """Remove this task from its queue's registry."""
+        return self.queue.unregister_task(self.task_class)
+
+    # -- argument checking ---------------------------------------------------------------------
+    def check_arguments(self, args: Tuple[Any, ...], kwargs: Dict[str, Any],
+                        partial: bool = False) -> None:
+        """TypeError at the call if the arguments don't fit the function (with ``partial``,
+        missing arguments are allowed)."""
+        if self.context and 'task' in kwargs:
+            raise TypeError('%s: "task" is reserved for context tasks; sqlq passes it' % self.name)
+        if self._signature is None or self._fits(args, kwargs, partial):
+            return
+        try:
+            bind = self._signature.bind_partial if partial else self._signature.bind
+            if self.context:
+                bind(*args, task=None, **kwargs)
+            else:
+                bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError('%s%s: %s' % (self.name, self._signature, exc)) from None
+
+    def __repr__(self) -> str:
+        return '<TaskWrapper %s>' % self.name
