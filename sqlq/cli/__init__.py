@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence
 
-from .. import __version__
+from .. import __version__, _accel
 from ._common import EXIT_USAGE, CliError, load_queue
 from .commands import COMMANDS, add_inspection_commands
 from .consume import add_consume_command, consume
 
-__all__ = ['main', 'build_parser', 'CliError', 'load_queue']
+__all__ = ['main', 'build_parser', 'version_text', 'CliError', 'load_queue']
 
 
 class _CommandListFormatter(argparse.HelpFormatter):
@@ -29,12 +29,44 @@ class _CommandListFormatter(argparse.HelpFormatter):
         self._action_max_length = max(self._action_max_length, len('scheduled') + 6)
 
 
+def fast_path_text() -> str:
+    """Which implementation of the fast path this process runs, and why not the compiled one."""
+    if _accel.IMPLEMENTATION == 'compiled':
+        return 'compiled'
+    if os.environ.get('SQLQ_NO_EXTENSIONS') == '1':
+        reason = 'chosen by SQLQ_NO_EXTENSIONS=1'
+    elif not _accel.compiled_available():
+        reason = 'the compiled sqlq._fastpath did not import: %s' % _accel.compiled_import_error()
+    else:
+        reason = 'chosen by sqlq._accel.use()'
+    return 'pure-Python twin (%s)' % reason
+
+
+def version_text() -> str:
+    """What ``sqlq --version`` prints: the version and the fast path in use."""
+    return 'sqlq %s\nfast path: %s' % (__version__, fast_path_text())
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: argparse's own action would reflow the two lines into one."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sqlq`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog='sqlq', description='sqlq task queue tools.',
         formatter_class=_CommandListFormatter)
-    parser.add_argument('--version', action='version', version='sqlq %s' % __version__)
+    parser.add_argument('--version', action=_VersionAction,
+                        help='print the version and the fast path in use, and exit')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
     add_consume_command(commands)
