@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, List
+from typing import Any, List, Sequence
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -30,17 +30,26 @@ COMPILER_DIRECTIVES = {
 }
 
 
-def warn_not_built(reason: str) -> None:
+COMPILER_FIX = (
+    'install a C compiler and the Python headers (Debian/Ubuntu: build-essential python3-dev;',
+    'macOS: xcode-select --install; Windows: Microsoft C++ Build Tools), then reinstall:',
+    '    pip install --force-reinstall --no-cache-dir sqlq',
+)
+CYTHON_FIX = (
+    'install Cython (pip install Cython) and build again, or install from an sdist',
+    '(it ships the C file).',
+)
+
+
+def warn_not_built(reason: str, fix: Sequence[str] = COMPILER_FIX) -> None:
     """A banner saying that sqlq installs without its compiled fast path, and how to fix it."""
     rule = '*' * 78
     text = '\n'.join([
         '', rule,
         'sqlq: the compiled fast path (sqlq._fastpath) was NOT built:',
         '    ' + reason,
-        'sqlq still works, on its pure-Python twin, but slower. To build it, install a C',
-        'compiler and the Python headers (Debian/Ubuntu: build-essential python3-dev; macOS:',
-        'xcode-select --install; Windows: Microsoft C++ Build Tools), then reinstall:',
-        '    pip install --force-reinstall --no-cache-dir sqlq',
+        'sqlq still works, on its pure-Python twin, but slower. To build it,',
+        *fix,
         rule, '',
     ])
     print(text, file=sys.stderr)
@@ -64,6 +73,11 @@ class OptionalBuildExt(build_ext):
             warn_not_built('%s: %s' % (type(exc).__name__, exc))
 
     def build_extension(self, ext: Any) -> None:
+        missing = [source for source in ext.sources if not os.path.exists(source)]
+        if missing:  # a git checkout built without Cython: nothing generated the C
+            warn_not_built('%s is missing and Cython, which generates it, is not installed'
+                           % ', '.join(missing), CYTHON_FIX)
+            return
         try:
             super().build_extension(ext)
         except (CCompilerError, BaseError, OSError) as exc:
@@ -86,12 +100,8 @@ def extensions() -> List[Extension]:
         return []
     try:
         from Cython.Build import cythonize
-    except ImportError as exc:
-        if os.path.exists(C_SOURCE):
-            return [Extension('sqlq._fastpath', [C_SOURCE])]
-        warn_not_built('Cython is not installed (%s) and %s, which an sdist ships, is '
-                       'missing' % (exc, C_SOURCE))
-        return []
+    except ImportError:  # the C Cython made (every sdist ships it; OptionalBuildExt checks)
+        return [Extension('sqlq._fastpath', [C_SOURCE])]
     try:
         built: List[Extension] = cythonize(
             [Extension('sqlq._fastpath', [PYX_SOURCE])],
