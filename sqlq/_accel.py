@@ -1,20 +1,24 @@
 """The ONE place that chooses the compiled fast path or its pure-Python twin.
 
 At import: the compiled ``sqlq._fastpath`` unless ``SQLQ_NO_EXTENSIONS=1`` is set or it does
-not import, else ``sqlq._fastpath_py``. Call through this module
-(``_accel.encode_message(...)``, never ``from sqlq._accel import encode_message``) so that
-:func:`use` takes effect everywhere.
+not import, else ``sqlq._fastpath_py``. Falling back because the compiled module did not import
+(and ``SQLQ_NO_EXTENSIONS=1`` is not set) emits one :class:`FastPathUnavailableWarning`.
+
+Call through this module (``_accel.encode_message(...)``, never
+``from sqlq._accel import encode_message``) so that :func:`use` takes effect everywhere.
 """
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from typing import Optional
 
 from sqlq import _fastpath_py
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'IMPLEMENTATION', 'IMPLEMENTATIONS',
-           'compiled_available', 'compiled_import_error', 'use']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'IMPLEMENTATION',
+           'IMPLEMENTATIONS', 'compiled_available', 'compiled_import_error', 'use',
+           'FastPathUnavailableWarning']
 
 IMPLEMENTATIONS = ('compiled', 'twin')
 
@@ -36,6 +40,14 @@ def compiled_available() -> bool:
 def compiled_import_error() -> Optional[str]:
     """Why the compiled module did not import, or None if it did."""
     return _compiled_error
+
+
+class FastPathUnavailableWarning(RuntimeWarning):
+    """sqlq runs on the pure-Python twin because the compiled ``sqlq._fastpath`` did not import.
+
+    A RuntimeWarning, not an ImportWarning: Python hides ImportWarning by default, and a slower
+    sqlq is a surprise worth seeing.
+    """
 
 
 class CompiledUnavailableError(ImportError):
@@ -72,5 +84,15 @@ decode_message = _fastpath_py.decode_message
 ClaimBuffer = _fastpath_py.ClaimBuffer
 new_task_id = _fastpath_py.new_task_id
 IMPLEMENTATION = 'twin'
-if _compiled is not None and os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
-    use('compiled')
+if os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
+    if _compiled is not None:
+        use('compiled')
+    else:
+        # Once per process: this runs at the module's (only) import. A user who wants the twin
+        # says so with SQLQ_NO_EXTENSIONS=1, which also silences this.
+        warnings.warn(FastPathUnavailableWarning(
+            'sqlq is using its pure-Python twin of the fast path, which is slower: the '
+            'compiled sqlq._fastpath did not import (%s). Reinstall sqlq where a C compiler '
+            'is available (pip install --force-reinstall --no-cache-dir sqlq, or pip install '
+            '-e . in a checkout); set SQLQ_NO_EXTENSIONS=1 to choose the twin and silence this '
+            'warning.' % _compiled_error), stacklevel=2)

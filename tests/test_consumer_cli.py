@@ -235,7 +235,9 @@ def test_version(tmp_path):
     import sqlq
     done = run_cli(tmp_path, '--version')
     assert done.returncode == 0
-    assert done.stdout.strip() == 'sqlq %s' % sqlq.__version__
+    version, implementation = done.stdout.strip().splitlines()
+    assert version == 'sqlq %s' % sqlq.__version__
+    assert implementation.startswith('fast path: ')
 
 
 def test_consume_help_lists_every_option(tmp_path):

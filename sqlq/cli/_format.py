@@ -1,8 +1,8 @@
 """Rendering for the inspection commands of the ``sqlq`` CLI (``stats``, ``pending``, ...).
 
-``cli.py`` parses arguments and talks to the Queue; this module turns what the Queue returns
-into plain-text tables for a person or JSON-ready dicts for scripts. Nothing here changes a
-queue.
+``commands.py`` parses arguments and talks to the Queue; this module turns what the Queue
+returns into plain-text tables for a person or JSON-ready dicts for scripts. Nothing here
+changes a queue.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from ._time import to_timestamp
+from .._time import to_timestamp
 
 ELLIPSIS = '\u2026'
 #: Widest a truncated cell gets (``--full`` turns truncation off).
