@@ -12,11 +12,16 @@ import heapq
 import os
 import struct
 import time
+from typing import Any, Iterable, List, Optional, Tuple
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'Message']
+
+#: A decoded message: the 13 values of ``encode_message``'s parameters, in order.
+Message = Tuple[str, str, bytes, int, int, float, float, Optional[float], Optional[float],
+                Optional[float], Optional[bytes], Optional[bytes], Optional[bytes]]
 
 _MAGIC = _wire.MAGIC
 _VERSION = _wire.VERSION
@@ -45,7 +50,7 @@ _HEADER_FIELDS = (('priority', 4, 8), ('retries', 12, 4),
                   ('retry_delay', 16, 8), ('retry_backoff', 24, 8))
 
 
-def _int_field(value, field, lo, hi, kind):
+def _int_field(value: Any, field: str, lo: int, hi: int, kind: str) -> int:
     if not isinstance(value, int):
         raise TypeError('%s must be int, not %s' % (field, type(value).__name__))
     if value < lo or value > hi:
@@ -53,7 +58,7 @@ def _int_field(value, field, lo, hi, kind):
     return value
 
 
-def _float_field(value, field, optional=False):
+def _float_field(value: Any, field: str, optional: bool = False) -> float:
     if isinstance(value, float):
         return value
     if not isinstance(value, int):
@@ -62,13 +67,16 @@ def _float_field(value, field, optional=False):
     return float(value)  # OverflowError for an int too large to convert, as PyFloat_AsDouble
 
 
-def _check_len(n, field):
+def _check_len(n: int, field: str) -> None:
     if n > _U32_MAX:
         raise OverflowError('%s too long: %d bytes (max %d)' % (field, n, _U32_MAX))
 
 
-def encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
-                   eta, expires_at, timeout, on_complete, on_error, extra):
+def encode_message(id: str, name: str, payload: bytes, priority: int, retries: int,
+                   retry_delay: float, retry_backoff: float, eta: Optional[float],
+                   expires_at: Optional[float], timeout: Optional[float],
+                   on_complete: Optional[bytes], on_error: Optional[bytes],
+                   extra: Optional[bytes]) -> bytes:
     """Encode one task message; see ``sqlq._wire`` for the layout."""
     if not isinstance(id, str):
         raise TypeError('id must be str, not %s' % type(id).__name__)
@@ -86,11 +94,11 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
     retry_delay = _float_field(retry_delay, 'retry_delay')
     retry_backoff = _float_field(retry_backoff, 'retry_backoff')
 
-    parts = [None]                # the header, packed once the flags are known
+    parts = [b'']                 # the header, packed once the flags are known
     flags = 0
-    for (flag, field), value in zip(_OPT_FLOATS, (eta, expires_at, timeout)):
-        if value is not None:
-            parts.append(_pack_f64(_float_field(value, field, True)))
+    for (flag, field), number in zip(_OPT_FLOATS, (eta, expires_at, timeout)):
+        if number is not None:
+            parts.append(_pack_f64(_float_field(number, field, True)))
             flags |= flag
     parts += (_pack_u32(len(id_b)), id_b, _pack_u32(len(name_b)), name_b,
               _pack_u32(len(payload)), payload)
@@ -108,12 +116,12 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
     return b''.join(parts)
 
 
-def _truncated(field, need, offset, size):
+def _truncated(field: str, need: int, offset: int, size: int) -> MessageDecodeError:
     return MessageDecodeError('message truncated at %s: need %d bytes at offset %d, have %d'
                               % (field, need, offset, max(size - offset, 0)))
 
 
-def _check_header(data, size):
+def _check_header(data: bytes, size: int) -> None:
     """Raise the precise error for a bad or short header (the cold path)."""
     if size < 1:
         raise _truncated('magic', 1, 0, size)
@@ -134,7 +142,7 @@ def _check_header(data, size):
             raise _truncated(field, need, offset, size)
 
 
-def _read_bytes(data, pos, size, field):
+def _read_bytes(data: bytes, pos: int, size: int, field: str) -> Tuple[int, int]:
     if size - pos < 4:
         raise _truncated('length of ' + field, 4, pos, size)
     (n,) = _unpack_u32(data, pos)
@@ -144,7 +152,7 @@ def _read_bytes(data, pos, size, field):
     return pos + n, pos
 
 
-def _read_str(data, pos, size, field):
+def _read_str(data: bytes, pos: int, size: int, field: str) -> Tuple[int, str]:
     end, start = _read_bytes(data, pos, size, field)
     try:
         return end, data[start:end].decode('utf-8')
@@ -152,7 +160,7 @@ def _read_str(data, pos, size, field):
         raise MessageDecodeError('invalid utf-8 in %s at offset %d' % (field, start)) from exc
 
 
-def decode_message(data):
+def decode_message(data: Any) -> Message:
     """Decode one task message into the 13-tuple of ``encode_message``'s arguments."""
     if type(data) is not bytes:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -209,17 +217,17 @@ class ClaimBuffer:
 
     __slots__ = ('_heap', '_count')
 
-    def __init__(self):
-        self._heap = []
+    def __init__(self) -> None:
+        self._heap: List[Tuple[int, int, int, Any]] = []
         self._count = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._heap)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self._heap)
 
-    def push(self, priority, seq, item):
+    def push(self, priority: int, seq: int, item: Any) -> None:
         """Add ``item`` with its ordering key."""
         p = _int64(priority, 'priority')
         s = _int64(seq, 'seq')
@@ -228,25 +236,25 @@ class ClaimBuffer:
         self._count += 1
         heapq.heappush(self._heap, (-p, s, self._count, item))
 
-    def extend(self, claims):
+    def extend(self, claims: Iterable[Any]) -> None:
         """Add each claim in ``claims`` under its own ``priority`` and ``seq``."""
         for claim in claims:
             self.push(claim.priority, claim.seq, claim)
 
-    def pop(self):
+    def pop(self) -> Any:
         """Remove and return the next item; IndexError if empty."""
         if not self._heap:
             raise IndexError('pop from an empty ClaimBuffer')
         return heapq.heappop(self._heap)[3]
 
-    def drain(self):
+    def drain(self) -> List[Any]:
         """Remove and return every item, in the order ``pop`` would give them."""
         heap, self._heap = self._heap, []
         heap.sort()
         return [entry[3] for entry in heap]
 
 
-def _int64(value, field):
+def _int64(value: Any, field: str) -> int:
     if not isinstance(value, int):
         raise TypeError('%s must be int, not %s' % (field, type(value).__name__))
     if not _I64_MIN <= value <= _I64_MAX:
@@ -254,7 +262,7 @@ def _int64(value, field):
     return value
 
 
-def new_task_id():
+def new_task_id() -> str:
     """A version-7 UUID as a str (RFC 9562: 48-bit Unix time in ms, then 74 random bits).
 
     Ids made later sort later, so results -- stored under their task's id -- are written

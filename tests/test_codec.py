@@ -186,11 +186,15 @@ def test_large_payload(both):
     assert both[0].decode_message(t) == both[1].decode_message(c) == fields
 
 
+def _parameters(function):
+    # names, kinds and defaults: the twin's annotations are for type checkers only
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
 def test_same_signature(both):
     compiled, twin = both
     for name in ('encode_message', 'decode_message'):
-        assert (inspect.signature(getattr(compiled, name))
-                == inspect.signature(getattr(twin, name)))
+        assert _parameters(getattr(compiled, name)) == _parameters(getattr(twin, name))
     assert list(inspect.signature(twin.encode_message).parameters) == list(_wire.FIELDS)
 
 
