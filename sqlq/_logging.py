@@ -37,7 +37,7 @@ class BackgroundHandler(logging.Handler):
 
     def _start(self) -> None:
         # After fork only the forking thread survives: a new queue and writer for the child.
-        self._queue: 'queue.SimpleQueue' = queue.SimpleQueue()
+        self._queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = threading.Thread(
             target=self._write, name='sqlq-log-writer', daemon=True)
         self._thread.start()
@@ -181,7 +181,7 @@ def line_logger(logger: logging.Logger, levelno: int) -> Optional[Callable[[str]
     while current is not None:
         plain = plain and not current.filters
         handlers.extend(current.handlers)
-        current = current.parent if current.propagate else None  # type: ignore[assignment]
+        current = current.parent if current.propagate else None
     if plain and len(handlers) == 1 and isinstance(handlers[0], BackgroundHandler) and \
             not handlers[0].filters and handlers[0].level <= levelno:
         enqueue, name = handlers[0].enqueue_line, logger.name

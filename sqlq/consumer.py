@@ -102,8 +102,8 @@ class _WorkerHandle:
         if self.runner is None:
             return False
         if self.consumer.worker_type == 'greenlet':
-            return not self.runner.dead
-        return self.runner.is_alive()
+            return not bool(self.runner.dead)
+        return bool(self.runner.is_alive())
 
     def join(self, timeout: Optional[float]) -> None:
         if self.runner is None:

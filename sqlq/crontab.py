@@ -113,6 +113,7 @@ class Crontab:
 
     __slots__ = ('_spec', 'minutes', 'hours', 'days', 'months', 'days_of_week')
 
+    _spec: tuple[FieldValue, ...]
     minutes: frozenset[int]
     hours: frozenset[int]
     days: frozenset[int]

@@ -5,7 +5,7 @@ Every exception sqlq raises derives from :class:`SqlqError`.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 
 class SqlqError(Exception):
@@ -65,7 +65,7 @@ class UnknownTaskError(SqlqError, KeyError):
 class TaskException(SqlqError):
     """A task failed; ``metadata`` holds the error, traceback, task id and name, retries."""
 
-    def __init__(self, metadata: Optional[dict] = None, *args: Any) -> None:
+    def __init__(self, metadata: Optional[Dict[str, Any]] = None, *args: Any) -> None:
         self.metadata = metadata or {}
         super().__init__(*args)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 from .exceptions import ResultTimeout, TaskException
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Queue
+    from .api import EnqueueResult, Queue
     from .task import Task
 
 # What a result read returns when nothing is stored (distinct from a stored None).
@@ -124,7 +124,7 @@ class Result:
     def reschedule(self, eta: Union[_dt.datetime, float, None] = None,
                    delay: Union[float, _dt.timedelta, None] = None, expires: Any = None,
                    priority: Optional[int] = None,
-                   preserve_pipeline: bool = True) -> Union['Result', 'ResultGroup']:
+                   preserve_pipeline: bool = True) -> 'EnqueueResult':
         """Revoke this invocation and enqueue a copy (new id) at ``eta``/after ``delay``."""
         return self.queue.reschedule(self.task, eta, delay, expires, priority, preserve_pipeline)
 
