@@ -1,10 +1,10 @@
-"""Storage on a Redis server, through redis-py. This is the only sqlq module that imports redis.
+"""Storage on a Redis server, through redis-py (the only sqlq package that imports redis).
 
 Producers and consumers on several hosts share one queue by pointing at the same server.
 
 Atomicity
 ---------
-Every operation is one run of one Lua script (:mod:`sqlq.storage._redis_scripts`): one round
+Every operation is one run of one Lua script (:mod:`sqlq.storage.redis._scripts`): one round
 trip, and Redis runs a script atomically, so no step can lose or duplicate a message between
 two commands. On Redis 7 and later the script is a function library, loaded on first use (and
 again if the server lost it) and called with ``FCALL``, so its helpers are not rebuilt on every
@@ -87,7 +87,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from sqlq.exceptions import (ConfigurationError, StorageError, StorageUnavailableError,
                              TransactionConflict)
-from sqlq.storage._redis_scripts import FUNCTION, LIBRARY, READ_FUNCTION, SCRIPT
+from sqlq.storage.redis._scripts import FUNCTION, LIBRARY, READ_FUNCTION, SCRIPT
 from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
                                Storage, as_bytes, parse_counter, parse_owner_id,
                                unpack_receipt, warn_hand_offs_kept)
