@@ -338,3 +338,13 @@ def test_a_wait_interrupted_mid_message_subscribes_again(redis_url):
         assert s.wait_for_change(5, 'queue') is True
     finally:
         s.close()
+
+
+def test_every_lua_file_is_part_of_the_script():
+    from sqlq.storage.redis import _scripts
+    files = {path.stem for path in (ROOT / 'sqlq/storage/redis/scripts').glob('*.lua')}
+    assert files == set(_scripts.FRAGMENTS) | {'script_state', 'run', 'library'}
+    for name in _scripts.FRAGMENTS:
+        assert _scripts._read(name) in _scripts.SCRIPT
+        assert _scripts._read(name) in _scripts.LIBRARY
+    assert _scripts.LIBRARY.startswith('#!lua name=%s\n' % _scripts.FUNCTION)
