@@ -411,3 +411,31 @@ def test_every_lua_file_is_part_of_the_script():
         assert _scripts._read(name) in _scripts.SCRIPT
         assert _scripts._read(name) in _scripts.LIBRARY
     assert _scripts.LIBRARY.startswith('#!lua name=%s\n' % _scripts.FUNCTION)
+
+
+def test_the_fast_transport_raises_an_error_reply_of_a_server_still_loading():
+    """LOADING is parsed as a ConnectionError (not a ResponseError): raised all the same, so
+    that the storage reports the server unavailable."""
+    import socket
+
+    import redis
+    from sqlq.storage.redis import _resp
+    ours, server = socket.socketpair()
+
+    class Connection:  # the attributes the fast transport drives
+        _parser = redis.Connection()._parser
+        _sock = ours
+
+        def connect(self):
+            pass
+
+    link = _resp._FastLink(redis.ConnectionPool(), Connection())
+    try:
+        link.send(link.pack(['PING']), check=False)
+        assert server.recv(100) == b'*1\r\n$4\r\nPING\r\n'
+        server.sendall(b'-LOADING Redis is loading the dataset in memory\r\n')
+        with pytest.raises(redis.exceptions.BusyLoadingError):
+            link.read()
+    finally:
+        ours.close()
+        server.close()
