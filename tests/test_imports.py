@@ -84,3 +84,11 @@ def test_only_accel_imports_the_fast_path_modules():
 def test_bottom_layer_uses_the_standard_library_only(name):
     assert not outside(sqlq_imports(name), {'sqlq.exceptions', 'sqlq._wire'})
     assert not MODULES[name] & {'apsw', 'redis'}
+
+
+def test_only_the_redis_backend_imports_redis():
+    users = {name for name, mods in MODULES.items() if 'redis' in mods or
+             any(m.startswith('redis.') for m in mods)}
+    assert users  # the backend is found, and nothing outside its package imports redis
+    assert all(name == 'sqlq.storage.redis' or name.startswith('sqlq.storage.redis.')
+               for name in users), users

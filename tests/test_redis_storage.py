@@ -20,6 +20,16 @@ needs_redis = pytest.mark.skipif(unavailable_reason() is not None,
                                  reason=str(unavailable_reason()))
 
 
+@pytest.fixture(params=['fast', 'public'])
+def transport(request, monkeypatch):
+    """The transport of the storages a test makes: the fast one (on redis-py private
+    attributes), or the public-API one that a redis-py without those attributes gets."""
+    if request.param == 'public':
+        from sqlq.storage.redis import _resp
+        monkeypatch.setattr(_resp, 'fast_path_supported', lambda conn: False)
+    return request.param
+
+
 def test_only_the_redis_backend_imports_redis():
     users = set()
     for path in (ROOT / 'sqlq').rglob('*.py'):
@@ -27,7 +37,8 @@ def test_only_the_redis_backend_imports_redis():
         if '\nimport redis' in text or '\n    import redis' in text or \
                 '\nfrom redis' in text or '\n    from redis' in text:
             users.add(path.relative_to(ROOT).as_posix())
-    assert users == {'sqlq/storage/redis.py'}
+    assert users  # the backend is found, and nothing outside its package imports redis
+    assert all(user.startswith('sqlq/storage/redis/') for user in users), users
 
 
 def test_missing_redis_py_is_a_clear_configuration_error():
@@ -57,7 +68,7 @@ def test_connection_settings_are_checked():
 
 
 @needs_redis
-def test_unreachable_server_is_a_clear_error_naming_it():
+def test_unreachable_server_is_a_clear_error_naming_it(transport):
     from sqlq import RedisQueue
     port = free_port()
     q = RedisQueue('q', host='127.0.0.1', port=port)
@@ -71,7 +82,7 @@ def test_unreachable_server_is_a_clear_error_naming_it():
 
 
 @needs_redis
-def test_out_of_memory_is_a_clear_error(redis_url):
+def test_out_of_memory_is_a_clear_error(redis_url, transport):
     import redis
     from sqlq.storage.redis import RedisStorage
     admin = redis.Redis.from_url(redis_url)
@@ -126,7 +137,7 @@ def test_concurrent_put_if_empty_in_transactions_has_one_winner(pair):
 
 
 @needs_redis
-def test_storage_reconnects_after_a_server_restart():
+def test_storage_reconnects_after_a_server_restart(transport):
     from sqlq.storage.redis import RedisStorage
     server = RedisServer().start()
     s = RedisStorage('r', url=server.url)
@@ -146,7 +157,7 @@ def test_storage_reconnects_after_a_server_restart():
 
 
 @needs_redis
-def test_a_waiter_on_another_connection_wakes_for_an_enqueue(pair):
+def test_a_waiter_on_another_connection_wakes_for_an_enqueue(pair, transport):
     consumer, producer = pair
     woke = []
     started = threading.Event()
@@ -209,7 +220,7 @@ def admin(redis_url):
 
 
 @needs_redis
-def test_a_lost_function_library_or_script_is_loaded_again(redis_url, admin):
+def test_a_lost_function_library_or_script_is_loaded_again(redis_url, admin, transport):
     from sqlq.storage.redis import RedisStorage
     s = RedisStorage('reload', url=redis_url)
     try:
@@ -227,7 +238,7 @@ def test_a_lost_function_library_or_script_is_loaded_again(redis_url, admin):
 
 
 @needs_redis
-def test_a_user_not_allowed_functions_runs_the_script(admin):
+def test_a_user_not_allowed_functions_runs_the_script(admin, transport):
     from sqlq.storage.redis import RedisStorage
     admin.function_flush()
     admin.acl_setuser('nofn', enabled=True, nopass=True, keys=['*'], channels=['*'],
@@ -246,7 +257,7 @@ def test_a_user_not_allowed_functions_runs_the_script(admin):
 
 @needs_redis
 @pytest.mark.parametrize('protocol', [2, 3])
-def test_both_protocol_versions(redis_url, protocol):
+def test_both_protocol_versions(redis_url, protocol, transport):
     from sqlq.storage.redis import RedisStorage
     s = RedisStorage('proto', url=redis_url, protocol=protocol)
     try:
@@ -256,7 +267,8 @@ def test_both_protocol_versions(redis_url, protocol):
 
 
 @needs_redis
-def test_a_thread_keeps_one_connection_and_gives_it_back_when_it_ends(redis_url):
+def test_a_thread_keeps_one_connection_and_gives_it_back_when_it_ends(redis_url,
+                                                                      transport):
     import gc
     import redis
     from sqlq.storage.redis import RedisStorage
@@ -284,7 +296,8 @@ def test_a_thread_keeps_one_connection_and_gives_it_back_when_it_ends(redis_url)
 
 
 @needs_redis
-def test_a_connection_closed_by_the_server_while_idle_is_replaced(redis_url, admin):
+def test_a_connection_closed_by_the_server_while_idle_is_replaced(redis_url, admin,
+                                                                  transport):
     from sqlq.storage.redis import RedisStorage
     s = RedisStorage('killed', url=redis_url)
     try:
@@ -296,7 +309,7 @@ def test_a_connection_closed_by_the_server_while_idle_is_replaced(redis_url, adm
 
 
 @needs_redis
-def test_a_blocking_pool_lends_a_connection_per_call(redis_url):
+def test_a_blocking_pool_lends_a_connection_per_call(redis_url, transport):
     import redis
     from sqlq.storage.redis import RedisStorage
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=2, timeout=5)
@@ -314,25 +327,115 @@ def test_a_blocking_pool_lends_a_connection_per_call(redis_url):
 
 
 @needs_redis
-def test_a_wait_interrupted_mid_message_subscribes_again(redis_url):
-    from sqlq.storage.redis import RedisStorage, _Link
+def test_a_wait_interrupted_mid_message_subscribes_again(redis_url, transport, monkeypatch):
+    from sqlq.storage.redis import RedisStorage
+    from sqlq.storage.redis._resp import _FastLink as _Link
     s = RedisStorage('interrupted', url=redis_url)
     try:
         assert s.wait_for_change(0, 'queue') is True
         s.enqueue(b'x')
-        original = _Link._value
 
-        def interrupted(self):
+        def interrupted(*args, **kwargs):
             raise KeyboardInterrupt
 
-        _Link._value = interrupted
-        try:
+        with monkeypatch.context() as patch:
+            if transport == 'fast':         # in the middle of parsing the frame
+                patch.setattr(_Link, '_value', interrupted)
+            else:                           # in redis-py's read of the frame
+                patch.setattr(s._local.waiter.pubsub.conn, 'read_response', interrupted)
             with pytest.raises(KeyboardInterrupt):
                 s.wait_for_change(5, 'queue')
-        finally:
-            _Link._value = original
         assert s.wait_for_change(0, 'queue') is True   # a new subscription: re-check
         s.enqueue(b'y')
         assert s.wait_for_change(5, 'queue') is True
     finally:
         s.close()
+
+
+@needs_redis
+def test_the_transport_follows_the_connection(redis_url, transport):
+    from sqlq.storage.redis import RedisStorage, _resp
+    s = RedisStorage('transport', url=redis_url)
+    try:
+        assert s.wait_for_change(0, 'queue') is True
+        s.enqueue(b'x')
+        fast = transport == 'fast'
+        assert isinstance(s._local.link, _resp._FastLink) is fast
+        assert isinstance(s._local.link, _resp.Link)
+        assert isinstance(s._local.waiter.pubsub, _resp._FastSubscriber) is fast
+        assert isinstance(s._local.waiter.pubsub, _resp.Subscriber)
+        assert s.wait_for_change(5, 'queue') is True
+    finally:
+        s.close()
+
+
+def test_a_connection_without_the_private_attributes_gets_the_public_transport():
+    import redis
+    from sqlq.storage.redis import _resp
+    assert _resp.fast_path_supported(redis.Connection())
+    assert _resp.fast_path_supported(redis.UnixDomainSocketConnection())
+
+    class Renamed:  # a redis-py release without Connection._sock / _parser.parse_error
+        _parser = object()
+
+    assert not _resp.fast_path_supported(Renamed())
+
+
+@needs_redis
+@pytest.mark.parametrize('protocol', [2, 3])
+def test_a_task_handed_to_an_idle_worker(redis_url, protocol, transport):
+    """The hand-off's whole path on each transport: the subscription to the worker's own
+    channel, the published message, and its claim."""
+    from sqlq.storage.redis import RedisStorage
+    worker = RedisStorage('handed', url=redis_url, protocol=protocol)
+    producer = RedisStorage('handed', url=redis_url, protocol=protocol)
+    try:
+        with worker.worker_session():
+            assert worker.dequeue_many(4) == []         # registered as idle
+            producer.enqueue(b'job', 2)               # claimed for it, and published
+            assert producer.claimed_size() == 1 and producer.queue_size() == 0
+            assert worker.wait_for_change(5, 'queue') is True
+            [claim] = worker.dequeue_many(4)
+            assert (claim.data, claim.attempts, claim.priority) == (b'job', 1, 2)
+            assert worker.ack(claim.receipt)
+        assert producer.claimed_size() == producer.queue_size() == 0
+    finally:
+        worker.close()
+        producer.close()
+
+def test_every_lua_file_is_part_of_the_script():
+    from sqlq.storage.redis import _scripts
+    files = {path.stem for path in (ROOT / 'sqlq/storage/redis/scripts').glob('*.lua')}
+    assert files == set(_scripts.FRAGMENTS) | {'script_state', 'run', 'library'}
+    for name in _scripts.FRAGMENTS:
+        assert _scripts._read(name) in _scripts.SCRIPT
+        assert _scripts._read(name) in _scripts.LIBRARY
+    assert _scripts.LIBRARY.startswith('#!lua name=%s\n' % _scripts.FUNCTION)
+
+
+def test_the_fast_transport_raises_an_error_reply_of_a_server_still_loading():
+    """LOADING is parsed as a ConnectionError (not a ResponseError): raised all the same, so
+    that the storage reports the server unavailable."""
+    import socket
+
+    import redis
+    from sqlq.storage.redis import _resp
+    ours, server = socket.socketpair()
+
+    class Connection:  # the attributes the fast transport drives
+        _parser = redis.Connection()._parser
+        _sock = ours
+
+        def connect(self):
+            pass
+
+    link = _resp._FastLink(redis.ConnectionPool(), Connection())
+    try:
+        link.send(link.pack(['PING']), check=False)
+        assert server.recv(100) == b'*1\r\n$4\r\nPING\r\n'
+        server.sendall(b'-LOADING Redis is loading the dataset in memory\r\n')
+        with pytest.raises(redis.exceptions.BusyLoadingError):
+            link.read()
+    finally:
+        ours.close()
+        server.close()

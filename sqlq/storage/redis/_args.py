@@ -1,0 +1,34 @@
+"""How values cross the script boundary: arguments as the script stores them, and claims as
+its rows describe them."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlq.storage.base import Claim
+
+#: An absent script argument (no ttl, no id, unused guard slot).
+NO_ARG = ''
+
+
+def num(value: float) -> str:
+    """A float as the script stores it (exact round trip)."""
+    return repr(float(value))
+
+
+def opt_float(raw: Any) -> Optional[float]:
+    return None if raw in (None, b'') else float(raw)
+
+
+def limit(n: Optional[int]) -> int:
+    """The script's count: -1 for everything."""
+    return -1 if n is None else max(int(n), 0)
+
+
+def claim(owner: str, msg_id: Any, data: bytes, attempts: Any, recoveries: Any,
+          priority: Any) -> Claim:
+    """The claim of a script's row (``id, data, attempts, recoveries, priority``)."""
+    attempts = int(attempts)
+    found = Claim(data, (int(msg_id), owner, attempts), attempts, int(recoveries))
+    if 'priority' in Claim._fields:  # the FIFO position is the message id
+        found = found._replace(priority=int(priority), seq=int(msg_id))
+    return found

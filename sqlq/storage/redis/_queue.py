@@ -1,0 +1,170 @@
+"""The ready queue and its claims as script operations: enqueue, dequeue (with the idle
+registration of the hand-off, see :mod:`sqlq.storage.redis._wait`), settling claims, and
+listings."""
+from __future__ import annotations
+
+import secrets
+from typing import Any, Iterable, Optional, Sequence
+
+from sqlq.storage.base import Claim, ClaimedItem, as_bytes, unpack_receipt
+from sqlq.storage.redis._args import NO_ARG, claim
+from sqlq.storage.redis._args import (
+    limit as _limit,  # a contract parameter is named limit
+)
+from sqlq.storage.redis._base import RedisBase
+from sqlq.storage.redis._transaction import _Tx
+
+#: Largest message handed to an idle worker (bigger ones wait for an ordinary claim).
+HAND_OFF_MAX = 1 << 20
+
+
+class QueueOps(RedisBase):
+    """The ready queue and claims of :class:`~sqlq.storage.redis.RedisStorage`."""
+
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        local = self._thread()
+        data = as_bytes(data)
+        if getattr(local, 'tx', None) is not None or len(data) > HAND_OFF_MAX:
+            self.enqueue_many([(data, priority)])
+            return
+        # Handed to an idle worker if nothing is ready (see worker_session).
+        priority = int(priority)
+        self._one('enq1', data, priority, -priority, getattr(local, 'idle_token', None) or
+                  NO_ARG)
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        args: list[Any] = []
+        for data, priority in items:
+            data, priority = as_bytes(data), int(priority)
+            args.extend((data, priority, -priority))
+        if not args:
+            return 0
+        n = len(args) // 3
+        self._write(self._tx(), 'enq', n, *args)
+        return n
+
+    def dequeue(self) -> Optional[Claim]:
+        claims = self.dequeue_many(1)
+        return claims[0] if claims else None
+
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+        """Claim up to ``limit`` ready messages in one script run (``flagged`` unchecked)."""
+        owner = self.owner_id
+        local = self._thread()
+        tx = getattr(local, 'tx', None)
+        if tx is not None:
+            claims: list[Claim] = []
+            while len(claims) < limit:
+                found = self._dequeue_in_tx(tx, owner)
+                if found is None:
+                    break
+                claims.append(found)
+            return claims
+        if limit < 1:
+            return []
+        # A request id survives a failed call: if its reply was lost, the retry gets the same
+        # claims back instead of leaving them held by this (live) owner forever.
+        if local.__dict__.get('handed'):  # published to this worker: already claimed
+            handed: list[Claim] = local.handed
+            local.handed = []
+            return handed
+        request = getattr(local, 'dequeue_request', None) or secrets.token_hex(8)
+        local.dequeue_request = request
+        # In a worker session (see worker_session): register as idle if nothing is found.
+        session = getattr(local, 'serving', None)
+        fresh = channel = NO_ARG
+        if session:
+            local.registrations += 1
+            fresh, channel = '%s%d' % (session, local.registrations), local.hand_channel
+        rows = self._one('deq', owner, request, NO_ARG, int(limit),
+                         getattr(local, 'idle_token', None) or NO_ARG, fresh, channel,
+                         getattr(local, 'done_token', None) or NO_ARG)
+        local.dequeue_request = local.done_token = None
+        if rows and rows[-1][0] == b'idle':
+            local.idle_token = rows[-1][1].decode()
+            return []
+        local.idle_token = None
+        return [claim(owner, *row) for row in rows]
+
+    def _dequeue_in_tx(self, tx: _Tx, owner: str) -> Optional[Claim]:
+        for row in self._read('head', len(tx.claims) + 1):
+            msg_id = int(row[0])
+            if msg_id in tx.claims:
+                continue
+            found = claim(owner, msg_id, row[1], int(row[2]) + 1, row[3], row[4])
+            tx.guard('R', msg_id)
+            tx.claims[msg_id] = (owner, found.attempts, True)
+            self._write(tx, 'deq', owner, NO_ARG, msg_id, 1, NO_ARG, NO_ARG, NO_ARG,
+                        NO_ARG)
+            return found
+        return None
+
+    def release_unstarted(self, receipts: Iterable[Any]) -> int:
+        """Release several claims that never started, in one run (attempts still count: they
+        fence receipts)."""
+        unpacked = [unpack_receipt(receipt) for receipt in receipts]
+        if self._tx() is not None:
+            return sum(self._settle('unstart1', receipt) for receipt in unpacked)
+        if not unpacked:
+            return 0
+        args = [value for receipt in unpacked for value in receipt]
+        return int(self._one('unstart', len(unpacked), *args)[0])
+
+    def _settle(self, op: str, receipt: Any, *extra: Any) -> bool:
+        msg_id, owner, attempts = unpack_receipt(receipt)
+        tx = self._tx()
+        if tx is None:
+            return bool(self._one(op, msg_id, owner, attempts, *extra)[0])
+        known = tx.claims.get(msg_id)
+        if known is not None:
+            if known != (owner, attempts, True):
+                return False
+        else:
+            state = self._read('claim', msg_id)
+            if not state or state[0].decode() != owner or int(state[1]) != attempts:
+                return False  # stale for good: fencing tokens only move forward
+            tx.guard('C', msg_id, owner, attempts)
+        tx.claims[msg_id] = (owner, attempts, False)
+        self._write(tx, op, msg_id, owner, attempts, *extra)
+        return True
+
+    def ack(self, receipt: Any) -> bool:
+        return self._settle('ack', receipt)
+
+    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
+                                                  Optional[float]]]) -> list[bool]:
+        """Ack the claims and store their results in one call (inside a transaction: its
+        buffered, guarded path)."""
+        if self._tx() is not None:
+            return super().complete_many(items)
+        if not items:
+            return []
+        args: list[Any] = []
+        for receipt, key, value, ttl in items:
+            args.extend(unpack_receipt(receipt))
+            args.extend((NO_ARG, b'', NO_ARG) if key is None else
+                        (key, as_bytes(value if value is not None else b''), self._expires(ttl)))
+        return [bool(int(held)) for held in self._one('complete', len(items), *args)]
+
+    def release(self, receipt: Any) -> bool:
+        return self._settle('rel', receipt)
+
+    def bury(self, receipt: Any, reason: str) -> bool:
+        return self._settle('bury', receipt, str(reason))
+
+    def queue_size(self) -> int:
+        return int(self._counts()[0])
+
+    def claimed_size(self) -> int:
+        return int(self._counts()[1])
+
+    def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
+        return list(self._read('items', _limit(limit)))
+
+    def claimed_items(self) -> list[ClaimedItem]:
+        return [ClaimedItem(int(i), d, o.decode(), float(c), int(a), int(r))
+                for i, d, o, c, a, r in self._read('claimed')]
+
+    def flush_queue(self) -> None:
+        self._write(self._tx(), 'flushq')
+

@@ -1,0 +1,40 @@
+OPS.sched = function()
+  local ts, data = arg(), arg()
+  local id = pad(redis.call('INCR', P .. 'seq'))
+  redis.call('HSET', P .. 'sd', id, data)
+  redis.call('ZADD', P .. 'sched', ts, id)
+  touch('s')
+  return {}
+end
+
+OPS.rsched = function()
+  local ts = arg()
+  local members = redis.call('ZRANGEBYSCORE', P .. 'sched', '-inf', ts)
+  local out = {}
+  each_chunk(members, function(part)
+    for _, data in ipairs(redis.call('HMGET', P .. 'sd', unpack(part))) do
+      out[#out + 1] = data
+    end
+    redis.call('ZREM', P .. 'sched', unpack(part))
+    redis.call('HDEL', P .. 'sd', unpack(part))
+  end)
+  if #members > 0 then touch('x') end
+  return out
+end
+
+OPS.rschedids = function()  -- the removal half of a read_schedule made in a transaction
+  local n = tonumber(arg())
+  for _ = 1, n do
+    local member = arg()
+    redis.call('ZREM', P .. 'sched', member)
+    redis.call('HDEL', P .. 'sd', member)
+  end
+  if n > 0 then touch('x') end
+  return {}
+end
+
+OPS.flushs = function()
+  redis.call('DEL', P .. 'sched', P .. 'sd')
+  touch('x')
+  return {}
+end
