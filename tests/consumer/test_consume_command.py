@@ -17,6 +17,7 @@ import pytest
 
 from sqlq import TaskException
 from sqlq._time import to_timestamp
+from sqlq.recovery import HEARTBEAT_INTERVAL
 from tests._harness import DB_ENV
 from tests._helpers import ROOT_DIR, wait_for
 from tests.apps import consumer_app
@@ -78,11 +79,17 @@ def test_dead_process_worker_is_replaced_and_later_tasks_complete(app):
     tag, pid = later.get(blocking=True, timeout=RESULT_TIMEOUT)
     assert tag == 'after death'
     assert pid != int(app.ledger('die')[0][1])           # a new worker process ran it
-    # The task whose worker died is neither lost nor re-run: it stays claimed (recovering
-    # such claims is a later feature).
-    assert app.queue.running_count() == 1
+    # The task whose worker died is not lost: the consumer's upkeep (every HEARTBEAT_INTERVAL)
+    # gives the dead worker's claim back (sqlq.recovery) and the task runs again, killing a
+    # worker each time, until its third death quarantines it: a dead letter, never run again.
+    [letter] = wait_for(app.queue.dead_letters, timeout=RESULT_TIMEOUT + 4 * HEARTBEAT_INTERVAL,
+                        what='the dying task to be quarantined', describe=consumer.describe)
+    assert 'died 3 times' in letter.reason
+    assert app.queue.deserialize_task(letter.data).id == died.id
+    assert len(app.ledger('die')) == 3
+    assert len({l[1] for l in app.ledger('die')}) == 3      # each run in a new worker process
+    assert app.queue.running_count() == 0
     assert app.queue.pending_count() == 0
-    assert len(app.ledger('die')) == 1
     assert not died.is_ready()
 
 
