@@ -1,6 +1,12 @@
-"""A throwaway ``redis-server`` for the tests: 127.0.0.1, a free port, no persistence."""
+"""A throwaway ``redis-server`` for the tests: 127.0.0.1, a free port, no persistence.
+
+Redis tests skip where they cannot run (no redis-server, no redis-py), except where they must
+run: with ``CI=true`` (as CI sets it) or ``SQLQ_REQUIRE_REDIS=1`` they fail instead, so that a
+CI box without Redis cannot pass by skipping them.
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -23,10 +29,28 @@ def unavailable_reason() -> Optional[str]:
     return None
 
 
+def required() -> bool:
+    """Whether Redis tests must fail rather than skip when they cannot run."""
+    return os.environ.get('CI') == 'true' or os.environ.get('SQLQ_REQUIRE_REDIS') == '1'
+
+
+def skip_unless_available() -> None:
+    """Skip the calling test if Redis tests cannot run here (fail it if they are required)."""
+    import pytest
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if required():
+        pytest.fail('%s; Redis tests are required here (CI=true or SQLQ_REQUIRE_REDIS=1)'
+                    % reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class RedisServer:
@@ -37,7 +61,7 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix='sqlq-redis-')
         self.extra_args = list(extra_args)
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional['subprocess.Popen[bytes]'] = None
 
     @property
     def url(self) -> str:

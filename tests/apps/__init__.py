@@ -1,0 +1,1 @@
+"""Applications loaded by the subprocesses of the tests (``sqlq consume``, multiprocessing)."""

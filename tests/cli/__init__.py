@@ -1,0 +1,1 @@
+"""The inspection commands of the ``sqlq`` command line."""

@@ -1,0 +1,1 @@
+"""The worker, the embedded consumer, ``sqlq consume`` processes and the consumer's logging."""

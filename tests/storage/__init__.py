@@ -1,0 +1,1 @@
+"""The storage contract on every backend, batch claims and the hand-off."""
