@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import sqlq
 from sqlq import _accel
+from tests._helpers import ROOT_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
 
 BLOCK = ('import sys\n'
          'class Block:\n'
@@ -36,8 +35,8 @@ def run(code, env_changes=()):
     env = dict(os.environ)
     env.pop('SQLQ_NO_EXTENSIONS', None)
     env.update(env_changes)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')]))
-    proc = subprocess.run([sys.executable, '-W', 'always', '-c', code], env=env, cwd=str(ROOT),
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [ROOT_DIR, env.get('PYTHONPATH')]))
+    proc = subprocess.run([sys.executable, '-W', 'always', '-c', code], env=env, cwd=ROOT_DIR,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, proc.stderr
