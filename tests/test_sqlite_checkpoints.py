@@ -11,8 +11,8 @@ import pytest
 
 from sqlq import SqliteQueue
 from sqlq.exceptions import DatabaseLockedError
-from sqlq.storage import sqlite as sqlite_module
 from sqlq.storage.sqlite import SqliteStorage
+from sqlq.storage.sqlite import storage as sqlite_module
 from tests._helpers import wait_for
 from tests.test_sqlite_storage import db_path, pragma, storage  # noqa: F401  (fixtures)
 

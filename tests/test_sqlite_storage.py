@@ -13,9 +13,8 @@ import apsw
 import pytest
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
-from sqlq.storage import _schema
-from sqlq.storage import sqlite as sqlite_module
-from sqlq.storage.sqlite import SqliteStorage
+from sqlq.storage.sqlite import SqliteStorage, _schema
+from sqlq.storage.sqlite import storage as sqlite_module
 
 
 @pytest.fixture

@@ -60,8 +60,9 @@ TOPICS = frozenset('qsd')
 #: Longest ``sun_path`` (bytes, without the terminating NUL).
 SUN_PATH_MAX = 107 if sys.platform.startswith('linux') else 103
 #: Longest socket name: pid (Linux pid_max <= 2**22: 7 digits), thread ident (64 bits: 20
-#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters must pick the same
-#: directory, so the choice depends on this bound, never on one thread's actual name.
+#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters
+#: must pick the same directory, so the choice depends on this bound, never on one thread's
+#: actual name.
 NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: A listing of the directory taken less than this long (ns) after the directory's mtime may
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.

@@ -15,9 +15,9 @@ Waiting: :meth:`SqliteStorage.wait_for_change` is push-based. Each write method 
 ``'schedule'``: a message was scheduled, ``'data'``: key/value data). After the outermost commit
 of a transaction that changed rows, the writer sends one wake-up datagram to each thread waiting
 on the same file for one of those topics, and to each thread waiting without a topic
-(:mod:`sqlq.storage._wakeup`: a directory of ``AF_UNIX`` sockets beside the database, or under
-the temporary directory). So an idle worker (``'queue'``) is not woken by acks and result writes,
-nor a ``Result.get`` waiter (``'data'``) by enqueues. For waits without a topic,
+(:mod:`sqlq.storage.sqlite._wakeup`: a directory of ``AF_UNIX`` sockets beside the database, or
+under the temporary directory). So an idle worker (``'queue'``) is not woken by acks and result
+writes, nor a ``Result.get`` waiter (``'data'``) by enqueues. For waits without a topic,
 ``PRAGMA data_version`` stays the source of truth: a waiter checks it before blocking and once
 more on timeout, so a writer that could not notify (another program, notifications unavailable)
 is still seen -- at the latest when the wait times out.
@@ -42,10 +42,21 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
-from sqlq.storage import _schema, _wakeup
-from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
-                               Storage, as_bytes, parse_counter, parse_owner_id,
-                               unpack_receipt, warn_hand_offs_kept)
+from sqlq.storage.base import (
+    EMPTY,
+    TOPICS,
+    Claim,
+    ClaimedItem,
+    DeadLetter,
+    OwnerInfo,
+    Storage,
+    as_bytes,
+    parse_counter,
+    parse_owner_id,
+    unpack_receipt,
+    warn_hand_offs_kept,
+)
+from sqlq.storage.sqlite import _schema, _wakeup
 
 __all__ = ['SqliteStorage']
 
@@ -477,7 +488,7 @@ class SqliteStorage(Storage):
 
     def _touch(self, topic: str) -> None:
         """Record that the current write transaction changed ``topic`` (a code of
-        :data:`~sqlq.storage._wakeup.TOPICS`): its waiters are woken after the commit."""
+        :data:`~sqlq.storage.sqlite._wakeup.TOPICS`): its waiters are woken after the commit."""
         self._local.topics.add(topic)
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
