@@ -125,7 +125,7 @@ class Listing(NamedTuple):
     #: ``(file name, path, topic code or None)`` of each socket, sorted by name.
     targets: tuple[tuple[str, str, Optional[str]], ...]
     #: The topic codes present (``None`` for sockets without a topic).
-    topics: frozenset
+    topics: frozenset[Optional[str]]
 
 
 _NO_LISTING = Listing((), frozenset())
@@ -347,8 +347,7 @@ class WakeupChannel:
                 return directory, st.st_mtime_ns
         return None
 
-    def _refresh(self, directory: str,
-                 mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
+    def _refresh(self, directory: str, mtime: int) -> Listing:
         listed_at = time.time_ns()
         try:
             names = os.listdir(directory)
