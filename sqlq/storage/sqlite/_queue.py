@@ -5,7 +5,6 @@ attempt, and a receipt ``(id, owner, attempts)`` fences every later ack or relea
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Iterable, Optional, Sequence
 
 import apsw
@@ -26,13 +25,10 @@ class ReadyQueue(HandOff):
                 self._do(conn, _sql.ENQUEUE, params)
                 self._touch('q')
             return
-        # The producer's hot path, on the critical path of a task's wake-up latency: the
-        # transaction of _tx() inlined, without its bookkeeping.
+        # The producer's hot path, on the critical path of a task's wake-up latency: a
+        # transaction of its own without _tx()'s bookkeeping (topics, change counts).
         conn = self._conn()
-        try:
-            conn.execute('BEGIN IMMEDIATE')
-        except apsw.Error as exc:
-            raise self._error(exc, 'starting a write transaction') from exc
+        self._begin(conn)
         idle: Optional[IdleWorker] = None
         try:
             listing = self._wake.listing()  # a registered idle worker has a 'q' socket
@@ -46,14 +42,12 @@ class ReadyQueue(HandOff):
                 # for our commit, and their wake-up overlaps our insert and commit.
                 self._wake.notify(('q',), untopical=False, listing=listing)
                 conn.execute(_sql.ENQUEUE, params)
-            conn.execute('COMMIT')
         except BaseException as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(apsw.Error):
-                    conn.execute('ROLLBACK')
+            self._roll_back(conn)
             if isinstance(exc, apsw.Error):
                 raise self._error(exc, 'writing') from exc
             raise
+        self._commit(conn)
         if idle:
             self._hand_off(idle, msg_id, params[1], params[2])
         self._wake.notify(())  # waiters for any change (no topic) must see the commit

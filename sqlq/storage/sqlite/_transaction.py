@@ -45,6 +45,40 @@ class Transactions(Connections):
         super()._start_thread(local, conn)
         local.depth = 0
 
+    def _begin(self, conn: Any, depth: int = 0) -> None:
+        """Start the transaction (``depth`` 0) or savepoint of nesting ``depth``."""
+        try:
+            conn.execute(_BEGIN[depth])
+        except apsw.Error as exc:
+            raise self._error(exc, 'starting a write transaction') from exc
+
+    def _commit(self, conn: Any, depth: int = 0) -> None:
+        """Commit what :meth:`_begin` started; an outermost transaction that fails to commit
+        is rolled back."""
+        try:
+            conn.execute(_COMMIT[depth])
+        except BaseException as exc:
+            if depth == 0 and conn.in_transaction:
+                with contextlib.suppress(apsw.Error):
+                    conn.execute('ROLLBACK')
+            if isinstance(exc, apsw.Error):
+                raise self._error(exc, 'committing') from exc
+            raise
+
+    @staticmethod
+    def _roll_back(conn: Any, depth: int = 0) -> None:
+        """Undo what :meth:`_begin` started, as an exception leaves it (so quietly: the
+        original exception matters more)."""
+        if conn.in_transaction:
+            try:
+                if depth == 0:
+                    conn.execute('ROLLBACK')
+                else:
+                    conn.execute(_ROLLBACK_TO[depth])
+                    conn.execute(_COMMIT[depth])  # RELEASE: the undone savepoint ends too
+            except apsw.Error:
+                pass
+
     @contextlib.contextmanager
     def _tx(self, savepoint: bool = False) -> Iterator[Any]:
         """BEGIN IMMEDIATE (outermost); commit or roll back.
@@ -61,10 +95,7 @@ class Transactions(Connections):
             return
         if depth >= _MAX_DEPTH:
             raise StorageError('transactions nested more than %d deep' % _MAX_DEPTH)
-        try:
-            conn.execute(_BEGIN[depth])
-        except apsw.Error as exc:
-            raise self._error(exc, 'starting a write transaction') from exc
+        self._begin(conn, depth)
         if depth == 0:
             changes = conn.total_changes()
             local.topics = set()
@@ -79,15 +110,7 @@ class Transactions(Connections):
             local.depth = depth
             if saved_topics is not None:  # what the undone block touched is undone too
                 local.topics = saved_topics
-            if conn.in_transaction:
-                try:
-                    if depth == 0:
-                        conn.execute('ROLLBACK')
-                    else:
-                        conn.execute(_ROLLBACK_TO[depth])
-                        conn.execute(_COMMIT[depth])
-                except apsw.Error:
-                    pass  # the original exception matters more
+            self._roll_back(conn, depth)
             raise
         local.depth = depth
         if depth == 0 and 'q' in local.topics and conn.total_changes() != changes:
@@ -96,13 +119,7 @@ class Transactions(Connections):
             # other topics -- are woken after it: they would see the old state.)
             self._wake.notify(('q',), untopical=False)
             local.topics.discard('q')
-        try:
-            conn.execute(_COMMIT[depth])
-        except apsw.Error as exc:
-            if depth == 0 and conn.in_transaction:
-                with contextlib.suppress(apsw.Error):
-                    conn.execute('ROLLBACK')
-            raise self._error(exc, 'committing') from exc
+        self._commit(conn, depth)
         # Only after the outermost commit (a woken waiter must see the data), and only if
         # rows changed: an empty dequeue or read_schedule wakes nobody. Topic waiters are
         # woken only for the topics the transaction touched; waiters without a topic always.
