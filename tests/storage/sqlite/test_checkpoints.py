@@ -11,8 +11,7 @@ import pytest
 
 from sqlq import SqliteQueue
 from sqlq.exceptions import DatabaseLockedError
-from sqlq.storage import sqlite as sqlite_module
-from sqlq.storage.sqlite import SqliteStorage
+from sqlq.storage.sqlite import SqliteStorage, _connection
 from tests._helpers import wait_for
 from tests.storage._helpers import pragma
 
@@ -147,7 +146,7 @@ def waiting(monkeypatch):
     """An Event set when a connection opened from now on calls its busy handler (it waits
     for a lock)."""
     event = threading.Event()
-    make_handler = sqlite_module._busy_handler
+    make_handler = _connection._busy_handler
 
     def observed_busy_handler(*args):
         busy = make_handler(*args)
@@ -157,7 +156,7 @@ def waiting(monkeypatch):
             return busy(tries)
         return handler
 
-    monkeypatch.setattr(sqlite_module, '_busy_handler', observed_busy_handler)
+    monkeypatch.setattr(_connection, '_busy_handler', observed_busy_handler)
     return event
 
 

@@ -14,9 +14,7 @@ import apsw
 import pytest
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
-from sqlq.storage import _schema
-from sqlq.storage import sqlite as sqlite_module
-from sqlq.storage.sqlite import SqliteStorage
+from sqlq.storage.sqlite import SqliteStorage, _connection, _schema
 from tests.storage._helpers import pragma
 
 # ---------------------------------------------------------------------- settings
@@ -317,7 +315,7 @@ def test_child_after_fork_uses_new_connection(storage):
                   and storage.owner_id != parent_owner
                   and claim.receipt[1] == storage.owner_id
                   and storage._local.conn is not parent_conn
-                  and any(c is parent_conn for c in sqlite_module._ABANDONED)
+                  and any(c is parent_conn for c in _connection._ABANDONED)
                   and storage.ack(claim.receipt))
             storage.enqueue(b'from child')
             storage.close()

@@ -20,8 +20,7 @@ import time
 import pytest
 
 from sqlq.exceptions import StorageError
-from sqlq.storage import _wakeup
-from sqlq.storage.sqlite import SqliteStorage
+from sqlq.storage.sqlite import SqliteStorage, _wakeup
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, 'AF_UNIX'), reason='needs AF_UNIX sockets')
 
@@ -290,7 +289,7 @@ def test_without_a_usable_directory_waits_poll(db_path, monkeypatch, caplog):
         raise PermissionError(13, 'Permission denied', directory)
 
     monkeypatch.setattr(_wakeup, 'make_private_dir', refuse)
-    caplog.set_level('DEBUG', logger='sqlq.storage._wakeup')
+    caplog.set_level('DEBUG', logger='sqlq.storage.sqlite._wakeup')
     s = SqliteStorage(db_path, 'test')
     writer = SqliteStorage(db_path, 'test')
     assert s._wake.available is False

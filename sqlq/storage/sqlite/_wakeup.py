@@ -60,8 +60,9 @@ TOPICS = frozenset('qsd')
 #: Longest ``sun_path`` (bytes, without the terminating NUL).
 SUN_PATH_MAX = 107 if sys.platform.startswith('linux') else 103
 #: Longest socket name: pid (Linux pid_max <= 2**22: 7 digits), thread ident (64 bits: 20
-#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters must pick the same
-#: directory, so the choice depends on this bound, never on one thread's actual name.
+#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters
+#: must pick the same directory, so the choice depends on this bound, never on one thread's
+#: actual name.
 NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: A listing of the directory taken less than this long (ns) after the directory's mtime may
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
@@ -124,7 +125,7 @@ class Listing(NamedTuple):
     #: ``(file name, path, topic code or None)`` of each socket, sorted by name.
     targets: tuple[tuple[str, str, Optional[str]], ...]
     #: The topic codes present (``None`` for sockets without a topic).
-    topics: frozenset
+    topics: frozenset[Optional[str]]
 
 
 _NO_LISTING = Listing((), frozenset())
@@ -346,8 +347,7 @@ class WakeupChannel:
                 return directory, st.st_mtime_ns
         return None
 
-    def _refresh(self, directory: str,
-                 mtime: int) -> tuple[tuple[str, str, Optional[str]], ...]:
+    def _refresh(self, directory: str, mtime: int) -> Listing:
         listed_at = time.time_ns()
         try:
             names = os.listdir(directory)

@@ -44,6 +44,9 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     ``task.assignee`` is cleared when the worker takes the message from the table instead
     (the datagram never came) and by every release: a ready row never has one.
 
+Opening: :func:`check_identity` refuses foreign or newer databases before anything writes to
+the file, then :func:`migrate` brings an older one up to date.
+
 Pragmas: a new file gets ``auto_vacuum=INCREMENTAL`` (set by the opener *before* the switch to
 WAL: it only takes effect on an empty file, before the first page is written), so that
 ``maintenance`` can return free pages to the file system in bounded steps
@@ -53,6 +56,8 @@ WAL: it only takes effect on an empty file, before the first page is written), s
 from __future__ import annotations
 
 from typing import Any, Callable
+
+from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
 SCHEMA_VERSION = 2
@@ -154,3 +159,59 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
     0: _create_v1,
     1: _add_hand_off,
 }
+
+
+#: Tables of the file, but SQLite's own.
+_LIST_TABLES = ("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+
+
+def check_identity(conn: Any, path: str) -> int:
+    """Refuse foreign or newer databases; return the stored schema version. ``path`` names
+    the file in errors."""
+    if not conn.in_transaction:  # one snapshot: another opener may be migrating right now
+        conn.execute('BEGIN')
+        try:
+            return check_identity(conn, path)
+        finally:
+            if conn.in_transaction:
+                conn.execute('COMMIT')
+    app_id = conn.execute('PRAGMA application_id').fetchall()[0][0]
+    version: int = conn.execute('PRAGMA user_version').fetchall()[0][0]
+    if app_id not in (0, APPLICATION_ID):
+        raise StorageError('%r is a SQLite database of another application '
+                           '(application_id %#x), not a sqlq database' % (path, app_id))
+    if app_id == 0:
+        tables = {row[0] for row in conn.execute(_LIST_TABLES)}
+        if version != 0 or not tables <= TABLES:
+            raise StorageError('%r is a SQLite database of another application (tables: '
+                               '%s), not a sqlq database' % (path, ', '.join(sorted(tables))))
+    if version > SCHEMA_VERSION:
+        raise StorageError('%r was created by a newer sqlq (schema version %d; this sqlq '
+                           'supports up to %d): upgrade sqlq'
+                           % (path, version, SCHEMA_VERSION))
+    return version
+
+
+def migrate(conn: Any, path: str) -> None:
+    """Bring the database up to :data:`SCHEMA_VERSION` (see the module docstring)."""
+    if check_identity(conn, path) >= SCHEMA_VERSION:
+        return
+    conn.execute('BEGIN IMMEDIATE')
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = check_identity(conn, path)
+        for v in range(version, SCHEMA_VERSION):
+            try:
+                step = MIGRATIONS[v]
+            except KeyError:
+                raise StorageError('no migration of sqlq database %r from schema version '
+                                   '%d' % (path, v)) from None
+            step(conn)
+        conn.execute('PRAGMA application_id=%d' % APPLICATION_ID)
+        conn.execute('PRAGMA user_version=%d' % SCHEMA_VERSION)
+        conn.execute('COMMIT')
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute('ROLLBACK')
+        raise

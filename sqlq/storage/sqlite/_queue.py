@@ -1,0 +1,238 @@
+"""The ready queue of SQLite storage: enqueues, claims, and the settling of claims.
+
+A row of ``task`` is ready while ``owner IS NULL``; a claim sets its owner and counts the
+attempt, and a receipt ``(id, owner, attempts)`` fences every later ack or release.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence
+
+import apsw
+
+from sqlq.storage.base import Claim, ClaimedItem, as_bytes, unpack_receipt
+from sqlq.storage.sqlite import _sql
+from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
+
+
+class ReadyQueue(HandOff):
+    """Enqueue, claim, ack, release and bury messages of the ready queue; list them."""
+
+    def enqueue(self, data: bytes, priority: int = 0) -> None:
+        params = (self.name, priority if type(priority) is int else int(priority),
+                  data if type(data) is bytes else as_bytes(data), self._clock())
+        if self._in_transaction():
+            with self._tx() as conn:  # joins the caller's transaction
+                self._do(conn, _sql.ENQUEUE, params)
+                self._touch('q')
+            return
+        # The producer's hot path, on the critical path of a task's wake-up latency: a
+        # transaction of its own without _tx()'s bookkeeping (topics, change counts).
+        conn = self._conn()
+        self._begin(conn)
+        idle: Optional[IdleWorker] = None
+        try:
+            listing = self._wake.listing()  # a registered idle worker has a 'q' socket
+            if 'q' in listing.topics and len(params[2]) <= HAND_OFF_MAX:
+                idle = self._idle_worker(conn, params)
+            if idle:
+                conn.execute(_sql.ENQUEUE_HANDED, params + (idle[1], params[3], idle[0]))
+                msg_id = conn.last_insert_rowid()
+            else:
+                # Idle workers are woken now, while we hold the write lock: their claims wait
+                # for our commit, and their wake-up overlaps our insert and commit.
+                self._wake.notify(('q',), untopical=False, listing=listing)
+                conn.execute(_sql.ENQUEUE, params)
+        except BaseException as exc:
+            self._roll_back(conn)
+            if isinstance(exc, apsw.Error):
+                raise self._error(exc, 'writing') from exc
+            raise
+        self._commit(conn)
+        if idle:
+            self._hand_off(idle, msg_id, params[1], params[2])
+        self._wake.notify(())  # waiters for any change (no topic) must see the commit
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+        now, name = self._clock(), self.name
+        params: list[Any] = []
+        add = params.extend
+        for data, priority in items:
+            add((name, priority if type(priority) is int else int(priority),
+                 data if type(data) is bytes else as_bytes(data), now))
+        count = len(params) // 4
+        if not count:
+            return 0
+        chunk = _sql.INSERT_ROWS
+        with self._tx() as conn:
+            try:
+                # Many rows per INSERT statement: about half the cost per row of executemany.
+                full = count - count % chunk
+                for start in range(0, full * 4, chunk * 4):
+                    conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * 4])
+                if full < count:
+                    rest = params[full * 4:]
+                    conn.executemany(_sql.ENQUEUE,
+                                     [rest[i:i + 4] for i in range(0, len(rest), 4)])
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+            self._touch('q')
+        return count
+
+    def _ready_hint(self, token: Optional[str]) -> bool:
+        """False if a cheap read shows no ready task (nor, for a registered idle worker with
+        registration ``token``, a message handed to it): an idle consumer polling an empty
+        queue then never takes the write lock. Skipped right after a notification (work is
+        likely; the read would only add latency) and inside a transaction."""
+        local = self._local
+        notified = getattr(local, 'last_wake', None) == 'notify'
+        local.last_wake = None
+        local.expect_commit = notified
+        if notified or self._in_transaction():
+            return True
+        if token is None:
+            return bool(self._rows(_sql.ANY_READY, (self.name,)))
+        return bool(self._rows(_sql.READY_OR_HANDED, (self.name, token))[0][0])
+
+    def dequeue(self) -> Optional[Claim]:
+        claims = self.dequeue_many(1)
+        return claims[0] if claims else None
+
+    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+        conn = self._conn()
+        local = self._local
+        if local.handed:  # handed over by a producer with the wake-up: already claimed
+            claims: list[Claim] = local.handed
+            local.handed = []
+            local.last_wake = None
+            return claims
+        token = local.idle_token
+        if limit < 1 or not self._ready_hint(token):
+            if limit >= 1 and token is None and getattr(local, 'serving', None):
+                self._register_idle(flag_prefix)
+            return []
+        owner, name, limit = self.owner_id, self.name, int(limit)
+        params: tuple[Any, ...] = (owner, self._clock(), name, limit)
+        if flag_prefix is not None:
+            params += _sql.prefix_range(flag_prefix)
+        checked = flag_prefix is not None
+        handed: list[Any] = []
+        if token is None and not self._in_transaction():
+            # A single statement is atomic on its own, and in autocommit mode its wait for
+            # the write lock goes through the busy handler. A claim wakes nobody.
+            try:
+                rows = conn.execute(_sql.CLAIM_RETURNING if flag_prefix is None
+                                    else _sql.CLAIM_RETURNING_FLAGGED, params).fetchall()
+            except apsw.Error as exc:
+                raise self._error(exc, 'claiming') from exc
+            if not rows and getattr(local, 'serving', None):
+                self._register_idle(flag_prefix)
+            added = 0  # RETURNING gives the attempts after the claim
+        else:
+            local.idle_token = None
+            try:
+                with self._tx() as conn:  # joins the caller's transaction, if any
+                    if token is not None:  # a registered worker claims: it is idle no more
+                        handed = self._take_handed(conn, token, owner)
+                    rows = []
+                    if limit > len(handed):
+                        rows = self._do(conn, _sql.READY_HEAD if flag_prefix is None
+                                        else _sql.READY_HEAD_FLAGGED,
+                                        params[:3] + (limit - len(handed),) + params[4:])
+                        if rows:
+                            self._do(conn, _sql.CLAIM_HEAD, params[:3] + (len(rows),))
+                    if not rows and not handed and getattr(local, 'serving', None):
+                        self._register_idle(flag_prefix)
+            except BaseException:
+                if token is not None and local.idle_token is None:
+                    local.idle_token = token  # rolled back: still registered
+                raise
+            added = 1
+        claims = [Claim(row[1], (row[0], owner, row[2] + added), row[2] + added, row[3],
+                        row[4], row[0], bool(row[5]) if checked else None)
+                  for row in rows]
+        if handed:
+            claims += [Claim(row[1], (row[0], owner, row[2]), row[2], row[3], row[4], row[0])
+                       for row in handed]
+        return claims
+
+    def release_unstarted(self, receipts: Iterable[Any]) -> int:
+        params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
+        if not params:
+            return 0
+        with self._tx() as conn:
+            before = conn.total_changes()
+            try:
+                conn.executemany(_sql.RELEASE_UNSTARTED, params)
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+            released: int = conn.total_changes() - before
+            if released:
+                self._touch('q')
+        return released
+
+    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
+                                                  Optional[float]]]) -> list[bool]:
+        acks = [(*unpack_receipt(receipt), self.name) for receipt, _, _, _ in items]
+        if not acks:
+            return []
+        clock = self._clock
+        with self._tx() as conn:
+            try:
+                acked = set(conn.executemany(_sql.ACK_RETURNING, acks))
+                held = [ack[:3] in acked for ack in acks]
+                results = [(self.name, key, as_bytes(value),
+                            None if ttl is None else clock() + float(ttl))
+                           for ok, (_, key, value, ttl) in zip(held, items)
+                           if ok and key is not None]
+                if results:
+                    conn.executemany(_sql.PUT_RESULT, results)
+                    self._touch('d')
+            except apsw.Error as exc:
+                raise self._error(exc, 'writing') from exc
+        return held
+
+    def ack(self, receipt: Any) -> bool:
+        msg_id, owner, attempts = unpack_receipt(receipt)
+        with self._tx() as conn:
+            self._do(conn, _sql.ACK, (msg_id, self.name, owner, attempts))
+            acked: bool = conn.changes() > 0
+            return acked
+
+    def release(self, receipt: Any) -> bool:
+        msg_id, owner, attempts = unpack_receipt(receipt)
+        with self._tx() as conn:
+            self._do(conn, _sql.RELEASE, (msg_id, self.name, owner, attempts))
+            if conn.changes() > 0:
+                self._touch('q')
+                return True
+            return False
+
+    def bury(self, receipt: Any, reason: str) -> bool:
+        msg_id, owner, attempts = unpack_receipt(receipt)
+        with self._tx() as conn:
+            rows = self._do(conn, _sql.BURY, (msg_id, self.name, owner, attempts))
+            if not rows:
+                return False
+            self._do(conn, _sql.ADD_DEAD_LETTER,
+                     (self.name, rows[0][0], str(reason), self._clock(), rows[0][1],
+                      rows[0][2]))
+            return True
+
+    def queue_size(self) -> int:
+        size: int = self._scalar(_sql.READY_COUNT, (self.name,))
+        return size
+
+    def claimed_size(self) -> int:
+        size: int = self._scalar(_sql.CLAIMED_COUNT, (self.name,))
+        return size
+
+    def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
+        return [row[0] for row in self._rows(_sql.READY_ITEMS,
+                                             (self.name, _sql.limit(limit)))]
+
+    def claimed_items(self) -> list[ClaimedItem]:
+        return [ClaimedItem(*row) for row in self._rows(_sql.CLAIMED_ITEMS, (self.name,))]
+
+    def flush_queue(self) -> None:
+        with self._tx() as conn:
+            self._do(conn, _sql.FLUSH_QUEUE, (self.name,))

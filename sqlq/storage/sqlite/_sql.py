@@ -1,0 +1,192 @@
+"""The statements SQLite storage runs on sqlq's tables, each a named constant.
+
+Constant SQL text keeps apsw's statement cache warm. The tables are described in
+:mod:`sqlq.storage.sqlite._schema` (which also holds the DDL and the identity pragmas);
+transaction control is in :mod:`sqlq.storage.sqlite._transaction`, connection settings in
+:mod:`sqlq.storage.sqlite._connection` and file upkeep pragmas in
+:mod:`sqlq.storage.sqlite._upkeep`. Every statement is scoped to one queue (a ``queue = ?``
+parameter) except those on ``owner`` and ``idle_worker`` rows, which are file-wide.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+# ------------------------------------------------------------------ ready queue
+
+# A claim inside a transaction reads the head of the ready queue, then marks the same rows
+# claimed (the write lock is held in between, so both see the same rows): there, cheaper than
+# UPDATE ... RETURNING, which buffers its rows in a temporary table. Outside one, the single
+# autocommit UPDATE ... RETURNING below saves the BEGIN and COMMIT statements and wins.
+READY_HEAD = ('SELECT id, data, attempts, recoveries, priority FROM task '
+              'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
+CLAIM_HEAD = (
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
+    'ORDER BY priority DESC, id LIMIT ?4)')
+#: The claim outside a transaction: one autocommit statement (a third of the time of
+#: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
+#: RETURNING gives the updated attempts, in no particular order.
+CLAIM_RETURNING = CLAIM_HEAD + ' RETURNING id, data, attempts, recoveries, priority'
+#: dequeue_many's flag_prefix: whether a key of the range [?5, ?6) exists (in the claim's own
+#: statement: a separate read would cost more than the check).
+FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
+CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
+READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
+ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
+ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+#: enqueue_many inserts this many rows per statement.
+INSERT_ROWS = 100
+ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at) VALUES '
+                 + ', '.join(['(?, ?, ?, ?)'] * INSERT_ROWS))
+#: What every release of a claim sets: a ready row is unowned and handed to nobody.
+UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL'
+#: Receipt-fenced statements: parameters (id, owner, attempts, queue) for the batch forms,
+#: (id, queue, owner, attempts) for the single ones.
+RELEASE_UNSTARTED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? '
+                     'AND owner = ? AND attempts = ? AND queue = ?')
+ACK_RETURNING = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? AND queue = ? '
+                 'RETURNING id, owner, attempts')
+ACK = 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? AND attempts = ?'
+RELEASE = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? AND queue = ? '
+           'AND owner = ? AND attempts = ?')
+BURY = ('DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
+        'AND attempts = ? RETURNING data, attempts, enqueued_at')
+READY_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL'
+CLAIMED_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NOT NULL'
+READY_ITEMS = ('SELECT data FROM task WHERE queue = ? AND owner IS NULL '
+               'ORDER BY priority DESC, id LIMIT ?')
+CLAIMED_ITEMS = ('SELECT id, data, owner, claimed_at, attempts, recoveries FROM task '
+                 'WHERE queue = ? AND owner IS NOT NULL ORDER BY claimed_at, id')
+FLUSH_QUEUE = 'DELETE FROM task WHERE queue = ?'
+
+# ------------------------------------------------------------------ hand-off
+
+# Hand-off (see SqliteStorage.worker_session): a single enqueue that finds its queue with no
+# ready message takes one idle worker's registration and inserts the message already claimed
+# for it, in its own transaction; after the commit the message travels in the datagram that
+# wakes the worker. The newest registration is taken (its thread ran last: warmest caches).
+# The first statement is the cheapest test (an index probe); the rest only run on a hit.
+IDLE_WORKER = ('SELECT token, owner, socket, flag_lo, flag_hi FROM idle_worker '
+               'WHERE queue = ?1 AND token != ?2 ORDER BY since DESC LIMIT 1')
+HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
+                  'CASE WHEN ?2 IS NULL THEN NULL ELSE '
+                  'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
+ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
+                  'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
+DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
+#: A handed message whose datagram could not be delivered becomes an ordinary ready one.
+TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
+             'WHERE id = ? AND assignee = ?')
+REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socket, since, '
+                 'flag_lo, flag_hi) VALUES (?, ?, ?, ?, ?, ?, ?)')
+#: A registered worker's claim takes what was handed to it but never arrived (no datagram).
+TAKE_HANDED = ('UPDATE task SET assignee = NULL WHERE assignee = ?1 AND owner = ?2 '
+               'AND queue = ?3 RETURNING id, data, attempts, recoveries, priority')
+#: A datagram for a registration its thread no longer counted on: the message, if still ours.
+TAKE_HANDED_ONE = ('UPDATE task SET assignee = NULL WHERE id = ? AND assignee = ? AND owner = ? '
+                   'RETURNING id')
+#: A registered worker's cheap check after a wait: work is ready, or its registration was
+#: taken by a producer whose datagram it did not get.
+READY_OR_HANDED = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL) '
+                   'OR NOT EXISTS (SELECT 1 FROM idle_worker WHERE token = ?2)')
+DEREGISTER_SOCKET = 'DELETE FROM idle_worker WHERE socket = ?'
+#: The end of a worker session: messages handed to its tokens (``[?3, ?4)``) and not returned.
+RELEASE_HANDED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE owner = ? AND queue = ? '
+                  'AND assignee >= ? AND assignee < ?')
+
+# ------------------------------------------------------------------ schedule
+
+SCHEDULE = 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)'
+TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, data'
+NEXT_SCHEDULED = 'SELECT min(ts) FROM schedule WHERE queue = ?'
+SCHEDULED_ITEMS = 'SELECT data FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
+SCHEDULE_COUNT = 'SELECT count(*) FROM schedule WHERE queue = ?'
+FLUSH_SCHEDULE = 'DELETE FROM schedule WHERE queue = ?'
+
+# ------------------------------------------------------------------ key/value
+
+#: A key is live while ``?`` (now) is before its expiry.
+LIVE = '(expires_at IS NULL OR expires_at > ?)'
+PUT = ('INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
+       'expires_at) VALUES (?, ?, ?, ?, ?)')
+PUT_RESULT = ('INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
+              'expires_at) VALUES (?, ?, ?, 1, ?)')
+#: peek_many: ``%s`` is one ``?`` per key.
+GET_MANY = 'SELECT key, value, expires_at FROM kv WHERE queue = ? AND key IN (%s)'
+GET = 'SELECT value, expires_at FROM kv WHERE queue = ? AND key = ?'
+GET_COUNTER = 'SELECT value, is_result, expires_at FROM kv WHERE queue = ? AND key = ?'
+DELETE_EXPIRED_KEY = 'DELETE FROM kv WHERE queue = ? AND key = ? AND expires_at <= ?'
+POP = 'DELETE FROM kv WHERE queue = ? AND key = ? RETURNING value, expires_at'
+DELETE = 'DELETE FROM kv WHERE queue = ? AND key = ? RETURNING expires_at'
+PUT_IF_EMPTY = ('INSERT INTO kv (queue, key, value, is_result, expires_at) '
+                'VALUES (?, ?, ?, 0, ?) ON CONFLICT (queue, key) DO UPDATE SET '
+                'value = excluded.value, is_result = 0, '
+                'expires_at = excluded.expires_at '
+                'WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?')
+# A range + substr comparison: no LIKE, so '_' and '%' are ordinary characters.
+DELETE_PREFIX = ('DELETE FROM kv WHERE queue = ? AND key >= ? '
+                 'AND substr(key, 1, ?) = ? RETURNING expires_at')
+RESULT_COUNT = 'SELECT count(*) FROM kv WHERE queue = ? AND is_result = 1 AND ' + LIVE
+RESULT_ITEMS = 'SELECT key, value FROM kv WHERE queue = ? AND is_result = 1 AND ' + LIVE
+FLUSH_RESULTS = 'DELETE FROM kv WHERE queue = ? AND is_result = 1'
+KEY_COUNT = 'SELECT count(*) FROM kv WHERE queue = ? AND ' + LIVE
+EXPIRED_COUNT = ('SELECT count(*) FROM kv WHERE queue = ? AND '
+                 'expires_at IS NOT NULL AND expires_at <= ?')
+PURGE_EXPIRED = ('DELETE FROM kv WHERE queue = ? AND expires_at IS NOT NULL '
+                 'AND expires_at <= ?')
+
+# ------------------------------------------------------------------ dead letters
+
+ADD_DEAD_LETTER = ('INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
+                   'enqueued_at) VALUES (?, ?, ?, ?, ?, ?)')
+DEAD_LETTERS = ('SELECT id, data, reason, failed_at, attempts, enqueued_at FROM dead_letter '
+                'WHERE queue = ? ORDER BY id LIMIT ?')
+DEAD_LETTER = ('SELECT id, data, reason, failed_at, attempts, enqueued_at '
+               'FROM dead_letter WHERE queue = ? AND id = ?')
+DEAD_LETTER_COUNT = 'SELECT count(*) FROM dead_letter WHERE queue = ?'
+TAKE_DEAD_LETTERS = 'DELETE FROM dead_letter WHERE queue = ? RETURNING id, data'
+TAKE_DEAD_LETTER = 'DELETE FROM dead_letter WHERE queue = ? AND id = ? RETURNING id, data'
+
+# ------------------------------------------------------------------ owners
+
+HEARTBEAT = ('INSERT INTO owner (id, host, pid, started_at, heartbeat_at) '
+             'VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET '
+             'heartbeat_at = excluded.heartbeat_at')
+#: Owners with a heartbeat row, and owners of this queue's claims without one.
+OWNERS = ('SELECT id, host, pid, started_at, heartbeat_at FROM owner UNION '
+          'SELECT DISTINCT owner, NULL, NULL, NULL, NULL FROM task WHERE queue = ? '
+          'AND owner IS NOT NULL AND owner NOT IN (SELECT id FROM owner) ORDER BY 1')
+CLAIM_OWNERS = ('SELECT owner, count(*) FROM task WHERE queue = ? '
+                'AND owner IS NOT NULL GROUP BY owner')
+# claimed_at is part of the task_claimed index: the owner's rows are found by it.
+RELEASE_OWNER = ('UPDATE task SET ' + UNCLAIMED + ', recoveries = recoveries + 1 '
+                 'WHERE owner = ? AND queue = ?')
+DEREGISTER_OWNER = 'DELETE FROM idle_worker WHERE owner = ?'
+#: An owner row goes once the owner holds no claim in any queue: parameters (owner, owner).
+FORGET_OWNER = ('DELETE FROM owner WHERE id = ? AND NOT EXISTS '
+                '(SELECT 1 FROM task WHERE owner = ?)')
+
+# ------------------------------------------------------------------ whole queue
+
+FLUSH_ALL = tuple('DELETE FROM %s WHERE queue = ?' % table
+                  for table in ('task', 'schedule', 'kv', 'dead_letter'))
+
+
+# ------------------------------------------------------------------ parameters
+
+def limit(limit: Optional[int]) -> int:
+    """The ``LIMIT`` parameter of a listing (``-1``: no limit)."""
+    return -1 if limit is None else max(int(limit), 0)
+
+
+@functools.lru_cache(maxsize=16)
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The key range ``[low, high)`` holding the keys that start with ``prefix`` (UTF-8 byte
+    order is code point order)."""
+    if not prefix:
+        raise ValueError('flag_prefix must not be empty')
+    last = ord(prefix[-1]) + 1
+    if last > 0x10FFFF:  # no next character: every key below this bound
+        return prefix, prefix + '\U0010ffff' * 16
+    return prefix, prefix[:-1] + chr(0xE000 if 0xD800 <= last <= 0xDFFF else last)
