@@ -126,8 +126,10 @@ class Queue:
         self.immediate = immediate
 
     def create_storage(self) -> Storage:
-        """A new storage backend instance for this queue."""
-        return self.storage_class(name=self.name, clock=self.clock, **self.storage_kwargs)
+        """A new storage backend instance for this queue (its claims tell whether any revoke
+        flag exists: see :class:`~sqlq.storage.capabilities.FlagWatch`)."""
+        return self.storage_class(name=self.name, clock=self.clock, flag_prefix=FLAGS_PREFIX,
+                                  **self.storage_kwargs)
 
     def close(self) -> None:
         """Close the storage backend (and the immediate-mode one, if any)."""
@@ -170,7 +172,8 @@ class Queue:
         if self.immediate_use_memory:
             if value:
                 self._regular_storage = self.storage
-                self.storage = MemoryStorage(name=self.name, clock=self.clock)
+                self.storage = MemoryStorage(name=self.name, clock=self.clock,
+                                             flag_prefix=FLAGS_PREFIX)
             elif self._regular_storage is not None:
                 self.storage.close()
                 self.storage, self._regular_storage = self._regular_storage, None
@@ -409,10 +412,6 @@ class Queue:
         return self.storage.next_scheduled_time()
 
     # -- revocation ----------------------------------------------------------------------------
-    #: ``flag_prefix`` for :meth:`~sqlq.storage.base.Storage.dequeue_many`: the claims tell
-    #: whether any revoke flag existed (see :meth:`Revocations.prefetch`).
-    revoke_flags_prefix = FLAGS_PREFIX
-
     def revoke(self, task: Any, revoke_until: Optional[Timestamp] = None,
                revoke_once: bool = False) -> None:
         """Skip ``task`` when it comes up (until ``revoke_until``; only once if ``revoke_once``)."""

@@ -20,7 +20,8 @@ import socket
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .storage.base import Storage, parse_owner_id
+from .storage._owners import parse_owner_id
+from .storage.base import Storage
 
 logger = logging.getLogger('sqlq.recovery')
 

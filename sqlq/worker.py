@@ -235,12 +235,11 @@ class Worker:
         if self.max_tasks:
             limit = max(1, min(limit, self.max_tasks - self.done))
         queue, storage = self.queue, self.queue.storage
-        flags = queue.revoke_flags_prefix
         while True:
             if len(self.outcomes):  # the flush joins the claim's transaction where it pays
-                claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit, flags))
+                claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
             else:
-                claims = storage.dequeue_many(limit, flags)
+                claims = storage.dequeue_many(limit)
             if not claims:
                 return False
             deliveries = []

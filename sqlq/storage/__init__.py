@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlq.storage.base import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Storage
+from sqlq.storage.base import Storage
 from sqlq.storage.memory import MemoryStorage
+from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
 
-__all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage',
+__all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Receipt',
+           'Storage',
            'MemoryStorage', 'SqliteStorage', 'RedisStorage']
 
 

@@ -25,143 +25,32 @@ message was claimed again since) the call returns ``False`` and changes nothing.
 from __future__ import annotations
 
 import abc
-import contextlib
-import logging
-import os
-import secrets
-import socket
-import threading
 import time
-from typing import (Any, Callable, ContextManager, Iterable, NamedTuple, Optional, Sequence,
-                    TypeVar)
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Iterable,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 from sqlq.exceptions import TransactionConflict
+
+from ._owners import OwnerId
+from .capabilities import BatchClaims, FlagWatch, HandOff, Upkeep
+from .types import EMPTY, TOPICS, Claim, ClaimedItem, Completion, DeadLetter, OwnerInfo, Receipt
+
+__all__ = ['Storage', 'retry_conflicts', 'CONFLICT_ATTEMPTS',
+           # the contract's values, defined in sqlq.storage.types
+           'EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'Completion', 'DeadLetter', 'OwnerInfo',
+           'Receipt']
 
 T = TypeVar('T')
 #: Runs of a transaction that keeps conflicting before :func:`retry_conflicts` gives up.
 CONFLICT_ATTEMPTS = 10
-
-__all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage']
-
-#: Topics of :meth:`Storage.wait_for_change`.
-TOPICS = ('queue', 'schedule', 'data')
-
-
-class _Empty:
-    """Type of :data:`EMPTY`; there is exactly one instance."""
-
-    _instance: Optional['_Empty'] = None
-
-    def __new__(cls) -> '_Empty':
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return '<EMPTY>'
-
-    def __reduce__(self) -> str:  # pickles as the module attribute: stays a singleton
-        return 'EMPTY'
-
-    def __copy__(self) -> '_Empty':
-        return self
-
-    def __deepcopy__(self, memo: dict) -> '_Empty':
-        return self
-
-
-#: Returned by :meth:`Storage.peek_data` and :meth:`Storage.pop_data` for a missing (or expired)
-#: key. Compare with ``is``: ``b''`` is a valid stored value.
-EMPTY = _Empty()
-
-
-class Claim(NamedTuple):
-    """A claimed message, returned by :meth:`Storage.dequeue`."""
-
-    #: The message bytes exactly as enqueued.
-    data: bytes
-    #: Opaque, hashable, picklable token for :meth:`~Storage.ack`, :meth:`~Storage.release` and
-    #: :meth:`~Storage.bury`. Its form is backend-specific; never build or inspect one.
-    receipt: Any
-    #: How many times this message has been claimed, this claim included (1 the first time).
-    attempts: int
-    #: How many times the message was taken back from a dead owner (:meth:`Storage.release_owner`).
-    recoveries: int = 0
-    #: The priority it was enqueued with.
-    priority: int = 0
-    #: Its place in FIFO order among messages of one priority (increasing; backend-specific).
-    seq: int = 0
-    #: Whether a data key starting with the ``flag_prefix`` given to
-    #: :meth:`Storage.dequeue_many` existed when the claim was made (``False`` spares the
-    #: caller a read of those keys); ``None``: not checked.
-    flagged: Optional[bool] = None
-
-
-class ClaimedItem(NamedTuple):
-    """A claimed (running) message, as listed by :meth:`Storage.claimed_items`."""
-
-    #: The storage's id of the message (stable while it is stored; backend-specific).
-    id: int
-    data: bytes
-    #: :attr:`Storage.owner_id` of the process holding the claim.
-    owner: str
-    #: When the claim was made (the storage's clock).
-    claimed_at: float
-    #: Claims of this message, this one included.
-    attempts: int
-    #: Times the message was taken back from a dead owner.
-    recoveries: int
-
-
-class OwnerInfo(NamedTuple):
-    """A claiming process, as listed by :meth:`Storage.owners`."""
-
-    #: Its :attr:`Storage.owner_id` (``'host:pid:random'``).
-    id: str
-    host: Optional[str]
-    pid: Optional[int]
-    #: Its first :meth:`Storage.heartbeat` (``None`` if it never sent one).
-    started_at: Optional[float]
-    #: Its last :meth:`Storage.heartbeat` (``None`` if it never sent one).
-    heartbeat_at: Optional[float]
-
-
-class DeadLetter(NamedTuple):
-    """A message that could not be processed, kept so that nothing is ever lost silently."""
-
-    id: int
-    data: bytes
-    reason: str
-    #: Unix epoch seconds (from the storage's clock) when it was buried / added.
-    failed_at: float
-    #: Times the message had been claimed when it was buried (0 if it never was).
-    attempts: int
-    #: When the message was enqueued (``None`` if it never was, e.g. rejected at enqueue time).
-    enqueued_at: Optional[float] = None
-
-
-def as_bytes(data: Any) -> bytes:
-    """``data`` as bytes; TypeError naming the type if it is not bytes-like."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError('storage stores bytes, not %s' % type(data).__name__)
-
-
-def parse_counter(key: str, value: Any) -> int:
-    """The integer a counter key holds; ValueError naming the key if it holds something else."""
-    try:
-        return int(bytes(value).decode('ascii'))
-    except (TypeError, UnicodeDecodeError, ValueError):
-        raise ValueError('key %r does not hold an integer: %r' % (key, value[:40])) from None
-
-
-def unpack_receipt(receipt: Any) -> tuple[int, str, int]:
-    """``(message id, owner, attempts)`` of a receipt of the backends that use that form."""
-    try:
-        msg_id, owner, attempts = receipt
-        return int(msg_id), str(owner), int(attempts)
-    except (TypeError, ValueError):
-        raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
 
 
 def retry_conflicts(commit: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
@@ -178,66 +67,32 @@ def retry_conflicts(commit: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) 
     raise AssertionError('unreachable')
 
 
-#: Serialises the creation of owner ids; a new one in a forked child (a fork may happen while
-#: another thread holds it).
-_OWNER_LOCK = threading.Lock()
-
-
-def _new_owner_lock() -> None:
-    global _OWNER_LOCK
-    _OWNER_LOCK = threading.Lock()
-
-
-if hasattr(os, 'register_at_fork'):
-    os.register_at_fork(after_in_child=_new_owner_lock)
-
-
-def warn_hand_offs_kept(exc: BaseException) -> None:
-    """Log that a worker session could not release the messages handed to it."""
-    logging.getLogger('sqlq.storage').warning(
-        'could not release the messages handed to this worker (%s): dead-owner recovery will '
-        'return them when this process ends', exc)
-
-
-def _new_owner_id() -> str:
-    return '%s:%d:%s' % (socket.gethostname(), os.getpid(), secrets.token_hex(4))
-
-
-def parse_owner_id(owner_id: str) -> tuple[Optional[str], Optional[int]]:
-    """``(host, pid)`` of an owner id made by :attr:`Storage.owner_id`, ``(None, None)`` if it
-    is not of that form."""
-    host, sep, rest = str(owner_id).rpartition(':')
-    host, sep2, pid = host.rpartition(':')
-    if not sep or not sep2 or not host or not pid.isdigit():
-        return None, None
-    return host, int(pid)
-
-
-class Storage(abc.ABC):
+class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
     """Byte-level storage of one named queue. Several named queues may share one backend/file.
+
+    The abstract methods below are the core contract every backend implements; the optional
+    capabilities (:mod:`sqlq.storage.capabilities`: batch claims, hand-off, upkeep, flag watch)
+    come with defaults built on it.
 
     ``clock`` returns the current time as unix epoch seconds; every timestamp the storage
     records (claims, dead letters) and every ttl is measured with it, so tests can inject a
     fake clock. Scheduled-message timestamps are given by the caller and are not compared with
-    the clock by the storage.
+    the clock by the storage. ``flag_prefix``: see :class:`~sqlq.storage.capabilities.FlagWatch`.
 
     Every method is thread-safe. After :meth:`close` the storage must not be used.
     """
 
-    #: Whether several storage calls cost less inside one :meth:`transaction` than made one
-    #: by one (SQLite: one commit instead of many). False for backends whose every call is
-    #: atomic on its own and whose transactions cost extra reads (Redis): workers then commit
-    #: a group of outcomes and claim their next tasks as separate calls.
-    batch_in_transaction: bool = True
-
     def __init__(self, name: str = 'sqlq', *, clock: Callable[[], float] = time.time,
-                 **options: Any) -> None:
+                 flag_prefix: Optional[str] = None, **options: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError('queue name must be a non-empty string, not %r' % (name,))
+        if flag_prefix is not None and (not isinstance(flag_prefix, str) or not flag_prefix):
+            raise ValueError('flag_prefix must be a non-empty string or None, not %r'
+                             % (flag_prefix,))
         self.name = name
+        self.flag_prefix = flag_prefix
         self._clock = clock
-        self._owner_pid = -1
-        self._owner_id = ''
+        self._owner = OwnerId()
 
     def __repr__(self) -> str:
         return '<%s %r>' % (type(self).__name__, self.name)
@@ -245,15 +100,7 @@ class Storage(abc.ABC):
     @property
     def owner_id(self) -> str:
         """Identifies this process's claims: ``'hostname:pid:random'``; a new one after fork."""
-        pid = os.getpid()
-        if pid != self._owner_pid:
-            # Threads of a new process (a worker and its heartbeat) ask at the same time: all
-            # must get the same id.
-            with _OWNER_LOCK:
-                if pid != self._owner_pid:
-                    self._owner_id = _new_owner_id()
-                    self._owner_pid = pid
-        return self._owner_id
+        return self._owner.get()
 
     # ------------------------------------------------------------------ ready queue
 
@@ -262,7 +109,7 @@ class Storage(abc.ABC):
         """Add a ready message. Higher ``priority`` is dequeued first; FIFO within a priority."""
 
     @abc.abstractmethod
-    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def enqueue_many(self, items: Iterable[Tuple[bytes, int]]) -> int:
         """Enqueue ``(data, priority)`` pairs in order, all or none; return how many."""
 
     @abc.abstractmethod
@@ -273,68 +120,9 @@ class Storage(abc.ABC):
         settled with :meth:`ack`, :meth:`release` or :meth:`bury`.
         """
 
-    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
-        """Claim up to ``limit`` ready messages at once (fewer if fewer are ready).
-
-        The claims are those that ``limit`` calls of :meth:`dequeue` would make, made in one
-        step; their order in the list is unspecified: run them in ``(-priority, seq)`` order.
-        ``flag_prefix``: a backend that can tell cheaply sets each claim's
-        :attr:`~Claim.flagged` (whether any key starting with it existed at the claim).
-        """
-        claims: list[Claim] = []
-        with self.transaction():
-            while len(claims) < limit:
-                claim = self.dequeue()
-                if claim is None:
-                    break
-                claims.append(claim)
-        return claims
-
-    def worker_session(self) -> ContextManager[None]:
-        """Mark the calling thread as a worker for the duration of the ``with`` block: it claims
-        with :meth:`dequeue_many` and, when that finds nothing, waits with
-        ``wait_for_change(timeout, 'queue')``.
-
-        A backend may then hand it new messages directly: SQLite lets a producer that finds
-        the queue empty claim its message for an idle worker in the enqueue's own transaction
-        and send it along with the wake-up, so the worker skips its claim. Such messages come
-        out of the worker's next :meth:`dequeue_many` like any claim. When the block exits,
-        messages handed to the thread that it still holds are released: settle (or release)
-        the claims it returned before leaving the block. The default does nothing.
-        """
-        return contextlib.nullcontext()
-
-    def release_unstarted(self, receipts: Iterable[Any]) -> int:
-        """Give back several claims whose messages never started running, in one step.
-
-        Each is released (:meth:`release`): ready again at its place; its claim still counts in
-        ``attempts``, which is also what fences a receipt (so an old receipt never matches a
-        later claim). Claims already gone are skipped; returns how many were given back.
-        """
-        released = 0
-        with self.transaction():
-            for receipt in receipts:
-                released += self.release(receipt)
-        return released
-
     @abc.abstractmethod
     def ack(self, receipt: Any) -> bool:
         """Delete the claimed message. ``False`` (and no change) if that claim no longer exists."""
-
-    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
-                                                  Optional[float]]]) -> list[bool]:
-        """Settle claims of finished tasks in one step: for each ``(receipt, key, value, ttl)``,
-        :meth:`ack` the claim and, if it was held, store ``value`` under ``key`` as a result
-        (``is_result=True``, ``ttl``), unless ``key`` is None. Returns, per item, whether its
-        claim was held; an item whose claim is gone changes nothing. All or none."""
-        held = []
-        with self.transaction():
-            for receipt, key, value, ttl in items:
-                ok = self.ack(receipt)
-                if ok and key is not None:
-                    self.put_data(key, value, is_result=True, ttl=ttl)  # type: ignore[arg-type]
-                held.append(ok)
-        return held
 
     @abc.abstractmethod
     def release(self, receipt: Any) -> bool:
@@ -482,7 +270,8 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
                         enqueued_at: Optional[float] = None) -> int:
-        """Record a message that was never claimed (e.g. rejected at enqueue time); return its id."""
+        """Record a message that was never claimed (e.g. rejected at enqueue time); return its
+        id."""
 
     @abc.abstractmethod
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
@@ -549,28 +338,6 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def purge_expired(self) -> int:
         """Delete this queue's expired keys (results never read, stale locks); return how many."""
-
-    @abc.abstractmethod
-    def maintenance(self) -> dict[str, Any]:
-        """Bounded, non-blocking upkeep: :meth:`purge_expired`, then (SQLite) return a bounded
-        number of free pages to the file system and checkpoint/truncate the WAL unless another
-        connection is busy with it. Returns what was done (backend-specific keys; always
-        ``'purged'``)."""
-
-    def defer_checkpoints(self, deferred: bool = True) -> None:
-        """While ``deferred``, this process's writers leave folding their write-ahead log into
-        the database to :meth:`checkpoint` calls (the consumer makes them from a background
-        thread), so that no commit on a task's path waits for it. No-op without such a log."""
-
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database as far as possible without waiting for
-        other connections. No-op without such a log."""
-
-    @abc.abstractmethod
-    def vacuum(self) -> None:
-        """Rebuild the backend compactly (SQLite: full ``VACUUM``). Needs exclusive access for
-        its whole duration: other writers wait (or time out) meanwhile. Not inside
-        :meth:`transaction`."""
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:

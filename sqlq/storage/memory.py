@@ -11,11 +11,13 @@ import copy
 import heapq
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 from sqlq.exceptions import StorageError
-from sqlq.storage.base import (EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo,
-                               Storage, as_bytes, parse_counter, parse_owner_id)
+from sqlq.storage._common import as_bytes, parse_counter
+from sqlq.storage._owners import parse_owner_id
+from sqlq.storage.base import Storage
+from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
 
 __all__ = ['MemoryStorage']
 
@@ -56,8 +58,8 @@ class MemoryStorage(Storage):
     """Byte-level storage held in this process's memory; see :class:`~sqlq.storage.base.Storage`."""
 
     def __init__(self, name: str = 'sqlq', *, clock: Callable[[], float] = time.time,
-                 **options: Any) -> None:
-        super().__init__(name, clock=clock)
+                 flag_prefix: Optional[str] = None, **options: Any) -> None:
+        super().__init__(name, clock=clock, flag_prefix=flag_prefix)
         if options:
             raise TypeError('unexpected MemoryStorage options: %s' % ', '.join(sorted(options)))
         self._lock = threading.RLock()
@@ -73,7 +75,7 @@ class MemoryStorage(Storage):
     # ------------------------------------------------------------------ helpers
 
     @contextlib.contextmanager
-    def _locked(self, write: bool = False, topics: tuple = ()) -> Iterator[_State]:
+    def _locked(self, write: bool = False, topics: Tuple[str, ...] = ()) -> Iterator[_State]:
         with self._lock:
             if self._closed:
                 raise StorageError('storage %r is closed' % self.name)
@@ -103,10 +105,7 @@ class MemoryStorage(Storage):
 
     @staticmethod
     def _claimed(st: _State, receipt: Any) -> Optional[_Message]:
-        try:
-            msg_id, owner, attempts = receipt
-        except (TypeError, ValueError):
-            raise TypeError('not a receipt of this storage: %r' % (receipt,)) from None
+        msg_id, owner, attempts = Receipt.of(receipt)
         msg = st.messages.get(msg_id)
         if msg is None or msg.owner is None or msg.owner != owner or msg.attempts != attempts:
             return None
@@ -136,9 +135,10 @@ class MemoryStorage(Storage):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+    def dequeue_many(self, limit: int) -> list[Claim]:
         owner = self.owner_id
-        claims = []
+        flag_prefix = self.flag_prefix
+        claims: list[Claim] = []
         with self._locked() as st:
             now = self._clock()
             flagged = None if flag_prefix is None else \
@@ -149,7 +149,7 @@ class MemoryStorage(Storage):
                 msg.owner = owner
                 msg.claimed_at = now
                 msg.attempts += 1
-                claims.append(Claim(msg.data, (msg.id, owner, msg.attempts), msg.attempts,
+                claims.append(Claim(msg.data, Receipt(msg.id, owner, msg.attempts), msg.attempts,
                                     msg.recoveries, msg.priority, msg.id, flagged))
             if claims:
                 self._changed()

@@ -63,8 +63,8 @@ def spy_claims(storage, reverse=False):
     calls = []
     original = storage.dequeue_many
 
-    def dequeue_many(limit, flag_prefix=None):
-        claims = original(limit, flag_prefix)
+    def dequeue_many(limit):
+        claims = original(limit)
         calls.append((limit, len(claims)))
         return claims[::-1] if reverse else claims
 
@@ -86,7 +86,7 @@ def warm_up(queue, worker, size=4):
             return
         before = len(done)
         warm.map(range(20))
-        wait_for(lambda: len(done) == before + 20, WAIT, 'warm-up tasks')
+        wait_for(lambda: len(done) == before + 20, WAIT, 'warm-up tasks')  # noqa: B023
     raise AssertionError('worker batch size stayed at %d' % worker.batch_size)
 
 
@@ -440,13 +440,13 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_j
     original = storage.dequeue_many
     failures = []
 
-    def flaky(limit, flag_prefix=None):
+    def flaky(limit):
         if ran and len(failures) < 3:
             # usually inside the commit of the first task's outcome (flush_then), which
             # must then stay pending for the next try
             failures.append(limit)
             raise StorageError('injected: database unreachable')
-        return original(limit, flag_prefix)
+        return original(limit)
 
     storage.dequeue_many = flaky
     first = job(1)

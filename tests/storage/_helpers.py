@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, TypeVar
 
+from sqlq.storage._owners import OwnerId
 from sqlq.storage.sqlite import SqliteStorage
 
 T = TypeVar('T')
 
 WAIT = 10  # seconds: bound of every wait in the hand-off tests
-FLAGS = 'revoke:'  # the flag prefix workers pass to dequeue_many (the task layer's revoke keys)
+FLAGS = 'revoke:'  # the flag prefix of the storages below (as the task layer's revoke keys)
 DEAD = 'deadhost:4242:abcd1234'  # an owner id of a process that is gone
 
 
@@ -50,16 +51,18 @@ class as_owner:
 
     def __init__(self, storage: Any, owner: str) -> None:
         self.storage, self.owner = storage, owner
-        self.saved: Optional[Tuple[int, str]] = None
+        self.saved: Optional[OwnerId] = None
 
     def __enter__(self) -> Any:
-        self.saved = (self.storage._owner_pid, self.storage._owner_id)
-        self.storage._owner_pid, self.storage._owner_id = os.getpid(), self.owner
+        self.saved = self.storage._owner
+        pinned = OwnerId()
+        pinned._pid, pinned._id = os.getpid(), self.owner
+        self.storage._owner = pinned
         return self.storage
 
     def __exit__(self, *exc: object) -> None:
         assert self.saved is not None
-        self.storage._owner_pid, self.storage._owner_id = self.saved
+        self.storage._owner = self.saved
 
 
 def idle_count(storage: Any) -> int:
@@ -74,7 +77,7 @@ def go_idle(worker: Any, stack: contextlib.ExitStack) -> None:
     """Enter ``worker``'s session and let it find the queue empty: it registers."""
     stack.enter_context(worker.worker_session())
     before = idle_count(worker)
-    assert worker.dequeue_many(4, FLAGS) == []
+    assert worker.dequeue_many(4) == []
     assert idle_count(worker) == before + 1
 
 

@@ -13,7 +13,7 @@ from sqlq.storage import MemoryStorage, Storage
 from sqlq.storage.sqlite import SqliteStorage
 from tests._clock import FakeClock
 from tests._helpers import InItsOwnThread
-from tests.storage._helpers import WAIT
+from tests.storage._helpers import FLAGS, WAIT
 
 
 @pytest.fixture
@@ -25,19 +25,20 @@ def clock() -> FakeClock:
 @pytest.fixture
 def make_storage(backend: str, tmp_path: Path, clock: FakeClock,
                  request: pytest.FixtureRequest) -> Iterator[Callable[..., Storage]]:
-    """Factory: ``make_storage(name='test', clock=clock)``; storages made in one test share one
-    backend (the same SQLite file), so that queue-name isolation is real for SQLite."""
+    """Factory: ``make_storage(name='test', clock=clock, **options)``; storages made in one test
+    share one backend (the same SQLite file), so that queue-name isolation is real for SQLite."""
     made: List[Storage] = []
     url = request.getfixturevalue('redis_url') if backend == 'redis' else None
 
-    def factory(name: str = 'test', clock: Any = clock) -> Storage:
+    def factory(name: str = 'test', clock: Any = clock, **options: Any) -> Storage:
         if backend == 'memory':
-            s: Storage = MemoryStorage(name, clock=clock)
+            s: Storage = MemoryStorage(name, clock=clock, **options)
         elif backend == 'redis':
             from sqlq.storage.redis import RedisStorage
-            s = RedisStorage(name, url=url, clock=clock)
+            s = RedisStorage(name, url=url, clock=clock, **options)
         else:
-            s = SqliteStorage(str(tmp_path / 'contract.db'), name, clock=clock, timeout=10)
+            s = SqliteStorage(str(tmp_path / 'contract.db'), name, clock=clock, timeout=10,
+                              **options)
         made.append(s)
         return s
 
@@ -62,13 +63,13 @@ def open_storage(backend: str, tmp_path: Path,
         path = str(tmp_path / 'queue.db')
 
         def make() -> Any:
-            return SqliteStorage(path)
+            return SqliteStorage(path, flag_prefix=FLAGS)
     else:
         from sqlq.storage.redis import RedisStorage
         url, name = request.getfixturevalue('redis_url'), 'handoff-' + uuid.uuid4().hex[:8]
 
         def make() -> Any:
-            return RedisStorage(name, url=url)
+            return RedisStorage(name, url=url, flag_prefix=FLAGS)
 
     def open_one() -> Any:
         storage = make()

@@ -154,37 +154,38 @@ def test_claims_tell_whether_a_key_with_the_flag_prefix_exists(make_storage, sto
                                                                 backend, in_transaction):
     """A worker skips reading revoke flags when its claim saw none (``flagged`` False); a
     backend that does not check says None, never False."""
-    other = make_storage('other-queue')
+    watching = make_storage(flag_prefix='revoke')
+    other = make_storage('other-queue', flag_prefix='revoke')
 
     def claim():
-        storage.enqueue(b'm', 0)
+        watching.enqueue(b'm', 0)
         if in_transaction:
-            with storage.transaction():
-                claims = storage.dequeue_many(5, 'revoke')
+            with watching.transaction():
+                claims = watching.dequeue_many(5)
         else:
-            claims = storage.dequeue_many(5, 'revoke')
+            claims = watching.dequeue_many(5)
         assert [c.data for c in claims] == [b'm']
-        assert storage.dequeue_many(5) == [] and claims[0].attempts == 1
-        storage.ack(claims[0].receipt)
+        assert watching.dequeue_many(5) == [] and claims[0].attempts == 1
+        watching.ack(claims[0].receipt)
         return claims[0].flagged
 
     # neighbours of the prefix range, and the prefix in another queue, do not count
-    storage.put_data('revokd', b'x')
-    storage.put_data('revokf', b'x')
-    storage.put_data('revok', b'x')
+    watching.put_data('revokd', b'x')
+    watching.put_data('revokf', b'x')
+    watching.put_data('revok', b'x')
     other.put_data('revoke:id', b'x')
     first = claim()
     if backend == 'redis':
         assert first is None
         return
     assert first is False
-    storage.put_data('revoke-all:task', b'x')
+    watching.put_data('revoke-all:task', b'x')
     assert claim() is True
-    storage.delete_data('revoke-all:task')
+    watching.delete_data('revoke-all:task')
     assert claim() is False
-    storage.put_data('revoke', b'x')  # the prefix itself
+    watching.put_data('revoke', b'x')  # the prefix itself
     assert claim() is True
-    assert storage.dequeue_many(1) == []
+    assert watching.dequeue_many(1) == []
     storage.enqueue(b'n', 0)
     assert storage.dequeue_many(1)[0].flagged is None  # no prefix: not checked
 

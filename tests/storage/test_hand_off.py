@@ -12,7 +12,7 @@ import contextlib
 import pytest
 
 from sqlq.storage.sqlite import SqliteStorage
-from tests.storage._helpers import FLAGS, WAIT, go_idle, idle_count
+from tests.storage._helpers import WAIT, go_idle, idle_count
 
 pytestmark = pytest.mark.parametrize('backend', ['sqlite', 'redis'], indirect=True)
 
@@ -47,7 +47,7 @@ def test_single_enqueue_is_handed_to_the_idle_worker_which_claims_nothing(produc
         assert idle_count(producer.storage) == 0
         assert worker.wait_for_change(WAIT, 'queue')
         with no_storage_round(worker, monkeypatch):
-            [claim] = worker.dequeue_many(4, FLAGS)
+            [claim] = worker.dequeue_many(4)
         assert (claim.data, claim.attempts, claim.priority) == (b'job', 1, 3)
         assert worker.ack(claim.receipt)
         assert producer.claimed_size() == producer.queue_size() == 0
@@ -60,11 +60,11 @@ def test_worker_registers_again_after_its_handed_task(producer, open_worker):
         for n in range(3):
             producer.enqueue(b'job %d' % n)
             assert worker.wait_for_change(WAIT, 'queue')
-            [claim] = worker.dequeue_many(4, FLAGS)
+            [claim] = worker.dequeue_many(4)
             assert claim.data == b'job %d' % n
             with worker.transaction():  # as a worker's outcome group does
                 assert worker.ack(claim.receipt)
-            assert worker.dequeue_many(4, FLAGS) == []
+            assert worker.dequeue_many(4) == []
             assert idle_count(worker) == 1
 
 
@@ -78,12 +78,12 @@ def test_no_hand_off_while_messages_are_ready_or_in_a_transaction(producer, open
         producer.enqueue(b'second', 0)
         assert producer.queue_size() == 2 and producer.claimed_size() == 0
         assert worker.wait_for_change(WAIT, 'queue')
-        claims = worker.dequeue_many(4, FLAGS)
+        claims = worker.dequeue_many(4)
         assert sorted(c.data for c in claims) == [b'first', b'second']
         assert idle_count(producer.storage) == 0  # its claim deregistered it
         for claim in claims:
             assert worker.ack(claim.receipt)
-        assert worker.dequeue_many(4, FLAGS) == []  # idle again
+        assert worker.dequeue_many(4) == []  # idle again
 
         def enqueue_in_transaction(storage):
             with storage.transaction():
@@ -101,10 +101,10 @@ def test_one_message_goes_to_exactly_one_of_two_idle_workers(producer, open_work
         producer.enqueue(b'job')
         woken = [w for w in (first, second) if w.wait_for_change(0.2, 'queue')]
         assert len(woken) == 1  # the other one was not even woken
-        [claim] = woken[0].dequeue_many(4, FLAGS)
+        [claim] = woken[0].dequeue_many(4)
         assert claim.data == b'job'
         other = second if woken[0] is first else first
-        assert other.dequeue_many(4, FLAGS) == []
+        assert other.dequeue_many(4) == []
         assert idle_count(producer.storage) == 1  # the other one is still registered
 
 
@@ -117,7 +117,7 @@ def test_a_registration_the_worker_lost_track_of_still_delivers(producer, open_w
         worker._local.idle_token = None
         producer.enqueue(b'job')
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert claim.data == b'job'
         assert worker.ack(claim.receipt)
 
@@ -131,7 +131,7 @@ def test_session_end_releases_handed_messages_still_claimed(producer, open_worke
         if stage != 'sent':
             assert worker.wait_for_change(WAIT, 'queue')
         if stage == 'claim-returned':
-            [returned] = worker.dequeue_many(4, FLAGS)
+            [returned] = worker.dequeue_many(4)
     assert producer.claimed_size() == 0 and producer.queue_size() == 1
     assert idle_count(producer.storage) == 0
     [claim] = producer.dequeue_many(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlq.storage.base import Claim
+from sqlq.storage.types import Claim, Receipt
 
 #: An absent script argument (no ttl, no id, unused guard slot).
 NO_ARG = ''
@@ -19,16 +19,11 @@ def opt_float(raw: Any) -> Optional[float]:
     return None if raw in (None, b'') else float(raw)
 
 
-def limit(n: Optional[int]) -> int:
-    """The script's count: -1 for everything."""
-    return -1 if n is None else max(int(n), 0)
-
-
 def claim(owner: str, msg_id: Any, data: bytes, attempts: Any, recoveries: Any,
           priority: Any) -> Claim:
     """The claim of a script's row (``id, data, attempts, recoveries, priority``)."""
     attempts = int(attempts)
-    found = Claim(data, (int(msg_id), owner, attempts), attempts, int(recoveries))
+    found = Claim(data, Receipt(int(msg_id), owner, attempts), attempts, int(recoveries))
     if 'priority' in Claim._fields:  # the FIFO position is the message id
         found = found._replace(priority=int(priority), seq=int(msg_id))
     return found

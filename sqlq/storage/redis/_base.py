@@ -72,8 +72,9 @@ class RedisBase(Storage):
                  connection_pool: Any = None, host: Optional[str] = None,
                  port: Optional[int] = None, db: Optional[int] = None,
                  password: Optional[str] = None, prefix: str = 'sqlq',
-                 clock: Callable[[], float] = time.time, **connection_options: Any) -> None:
-        super().__init__(name, clock=clock)
+                 clock: Callable[[], float] = time.time, flag_prefix: Optional[str] = None,
+                 **connection_options: Any) -> None:
+        super().__init__(name, clock=clock, flag_prefix=flag_prefix)
         if not isinstance(prefix, str) or not prefix:
             raise ConfigurationError('prefix must be a non-empty string, not %r' % (prefix,))
         given = [what for what, value in (('url', url), ('connection_pool', connection_pool))

@@ -13,10 +13,11 @@ from typing import Any, Optional, Sequence, cast
 
 from redis import exceptions as _rexc
 
-from sqlq.storage.base import EMPTY, as_bytes, parse_counter
+from sqlq.storage._common import as_bytes, parse_counter
 from sqlq.storage.redis._args import NO_ARG
 from sqlq.storage.redis._base import RedisBase
 from sqlq.storage.redis._transaction import _Tx
+from sqlq.storage.types import EMPTY
 
 
 class DataOps(RedisBase):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import secrets
 from typing import Any, Iterable, Optional, Sequence
 
-from sqlq.storage.base import Claim, ClaimedItem, as_bytes, unpack_receipt
+from sqlq.storage._common import as_bytes
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.redis._args import NO_ARG, claim
-from sqlq.storage.redis._args import (
-    limit as _limit,  # a contract parameter is named limit
-)
 from sqlq.storage.redis._base import RedisBase
 from sqlq.storage.redis._transaction import _Tx
+from sqlq.storage.types import Claim, ClaimedItem, Receipt
 
 #: Largest message handed to an idle worker (bigger ones wait for an ordinary claim).
 HAND_OFF_MAX = 1 << 20
@@ -47,7 +46,7 @@ class QueueOps(RedisBase):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+    def dequeue_many(self, limit: int) -> list[Claim]:
         """Claim up to ``limit`` ready messages in one script run (``flagged`` unchecked)."""
         owner = self.owner_id
         local = self._thread()
@@ -102,7 +101,7 @@ class QueueOps(RedisBase):
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         """Release several claims that never started, in one run (attempts still count: they
         fence receipts)."""
-        unpacked = [unpack_receipt(receipt) for receipt in receipts]
+        unpacked = [Receipt.of(receipt) for receipt in receipts]
         if self._tx() is not None:
             return sum(self._settle('unstart1', receipt) for receipt in unpacked)
         if not unpacked:
@@ -111,7 +110,7 @@ class QueueOps(RedisBase):
         return int(self._one('unstart', len(unpacked), *args)[0])
 
     def _settle(self, op: str, receipt: Any, *extra: Any) -> bool:
-        msg_id, owner, attempts = unpack_receipt(receipt)
+        msg_id, owner, attempts = Receipt.of(receipt)
         tx = self._tx()
         if tx is None:
             return bool(self._one(op, msg_id, owner, attempts, *extra)[0])
@@ -141,7 +140,7 @@ class QueueOps(RedisBase):
             return []
         args: list[Any] = []
         for receipt, key, value, ttl in items:
-            args.extend(unpack_receipt(receipt))
+            args.extend(Receipt.of(receipt))
             args.extend((NO_ARG, b'', NO_ARG) if key is None else
                         (key, as_bytes(value if value is not None else b''), self._expires(ttl)))
         return [bool(int(held)) for held in self._one('complete', len(items), *args)]

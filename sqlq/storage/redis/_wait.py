@@ -33,13 +33,13 @@ from typing import Any, Iterator, Optional, Sequence
 from redis import exceptions as _rexc
 
 from sqlq.exceptions import StorageError, StorageUnavailableError
-from sqlq.storage.base import TOPICS, warn_hand_offs_kept
+from sqlq.storage._common import TOPIC_CODES, warn_hand_offs_kept
 from sqlq.storage.redis._args import claim
 from sqlq.storage.redis._base import RedisBase
 from sqlq.storage.redis._resp import Subscriber, open_subscriber
+from sqlq.storage.types import TOPICS
 
 #: wait_for_change topic -> channel suffix.
-_TOPIC_CODES = {'queue': 'q', 'schedule': 's', 'data': 'd'}
 #: A wait without a topic listens to every channel.
 _ALL_CODES = ('q', 's', 'd', 'x')
 #: The code of a worker's own hand-off channel among a waiter's subscriptions.
@@ -190,13 +190,13 @@ class WaitOps(RedisBase):
         subscribes and returns ``True`` at once. ``topic=None`` waits for any change made
         after the call started.
         """
-        if topic is not None and topic not in _TOPIC_CODES:
+        if topic is not None and topic not in TOPIC_CODES:
             raise ValueError('unknown wait_for_change topic %r (expected one of %s)'
                              % (topic, ', '.join(sorted(TOPICS))))
         local = self._thread()
         if getattr(local, 'tx', None) is not None:
             raise StorageError('wait_for_change() cannot be called inside transaction()')
-        codes = _ALL_CODES if topic is None else (_TOPIC_CODES[topic],)
+        codes = _ALL_CODES if topic is None else (TOPIC_CODES[topic],)
         deadline = time.monotonic() + max(float(timeout), 0.0)
         try:
             waiter = self._waiter(local)

@@ -9,15 +9,15 @@ from typing import Any, Iterable, Optional
 
 from redis import exceptions as _rexc
 
-from sqlq.storage.base import DeadLetter, OwnerInfo, as_bytes, parse_owner_id
+from sqlq.storage._common import as_bytes
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
+from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.redis._args import NO_ARG, num, opt_float
-from sqlq.storage.redis._args import (
-    limit as _limit,  # a contract parameter is named limit
-)
 from sqlq.storage.redis._data import DataOps
 from sqlq.storage.redis._queue import HAND_OFF_MAX, QueueOps
 from sqlq.storage.redis._transaction import _Tx
 from sqlq.storage.redis._wait import WaitOps
+from sqlq.storage.types import DeadLetter, OwnerInfo
 
 __all__ = ['RedisStorage', 'HAND_OFF_MAX']
 

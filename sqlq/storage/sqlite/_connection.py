@@ -71,8 +71,9 @@ class Connections(Storage):
     errors mapped, and closing."""
 
     def __init__(self, filename: str, name: str, *, synchronous: str, timeout: float,
-                 clock: Callable[[], float], cache_size: Optional[int]) -> None:
-        super().__init__(name, clock=clock)
+                 clock: Callable[[], float], cache_size: Optional[int],
+                 flag_prefix: Optional[str]) -> None:
+        super().__init__(name, clock=clock, flag_prefix=flag_prefix)
         filename = os.fspath(filename)
         if not isinstance(filename, str) or filename in ('', ':memory:') \
                 or filename.startswith('file:'):

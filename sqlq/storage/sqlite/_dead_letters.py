@@ -6,9 +6,11 @@ from typing import Any, Iterable, Optional
 
 import apsw
 
-from sqlq.storage.base import DeadLetter, as_bytes
+from sqlq.storage._common import as_bytes
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._transaction import Transactions
+from sqlq.storage.types import DeadLetter
 
 
 class DeadLetters(Transactions):
@@ -25,7 +27,7 @@ class DeadLetters(Transactions):
 
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
         return [DeadLetter(*row) for row in self._rows(
-            _sql.DEAD_LETTERS, (self.name, _sql.limit(limit)))]
+            _sql.DEAD_LETTERS, (self.name, _limit(limit)))]
 
     def dead_letter(self, id: int) -> Optional[DeadLetter]:
         rows = self._rows(_sql.DEAD_LETTER, (self.name, int(id)))

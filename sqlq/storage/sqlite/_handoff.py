@@ -20,9 +20,10 @@ import threading
 from typing import Any, Iterator, Optional
 
 from sqlq.exceptions import StorageError
-from sqlq.storage.base import Claim, warn_hand_offs_kept
+from sqlq.storage._common import warn_hand_offs_kept
 from sqlq.storage.sqlite import _sql, _wakeup
 from sqlq.storage.sqlite._transaction import Transactions
+from sqlq.storage.types import Claim, Receipt
 
 logger = logging.getLogger(__name__)
 
@@ -71,17 +72,16 @@ class HandOff(Transactions):
         finally:
             self._end_worker_session(local)
 
-    def _register_idle(self, flag_prefix: Optional[str]) -> None:
+    def _register_idle(self) -> None:
         local = self._local
         path = self._wake.socket_path('q')
         if path is None:
             return
         local.registrations += 1
         token = '%s%d' % (local.serving, local.registrations)
-        low, high = _sql.prefix_range(flag_prefix) if flag_prefix is not None else (None, None)
         with self._tx() as conn:
             self._do(conn, _sql.REGISTER_IDLE, (token, self.name, self.owner_id, path,
-                                                self._clock(), low, high))
+                                                self._clock()))
         local.idle_token = token
 
     def _take_handed(self, conn: Any, token: str, owner: str) -> list[Any]:
@@ -99,7 +99,9 @@ class HandOff(Transactions):
                             ).fetchall()
         if not rows:
             return None
-        token, owner, path, low, high = rows[0]
+        token, owner, path = rows[0]
+        low, high = (None, None) if self.flag_prefix is None else \
+            _sql.prefix_range(self.flag_prefix)
         ready, flagged = conn.execute(_sql.HAND_OFF_CHECK, (params[0], low, high)).fetchall()[0]
         if ready:
             return None
@@ -140,7 +142,7 @@ class HandOff(Transactions):
             start = _DATAGRAM.size + size
             token = message[_DATAGRAM.size:start].decode('ascii', 'replace')
             owner = self.owner_id
-            claim = Claim(message[start:], (msg_id, owner, 1), 1, 0, priority, msg_id,
+            claim = Claim(message[start:], Receipt(msg_id, owner, 1), 1, 0, priority, msg_id,
                           None if flagged < 0 else bool(flagged))
             if token == local.idle_token:
                 local.idle_token = None

@@ -9,9 +9,10 @@ import contextlib
 from typing import Any, Optional, Sequence
 
 from sqlq.exceptions import DatabaseLockedError
-from sqlq.storage.base import EMPTY, as_bytes, parse_counter
+from sqlq.storage._common import as_bytes, parse_counter
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._transaction import Transactions
+from sqlq.storage.types import EMPTY
 
 
 class KeyValue(Transactions):

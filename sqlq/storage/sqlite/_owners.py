@@ -2,9 +2,10 @@
 heartbeats), and the release of a dead owner's claims."""
 from __future__ import annotations
 
-from sqlq.storage.base import OwnerInfo, parse_owner_id
+from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._transaction import Transactions
+from sqlq.storage.types import OwnerInfo
 
 
 class Owners(Transactions):

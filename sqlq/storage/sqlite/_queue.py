@@ -9,9 +9,11 @@ from typing import Any, Iterable, Optional, Sequence
 
 import apsw
 
-from sqlq.storage.base import Claim, ClaimedItem, as_bytes, unpack_receipt
+from sqlq.storage._common import as_bytes
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
+from sqlq.storage.types import Claim, ClaimedItem, Receipt
 
 
 class ReadyQueue(HandOff):
@@ -97,8 +99,9 @@ class ReadyQueue(HandOff):
         claims = self.dequeue_many(1)
         return claims[0] if claims else None
 
-    def dequeue_many(self, limit: int, flag_prefix: Optional[str] = None) -> list[Claim]:
+    def dequeue_many(self, limit: int) -> list[Claim]:
         conn = self._conn()
+        flag_prefix = self.flag_prefix
         local = self._local
         if local.handed:  # handed over by a producer with the wake-up: already claimed
             claims: list[Claim] = local.handed
@@ -108,7 +111,7 @@ class ReadyQueue(HandOff):
         token = local.idle_token
         if limit < 1 or not self._ready_hint(token):
             if limit >= 1 and token is None and getattr(local, 'serving', None):
-                self._register_idle(flag_prefix)
+                self._register_idle()
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
         params: tuple[Any, ...] = (owner, self._clock(), name, limit)
@@ -125,7 +128,7 @@ class ReadyQueue(HandOff):
             except apsw.Error as exc:
                 raise self._error(exc, 'claiming') from exc
             if not rows and getattr(local, 'serving', None):
-                self._register_idle(flag_prefix)
+                self._register_idle()
             added = 0  # RETURNING gives the attempts after the claim
         else:
             local.idle_token = None
@@ -141,22 +144,23 @@ class ReadyQueue(HandOff):
                         if rows:
                             self._do(conn, _sql.CLAIM_HEAD, params[:3] + (len(rows),))
                     if not rows and not handed and getattr(local, 'serving', None):
-                        self._register_idle(flag_prefix)
+                        self._register_idle()
             except BaseException:
                 if token is not None and local.idle_token is None:
                     local.idle_token = token  # rolled back: still registered
                 raise
             added = 1
-        claims = [Claim(row[1], (row[0], owner, row[2] + added), row[2] + added, row[3],
+        claims = [Claim(row[1], Receipt(row[0], owner, row[2] + added), row[2] + added, row[3],
                         row[4], row[0], bool(row[5]) if checked else None)
                   for row in rows]
         if handed:
-            claims += [Claim(row[1], (row[0], owner, row[2]), row[2], row[3], row[4], row[0])
+            claims += [Claim(row[1], Receipt(row[0], owner, row[2]), row[2], row[3], row[4],
+                             row[0])
                        for row in handed]
         return claims
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
-        params = [(*unpack_receipt(receipt), self.name) for receipt in receipts]
+        params = [(*Receipt.of(receipt), self.name) for receipt in receipts]
         if not params:
             return 0
         with self._tx() as conn:
@@ -172,7 +176,7 @@ class ReadyQueue(HandOff):
 
     def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
                                                   Optional[float]]]) -> list[bool]:
-        acks = [(*unpack_receipt(receipt), self.name) for receipt, _, _, _ in items]
+        acks = [(*Receipt.of(receipt), self.name) for receipt, _, _, _ in items]
         if not acks:
             return []
         clock = self._clock
@@ -192,14 +196,14 @@ class ReadyQueue(HandOff):
         return held
 
     def ack(self, receipt: Any) -> bool:
-        msg_id, owner, attempts = unpack_receipt(receipt)
+        msg_id, owner, attempts = Receipt.of(receipt)
         with self._tx() as conn:
             self._do(conn, _sql.ACK, (msg_id, self.name, owner, attempts))
             acked: bool = conn.changes() > 0
             return acked
 
     def release(self, receipt: Any) -> bool:
-        msg_id, owner, attempts = unpack_receipt(receipt)
+        msg_id, owner, attempts = Receipt.of(receipt)
         with self._tx() as conn:
             self._do(conn, _sql.RELEASE, (msg_id, self.name, owner, attempts))
             if conn.changes() > 0:
@@ -208,7 +212,7 @@ class ReadyQueue(HandOff):
             return False
 
     def bury(self, receipt: Any, reason: str) -> bool:
-        msg_id, owner, attempts = unpack_receipt(receipt)
+        msg_id, owner, attempts = Receipt.of(receipt)
         with self._tx() as conn:
             rows = self._do(conn, _sql.BURY, (msg_id, self.name, owner, attempts))
             if not rows:
@@ -228,7 +232,7 @@ class ReadyQueue(HandOff):
 
     def enqueued_items(self, limit: Optional[int] = None) -> list[bytes]:
         return [row[0] for row in self._rows(_sql.READY_ITEMS,
-                                             (self.name, _sql.limit(limit)))]
+                                             (self.name, _limit(limit)))]
 
     def claimed_items(self) -> list[ClaimedItem]:
         return [ClaimedItem(*row) for row in self._rows(_sql.CLAIMED_ITEMS, (self.name,))]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlq.storage.base import as_bytes
+from sqlq.storage._common import as_bytes
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._transaction import Transactions
 
@@ -29,7 +30,7 @@ class Schedule(Transactions):
 
     def scheduled_items(self, limit: Optional[int] = None) -> list[bytes]:
         return [row[0] for row in self._rows(_sql.SCHEDULED_ITEMS,
-                                             (self.name, _sql.limit(limit)))]
+                                             (self.name, _limit(limit)))]
 
     def schedule_size(self) -> int:
         size: int = self._scalar(_sql.SCHEDULE_COUNT, (self.name,))

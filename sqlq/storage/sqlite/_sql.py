@@ -10,7 +10,6 @@ parameter) except those on ``owner`` and ``idle_worker`` rows, which are file-wi
 from __future__ import annotations
 
 import functools
-from typing import Optional
 
 # ------------------------------------------------------------------ ready queue
 
@@ -28,8 +27,8 @@ CLAIM_HEAD = (
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
 CLAIM_RETURNING = CLAIM_HEAD + ' RETURNING id, data, attempts, recoveries, priority'
-#: dequeue_many's flag_prefix: whether a key of the range [?5, ?6) exists (in the claim's own
-#: statement: a separate read would cost more than the check).
+#: The storage's flag_prefix (FlagWatch): whether a key of the range [?5, ?6) exists (in the
+#: claim's own statement: a separate read would cost more than the check).
 FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
 CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
 READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
@@ -67,7 +66,7 @@ FLUSH_QUEUE = 'DELETE FROM task WHERE queue = ?'
 # for it, in its own transaction; after the commit the message travels in the datagram that
 # wakes the worker. The newest registration is taken (its thread ran last: warmest caches).
 # The first statement is the cheapest test (an index probe); the rest only run on a hit.
-IDLE_WORKER = ('SELECT token, owner, socket, flag_lo, flag_hi FROM idle_worker '
+IDLE_WORKER = ('SELECT token, owner, socket FROM idle_worker '
                'WHERE queue = ?1 AND token != ?2 ORDER BY since DESC LIMIT 1')
 HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
@@ -78,8 +77,10 @@ DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
 TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
              'WHERE id = ? AND assignee = ?')
-REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socket, since, '
-                 'flag_lo, flag_hi) VALUES (?, ?, ?, ?, ?, ?, ?)')
+# (idle_worker's flag_lo/flag_hi columns are no longer written: the producer checks its own
+# flag_prefix. They stay in the schema so that an older sqlq sharing the file keeps working.)
+REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socket, since) '
+                 'VALUES (?, ?, ?, ?, ?)')
 #: A registered worker's claim takes what was handed to it but never arrived (no datagram).
 TAKE_HANDED = ('UPDATE task SET assignee = NULL WHERE assignee = ?1 AND owner = ?2 '
                'AND queue = ?3 RETURNING id, data, attempts, recoveries, priority')
@@ -174,11 +175,6 @@ FLUSH_ALL = tuple('DELETE FROM %s WHERE queue = ?' % table
 
 
 # ------------------------------------------------------------------ parameters
-
-def limit(limit: Optional[int]) -> int:
-    """The ``LIMIT`` parameter of a listing (``-1``: no limit)."""
-    return -1 if limit is None else max(int(limit), 0)
-
 
 @functools.lru_cache(maxsize=16)
 def prefix_range(prefix: str) -> tuple[str, str]:

@@ -15,11 +15,11 @@ import time
 from typing import Any, Optional
 
 from sqlq.exceptions import StorageError
-from sqlq.storage.base import TOPICS
+from sqlq.storage._common import TOPIC_CODES
 from sqlq.storage.sqlite._handoff import HandOff
+from sqlq.storage.types import TOPICS
 
 #: wait_for_change topic -> the wake-up channel's topic code.
-_TOPIC_CODES = {'queue': 'q', 'schedule': 's', 'data': 'd'}
 
 
 class Waiting(HandOff):
@@ -123,7 +123,7 @@ class Waiting(HandOff):
 
 def _topic_code(topic: str) -> str:
     try:
-        return _TOPIC_CODES[topic]
+        return TOPIC_CODES[topic]
     except (KeyError, TypeError):
         raise ValueError('unknown wait_for_change topic %r (expected one of %s)'
                          % (topic, ', '.join(sorted(TOPICS)))) from None

@@ -34,9 +34,9 @@ class SqliteStorage(ReadyQueue, Schedule, KeyValue, DeadLetters, Owners, Upkeep,
 
     def __init__(self, filename: str, name: str = 'sqlq', *, synchronous: str = 'NORMAL',
                  timeout: float = 30.0, clock: Callable[[], float] = time.time,
-                 cache_size: Optional[int] = None) -> None:
+                 cache_size: Optional[int] = None, flag_prefix: Optional[str] = None) -> None:
         super().__init__(filename, name, synchronous=synchronous, timeout=timeout, clock=clock,
-                         cache_size=cache_size)
+                         cache_size=cache_size, flag_prefix=flag_prefix)
         self._wake = _wakeup.for_file(self.filename)
         self._conn()  # open now: a bad path or foreign file fails at construction
 

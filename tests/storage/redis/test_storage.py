@@ -85,6 +85,7 @@ def test_unreachable_server_is_a_clear_error_naming_it(transport):
 @needs_redis
 def test_out_of_memory_is_a_clear_error(redis_url, transport):
     import redis
+
     from sqlq.storage.redis import RedisStorage
     admin = redis.Redis.from_url(redis_url)
     s = RedisStorage('oom', url=redis_url)
@@ -272,7 +273,9 @@ def test_both_protocol_versions(redis_url, protocol, transport):
 def test_a_thread_keeps_one_connection_and_gives_it_back_when_it_ends(redis_url,
                                                                       transport):
     import gc
+
     import redis
+
     from sqlq.storage.redis import RedisStorage
     pool = redis.ConnectionPool.from_url(redis_url)
     s = RedisStorage('conn', connection_pool=pool)
@@ -313,6 +316,7 @@ def test_a_connection_closed_by_the_server_while_idle_is_replaced(redis_url, adm
 @needs_redis
 def test_a_blocking_pool_lends_a_connection_per_call(redis_url, transport):
     import redis
+
     from sqlq.storage.redis import RedisStorage
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=2, timeout=5)
     s = RedisStorage('blocking', connection_pool=pool)
@@ -373,6 +377,7 @@ def test_the_transport_follows_the_connection(redis_url, transport):
 
 def test_a_connection_without_the_private_attributes_gets_the_public_transport():
     import redis
+
     from sqlq.storage.redis import _resp
     assert _resp.fast_path_supported(redis.Connection())
     assert _resp.fast_path_supported(redis.UnixDomainSocketConnection())
@@ -421,6 +426,7 @@ def test_the_fast_transport_raises_an_error_reply_of_a_server_still_loading():
     import socket
 
     import redis
+
     from sqlq.storage.redis import _resp
     ours, server = socket.socketpair()
 

@@ -191,12 +191,12 @@ def test_an_idle_workers_claim_waits_for_the_write_lock_then_claims(db_path, loc
                                                                      waiting):
     """The claim outside a transaction is one autocommit statement: it waits for the lock
     through the busy handler like any writer, and a timeout claims nothing."""
-    storage = SqliteStorage(db_path, 'test', timeout=WAIT)
+    storage = SqliteStorage(db_path, 'test', timeout=WAIT, flag_prefix='revoke')
     storage.enqueue(b'ready')
     lock_holder.execute('BEGIN IMMEDIATE')
     lock_holder.execute("CREATE TABLE app_data (x)")
     claimed = []
-    claimer = threading.Thread(target=lambda: claimed.extend(storage.dequeue_many(5, 'revoke')),
+    claimer = threading.Thread(target=lambda: claimed.extend(storage.dequeue_many(5)),
                                daemon=True)  # a new thread: its connection gets the handler
     claimer.start()
     try:

@@ -22,7 +22,7 @@ def test_handed_claim_reports_revoke_flags(producer, open_worker):
         go_idle(worker, stack)
         producer.enqueue(b'job')
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert claim.flagged is True
 
 
@@ -38,13 +38,13 @@ def test_no_hand_off_inside_a_transaction_or_for_a_large_message(producer, open_
         producer.run(enqueue_in_transaction)
         assert producer.queue_size() == 1
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert worker.ack(claim.receipt)
-        assert worker.dequeue_many(4, FLAGS) == []  # idle again
+        assert worker.dequeue_many(4) == []  # idle again
         producer.enqueue(big)
         assert producer.queue_size() == 1 and producer.claimed_size() == 0
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert claim.data == big
 
 
@@ -88,7 +88,7 @@ def test_hand_off_to_a_full_socket_leaves_the_message_ready(producer, open_worke
         producer.enqueue(b'job')
         assert producer.claimed_size() == 0 and producer.queue_size() == 1
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert claim.data == b'job'
 
 
@@ -103,7 +103,7 @@ def test_a_datagram_that_never_comes_is_found_at_the_workers_next_check(producer
         monkeypatch.setattr(producer.storage._wake, 'send', lambda path, message: True)
         producer.enqueue(b'job')
         assert not worker.wait_for_change(0.05, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert (claim.data, claim.attempts) == (b'job', 1)
         assert worker.ack(claim.receipt)
         assert producer.claimed_size() == 0
@@ -121,24 +121,24 @@ def test_a_late_datagram_is_not_run_twice(producer, open_worker, monkeypatch):
         producer.enqueue(b'job')
         producer.enqueue_many([(b'other', 0)])  # an ordinary wake-up
         assert worker.wait_for_change(WAIT, 'queue')
-        claims = worker.dequeue_many(4, FLAGS)
+        claims = worker.dequeue_many(4)
         assert sorted(c.data for c in claims) == [b'job', b'other']
         monkeypatch.undo()
         assert producer.storage._wake.send(*held[0])
         assert worker.wait_for_change(WAIT, 'queue')
-        assert worker.dequeue_many(4, FLAGS) == []
+        assert worker.dequeue_many(4) == []
 
 
 def test_released_handed_message_loses_its_assignee(producer, open_worker):
     """A handed message released and claimed again by another thread of the same process is
     not taken away from it when the first worker's session ends."""
     worker, sibling = open_worker(), open_worker()
-    sibling._owner_id, sibling._owner_pid = worker.owner_id, worker._owner_pid
+    sibling._owner = worker._owner  # the same process's owner id
     with contextlib.ExitStack() as stack:
         go_idle(worker, stack)
         producer.enqueue(b'job')
         assert worker.wait_for_change(WAIT, 'queue')
-        [claim] = worker.dequeue_many(4, FLAGS)
+        [claim] = worker.dequeue_many(4)
         assert worker.release_unstarted([claim.receipt]) == 1
         [again] = sibling.dequeue_many(1)
     assert producer.claimed_size() == 1  # still the sibling's
@@ -158,9 +158,9 @@ def test_a_worker_session_ending_in_a_process_that_exits_hard_leaves_no_socket(d
     paths = context.SimpleQueue()
 
     def worker_process():
-        storage = SqliteStorage(db_path)
+        storage = SqliteStorage(db_path, flag_prefix=FLAGS)
         with storage.worker_session():
-            assert storage.dequeue_many(4, FLAGS) == []  # registered: its socket is bound
+            assert storage.dequeue_many(4) == []  # registered: its socket is bound
             paths.put(storage._wake.socket_path('q'))
         os._exit(0)
 

@@ -1,0 +1,135 @@
+"""The values the storage contract passes around: claims, receipts, listings, EMPTY."""
+from __future__ import annotations
+
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+__all__ = ['EMPTY', 'TOPICS', 'Receipt', 'Claim', 'ClaimedItem', 'OwnerInfo', 'DeadLetter',
+           'Completion']
+
+#: Topics of :meth:`~sqlq.storage.base.Storage.wait_for_change`.
+TOPICS = ('queue', 'schedule', 'data')
+
+
+class _Empty:
+    """Type of :data:`EMPTY`; there is exactly one instance."""
+
+    _instance: Optional['_Empty'] = None
+
+    def __new__(cls) -> '_Empty':
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return '<EMPTY>'
+
+    def __reduce__(self) -> str:  # pickles as the module attribute: stays a singleton
+        return 'EMPTY'
+
+    def __copy__(self) -> '_Empty':
+        return self
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> '_Empty':
+        return self
+
+
+#: Returned by ``Storage.peek_data`` and ``Storage.pop_data`` for a missing (or expired) key.
+#: Compare with ``is``: ``b''`` is a valid stored value.
+EMPTY = _Empty()
+
+
+class Receipt(NamedTuple):
+    """Settles one claim (:meth:`~sqlq.storage.base.Storage.ack`, ``release``, ``bury``).
+
+    Hashable and picklable. A receipt matches its claim only while the message is still
+    claimed by ``owner`` with that attempt count: once the claim is settled or taken over (even
+    if the same message was claimed again since), the receipt settles nothing.
+    """
+
+    #: The storage's id of the message.
+    message_id: int
+    #: :attr:`~sqlq.storage.base.Storage.owner_id` of the claiming process.
+    owner: str
+    #: The message's claim count when it was claimed (what fences older receipts).
+    attempts: int
+
+    @classmethod
+    def of(cls, value: Any) -> 'Receipt':
+        """``value`` (a Receipt, or a tuple of its three fields) as a Receipt; TypeError if it
+        is not one."""
+        if type(value) is cls:
+            return value
+        try:
+            message_id, owner, attempts = value
+            return cls(int(message_id), str(owner), int(attempts))
+        except (TypeError, ValueError):
+            raise TypeError('not a receipt of this storage: %r' % (value,)) from None
+
+
+class Claim(NamedTuple):
+    """A claimed message, returned by :meth:`~sqlq.storage.base.Storage.dequeue`."""
+
+    #: The message bytes exactly as enqueued.
+    data: bytes
+    #: Settles this claim.
+    receipt: Receipt
+    #: How many times this message has been claimed, this claim included (1 the first time).
+    attempts: int
+    #: How many times the message was taken back from a dead owner (``release_owner``).
+    recoveries: int = 0
+    #: The priority it was enqueued with.
+    priority: int = 0
+    #: Its place in FIFO order among messages of one priority (increasing; backend-specific).
+    seq: int = 0
+    #: Whether a key under the storage's ``flag_prefix`` existed when the claim was made
+    #: (``False`` spares the caller a read of those keys); ``None``: not checked (see
+    #: :class:`~sqlq.storage.capabilities.FlagWatch`).
+    flagged: Optional[bool] = None
+
+
+class ClaimedItem(NamedTuple):
+    """A claimed (running) message, as listed by ``Storage.claimed_items``."""
+
+    #: The storage's id of the message (stable while it is stored; backend-specific).
+    id: int
+    data: bytes
+    #: :attr:`~sqlq.storage.base.Storage.owner_id` of the process holding the claim.
+    owner: str
+    #: When the claim was made (the storage's clock).
+    claimed_at: float
+    #: Claims of this message, this one included.
+    attempts: int
+    #: Times the message was taken back from a dead owner.
+    recoveries: int
+
+
+class OwnerInfo(NamedTuple):
+    """A claiming process, as listed by :meth:`~sqlq.storage.base.Storage.owners`."""
+
+    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random'``).
+    id: str
+    host: Optional[str]
+    pid: Optional[int]
+    #: Its first :meth:`~sqlq.storage.base.Storage.heartbeat` (``None`` if it never sent one).
+    started_at: Optional[float]
+    #: Its last :meth:`~sqlq.storage.base.Storage.heartbeat` (``None`` if it never sent one).
+    heartbeat_at: Optional[float]
+
+
+class DeadLetter(NamedTuple):
+    """A message that could not be processed, kept so that nothing is ever lost silently."""
+
+    id: int
+    data: bytes
+    reason: str
+    #: Unix epoch seconds (from the storage's clock) when it was buried / added.
+    failed_at: float
+    #: Times the message had been claimed when it was buried (0 if it never was).
+    attempts: int
+    #: When the message was enqueued (``None`` if it never was, e.g. rejected at enqueue time).
+    enqueued_at: Optional[float] = None
+
+
+#: A finished task's settlement for ``Storage.complete_many``: ``(receipt, result key or None,
+#: result value, result ttl)``.
+Completion = Tuple[Any, Optional[str], Optional[bytes], Optional[float]]
