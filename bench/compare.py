@@ -273,7 +273,8 @@ def measure_enqueue(column: str, mode: str, n: int, workdir: str, run: int,
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        raise L.BenchError('enqueue %s (%s) took longer than %.0f s' % (mode, column, timeout))
+        raise L.BenchError('enqueue %s (%s) took longer than %.0f s'
+                           % (mode, column, timeout)) from None
     except BaseException:  # ctrl-C, SIGTERM
         kill_group(proc)
         raise
@@ -562,7 +563,8 @@ NOTES = """\
 Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
 costs (µs, ms, %). Drain and enqueue figures are medians of {repeat} run(s); drain time runs
 from the first task's start to all N results stored (counted every {poll:.0f} ms; midpoint
-of the last two counts), consumer start-up excluded; CPU is the consumer process tree's utime+stime over that time ÷ N.
+of the last two counts), consumer start-up excluded; CPU is the consumer process tree's
+utime+stime over that time ÷ N.
 huey's consumer runs with `{huey_tuned}` (its polling delay would otherwise cap it); sqlq's
 with its defaults; both log at their default level to a file{quiet}.
 ¹ sqlq `task.map(...)`: one transaction. huey 3.5.4 `TaskWrapper.map(...)` (its only batch

@@ -142,7 +142,8 @@ class Ledger:
                 data = self.sock.recv(512)
             except socket.timeout:
                 if proc.poll() is not None:
-                    raise BenchError('consumer exited with status %s' % proc.returncode)
+                    raise BenchError('consumer exited with status %s'
+                                     % proc.returncode) from None
                 continue
             got, enqueued, started = data.decode('ascii').split()
             self.seen[got] = (float(enqueued), float(started))
@@ -292,7 +293,7 @@ def tail(path: str, lines: int = 15) -> str:
             text = f.read().decode('utf-8', 'replace')
     except OSError:
         return ''
-    return '\n'.join('    | ' + l for l in text.splitlines()[-lines:])
+    return '\n'.join('    | ' + line for line in text.splitlines()[-lines:])
 
 
 def measure_latency(record: Any, ledger: Ledger, proc: subprocess.Popen, phase: str, n: int,
@@ -346,7 +347,7 @@ def run_system(name: str, family: str, options: List[str], args: argparse.Namesp
         try:
             ledger.wait('probe', START_TIMEOUT, proc)
         except BenchError as exc:
-            raise BenchError('consumer not ready: %s' % exc)
+            raise BenchError('consumer not ready: %s' % exc) from exc
         result['ready_s'] = time.monotonic() - t0
         log('  ready in %.2f s (probe task ran); %d warm-up tasks'
             % (result['ready_s'], args.warmup))
@@ -579,8 +580,8 @@ def environment() -> Dict[str, Any]:
         'python': platform.python_version(), 'cpus': os.cpu_count()}
     try:
         out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
-        env['cpu'] = next((l.split(':', 1)[1].strip() for l in out.splitlines()
-                           if l.startswith('Model name')), platform.processor())
+        env['cpu'] = next((line.split(':', 1)[1].strip() for line in out.splitlines()
+                           if line.startswith('Model name')), platform.processor())
     except (OSError, subprocess.SubprocessError):
         env['cpu'] = platform.processor()
     try:

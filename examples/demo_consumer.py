@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -34,7 +33,8 @@ def run_consumer(db_path: str) -> Iterator[None]:
                     return result.get(blocking=True, timeout=0.5)
                 except ResultTimeout:
                     if proc.poll() is not None:
-                        raise SystemExit('the consumer exited with status %s' % proc.returncode)
+                        raise SystemExit('the consumer exited with status %s'
+                                         % proc.returncode) from None
                     if time.monotonic() > deadline:
                         raise
         try:

@@ -25,8 +25,15 @@ from ._logging import flush_all
 from .exceptions import ConfigurationError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
-from .worker import (IDLE_WAIT, ProcessStopEvent, RunState, Worker, WorkerInterrupted,
-                     interrupt_thread, run_process_worker)
+from .worker import (
+    IDLE_WAIT,
+    ProcessStopEvent,
+    RunState,
+    Worker,
+    WorkerInterrupted,
+    interrupt_thread,
+    run_process_worker,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
@@ -170,7 +177,8 @@ class Consumer:
             try:
                 import gevent  # noqa: F401
             except ImportError:
-                raise ConfigurationError("greenlet workers need gevent: pip install 'sqlq[gevent]'")
+                raise ConfigurationError(
+                    "greenlet workers need gevent: pip install 'sqlq[gevent]'") from None
         if max_tasks is not None and (not isinstance(max_tasks, int) or max_tasks < 1):
             raise ConfigurationError('max_tasks must be a positive int, not %r' % (max_tasks,))
         if health_check_interval <= 0:
@@ -182,7 +190,7 @@ class Consumer:
         self.check_worker_health = check_worker_health
         self.health_check_interval = health_check_interval
         self.flush_locks = flush_locks
-        self.extra_locks = [l for l in (extra_locks or ()) if l]
+        self.extra_locks = [name for name in (extra_locks or ()) if name]
         self.max_tasks = max_tasks
         self.shutdown_timeout = shutdown_timeout
         self.idle_wait = idle_wait

@@ -185,7 +185,8 @@ class Crontab:
         try:
             start += timedelta(minutes=1)
         except OverflowError:
-            raise ValueError('%r: no match after %s within the datetime range' % (self, dt))
+            raise ValueError('%r: no match after %s within the datetime range'
+                             % (self, dt)) from None
         found = self._search(start.year, start.month, start.day, start.hour, start.minute,
                              start.year + SEARCH_YEARS)
         if found is None:

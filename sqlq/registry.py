@@ -37,7 +37,8 @@ class Registry:
         except KeyError:
             raise UnknownTaskError(
                 'task %r is not registered in this process (registered: %s); import the module '
-                'that defines it before the consumer starts' % (name, ', '.join(sorted(self._classes)) or 'none')
+                'that defines it before the consumer starts'
+                % (name, ', '.join(sorted(self._classes)) or 'none')
             ) from None
 
     def __contains__(self, name: str) -> bool:

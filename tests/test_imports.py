@@ -1,13 +1,19 @@
-"""The package's layering rules, checked on the source (no import side effects).
+"""The package's layering rules, checked on the source (no import side effects), and every
+module imported alone in a fresh interpreter.
 
 Storage is bytes in, bytes out: it never imports the task layer or serialization; only the
-``storage/sqlite/`` package talks to apsw; only ``_accel.py`` picks between the compiled fast
-path and its twin; the bottom modules use the standard library alone.
+``storage/sqlite/`` package talks to apsw and only ``storage/redis/`` to redis; only
+``_accel.py`` picks between the compiled fast path and its twin; the bottom modules use the
+standard library alone. The facade (``api``) stays below the consumer layer, and no import made
+at run time closes a cycle. See docs/architecture.md for the layers.
 """
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -20,13 +26,31 @@ def module_name(path: pathlib.Path) -> str:
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
 
 
-def imports_of(path: pathlib.Path) -> set:
+def _is_type_checking(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and 'TYPE_CHECKING' in ast.unparse(node.test)
+
+
+def _module_level(tree: ast.Module) -> list:
+    """The import statements that run when the module is imported: at its top level (also
+    inside top-level try/if blocks), not under ``if TYPE_CHECKING`` nor inside functions."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, (ast.Try, ast.If)) and not _is_type_checking(node):
+            todo.extend(node.body + node.orelse
+                        + [n for h in getattr(node, 'handlers', ()) for n in h.body])
+    return found
+
+
+def imports_of(path: pathlib.Path, at_import_only: bool = False) -> set:
     tree = ast.parse(path.read_text(), str(path))
     package = module_name(path).split('.')
     if path.name != '__init__.py':
         package = package[:-1]
     found = set()
-    for node in ast.walk(tree):
+    for node in (_module_level(tree) if at_import_only else ast.walk(tree)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -44,6 +68,8 @@ def imports_of(path: pathlib.Path) -> set:
 
 
 MODULES = {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob('*.py'))}
+#: What importing each module imports (no TYPE_CHECKING blocks, no imports inside functions).
+AT_IMPORT = {module_name(p): imports_of(p, True) for p in sorted(PACKAGE.rglob('*.py'))}
 
 
 def sqlq_imports(name: str) -> set:
@@ -94,3 +120,83 @@ def test_only_the_redis_backend_imports_redis():
     assert users  # the backend is found, and nothing outside its package imports redis
     assert all(name == 'sqlq.storage.redis' or name.startswith('sqlq.storage.redis.')
                for name in users), users
+
+
+def _modules_in(names: set, graph: dict) -> set:
+    """The sqlq modules among imported names (``pkg.mod`` or ``pkg.mod.attribute``)."""
+    found = set()
+    for name in names:
+        while name and name not in graph:
+            name = name.rpartition('.')[0]
+        if name:
+            found.add(name)
+    return found
+
+
+def test_no_import_made_at_run_time_closes_a_cycle():
+    graph = {name: _modules_in({m for m in mods if m.startswith('sqlq.')}, AT_IMPORT) - {name}
+             for name, mods in AT_IMPORT.items()}
+    # A package's __init__ importing its own submodules is how packages work, not a cycle.
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not name.startswith(m + '.')}
+    state: dict = {}
+
+    def visit(node: str, path: list) -> None:
+        state[node] = 'open'
+        for target in sorted(graph[node]):
+            if state.get(target) == 'open':
+                raise AssertionError('import cycle: %s' % ' -> '.join(
+                    path[path.index(target):] + [target]))
+            if target not in state:
+                visit(target, path + [target])
+        state[node] = 'done'
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_the_facade_stays_below_the_consumer_layer():
+    """``api`` and the task layer import neither the consumer, the worker nor the CLI when they
+    are imported; the one import of the consumer layer the facade makes is
+    ``create_consumer``'s, when that is called (huey users create consumers so)."""
+    upper = ('sqlq.consumer', 'sqlq.worker', 'sqlq.cli')
+    for name in ('sqlq.api', 'sqlq.admin', 'sqlq.execution', 'sqlq.outcomes', 'sqlq.enqueue',
+                 'sqlq.decisions', 'sqlq.scheduler', 'sqlq.recovery', 'sqlq.revocation'):
+        assert not {m for m in AT_IMPORT[name]
+                    if any(m == u or m.startswith(u + '.') for u in upper)}, name
+    tree = ast.parse((PACKAGE / 'api.py').read_text())
+    lazy = [(function.name, node.module) for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef)
+            for node in ast.walk(function) if isinstance(node, ast.ImportFrom)
+            and any(('sqlq.' + (node.module or '')).startswith(u) for u in upper)]
+    assert lazy == [('create_consumer', 'consumer')]
+
+
+def test_recovery_needs_only_the_storage():
+    """Dead-owner recovery (used by the facade's admin and by the consumer) reads owners and
+    claims through the storage contract alone."""
+    assert not outside(sqlq_imports('sqlq.recovery'), {'sqlq.storage', 'sqlq.exceptions'})
+
+
+@pytest.mark.slow
+def test_every_module_imports_on_its_own():
+    """Each module, imported first in a fresh interpreter (``python -I``, warnings as errors),
+    needs no other import to have happened before it."""
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    if not _accel_compiled():
+        env['SQLQ_NO_EXTENSIONS'] = '1'  # else the fallback warning would be an error
+    failures = {}
+    for name in sorted(MODULES):
+        proc = subprocess.run([sys.executable, '-I', '-W', 'error', '-c',
+                               'import sys; sys.path.insert(0, %r); import %s'
+                               % (str(PACKAGE.parent), name)],
+                              capture_output=True, text=True, env=env, timeout=60)
+        if proc.returncode:
+            failures[name] = proc.stderr.strip().splitlines()[-1:]
+    assert not failures, failures
+
+
+def _accel_compiled() -> bool:
+    from sqlq import _accel
+    return _accel.compiled_available()

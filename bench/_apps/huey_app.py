@@ -2,9 +2,8 @@
 file named by ``HUEY_BENCH_DB`` (the bench process builds its own handle with :func:`make`)."""
 import os
 
-from huey import SqliteHuey
-
 import _ledger
+from huey import SqliteHuey
 
 
 def make(filename):

@@ -2,9 +2,9 @@
 named by ``SQLQ_BENCH_DB`` (the bench process builds its own handle with :func:`make`)."""
 import os
 
-from sqlq import SqliteQueue
-
 import _ledger
+
+from sqlq import SqliteQueue
 
 
 def make(filename):

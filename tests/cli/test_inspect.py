@@ -130,7 +130,7 @@ def test_stats_table_is_readable(app, cli):
         assert label in text
     assert 'demo' in text
     assert app.queue.storage.owner_id in text       # running with owner
-    size_line = next(l for l in lines if l.startswith('database size'))
+    size_line = next(text for text in lines if text.startswith('database size'))
     assert size_line.split()[-1] in ('B', 'KiB', 'MiB', 'GiB')
 
 
@@ -269,7 +269,7 @@ def test_requeue_puts_the_task_back_in_the_queue(app, cli):
     first, second = fail_for_good(app, 1, 2)
     code, out, err = cli('requeue', app.path, first.id)
     assert (code, out, err) == (0, 'requeued 1 dead letter\n', '')
-    assert [l.id for l in app.queue.failed()] == [second.id]
+    assert [dead.id for dead in app.queue.failed()] == [second.id]
     (task,) = app.queue.pending()
     assert (task.name, task.args) == ('boom', (1,))
     assert cli_json(cli, 'requeue', app.path, '--all') == {'requeued': 1, 'ids': None}
@@ -282,7 +282,7 @@ def test_requeue_unknown_id_requeues_nothing(app, cli):
     code, out, err = cli('requeue', app.path, letter.id, 999, 1234)
     assert code == 1 and out == ''
     assert err.startswith('sqlq: error: ') and '999, 1234' in err and len(err.splitlines()) == 1
-    assert [l.id for l in app.queue.failed()] == [letter.id] and app.queue.pending() == []
+    assert [dead.id for dead in app.queue.failed()] == [letter.id] and app.queue.pending() == []
 
 
 @pytest.mark.parametrize('argv', [('abc',), ('1.5',), ('-3',), (), ('1', '--all')])
@@ -299,7 +299,7 @@ def test_purge_removes_dead_letters(app, cli):
     first, second, third = fail_for_good(app, 1, 2, 3)
     code, out, err = cli('purge', app.path, first.id, third.id)
     assert (code, out, err) == (0, 'purged 2 dead letters\n', '')
-    assert [l.id for l in app.queue.failed()] == [second.id]
+    assert [dead.id for dead in app.queue.failed()] == [second.id]
     code, out, err = cli('purge', app.path, first.id)
     assert code == 1 and str(first.id) in err
     assert cli_json(cli, 'purge', app.path, '--all') == {'purged': 1, 'ids': None}
@@ -401,7 +401,7 @@ def test_help_lists_every_command_on_one_line():
     assert proc.returncode == 0
     for command in ('consume', 'stats', 'pending', 'scheduled', 'running', 'failed', 'requeue',
                     'revoke', 'purge', 'vacuum'):
-        (line,) = [l for l in proc.stdout.splitlines() if l.split()[:1] == [command]]
+        (line,) = [text for text in proc.stdout.splitlines() if text.split()[:1] == [command]]
         assert len(line.split()) > 1, line      # its help on the same line
 
 

@@ -51,7 +51,7 @@ def test_tasks_enqueued_by_another_process_complete(app, worker_type):
         assert pids == {consumer.pid}
     else:
         assert consumer.pid not in pids
-    assert sorted(int(l[3]) for l in app.ledger('echo')) == list(range(20))   # once each
+    assert sorted(int(entry[3]) for entry in app.ledger('echo')) == list(range(20))   # once each
     assert app.queue.pending_count() == 0 and app.queue.running_count() == 0
 
 
@@ -87,7 +87,7 @@ def test_dead_process_worker_is_replaced_and_later_tasks_complete(app):
     assert 'died 3 times' in letter.reason
     assert app.queue.deserialize_task(letter.data).id == died.id
     assert len(app.ledger('die')) == 3
-    assert len({l[1] for l in app.ledger('die')}) == 3      # each run in a new worker process
+    assert len({entry[1] for entry in app.ledger('die')}) == 3  # each run in a new worker process
     assert app.queue.running_count() == 0
     assert app.queue.pending_count() == 0
     assert not died.is_ready()
@@ -166,8 +166,8 @@ def test_immediate_shutdown_returns_running_task_to_queue(app, worker_type, sign
     assert app.queue.pending_count() == 1                # back in the queue, not lost
     assert app.queue.running_count() == 0
     assert not long.is_ready()
-    interrupted = [l for l in app.ledger('signal') if l[3] == 'interrupted']
-    assert [(l[4], l[5]) for l in interrupted] == [('app.block', long.id)]
+    interrupted = [entry for entry in app.ledger('signal') if entry[3] == 'interrupted']
+    assert [(entry[4], entry[5]) for entry in interrupted] == [('app.block', long.id)]
 
 
 def test_shutdown_timeout_interrupts_a_task_that_outlives_it(app):
@@ -178,7 +178,7 @@ def test_shutdown_timeout_interrupts_a_task_that_outlives_it(app):
     consumer.signal(signal.SIGTERM)
     assert consumer.wait_exit(timeout=10) == 0
     assert app.queue.pending_count() == 1
-    assert [l[5] for l in app.ledger('signal') if l[3] == 'interrupted'] == [long.id]
+    assert [entry[5] for entry in app.ledger('signal') if entry[3] == 'interrupted'] == [long.id]
 
 
 @pytest.mark.parametrize('worker_type', ['thread', 'process'])
@@ -207,12 +207,12 @@ def test_process_worker_task_timeout_fails_with_tasktimeout_after_one_retry(app)
         result.get(blocking=True, timeout=RESULT_TIMEOUT)
     assert 'TaskTimeout' in info.value.metadata['error']
     assert len(app.ledger('sleepy')) == 2                # the first attempt and one retry
-    signals = [l[3] for l in app.ledger('signal') if l[5] == result.id]
+    signals = [entry[3] for entry in app.ledger('signal') if entry[5] == result.id]
     assert signals.count('timeout') == 2 and signals.count('retrying') == 1
     # the same worker process keeps serving
     tag, pid = app.app.echo('next').get(blocking=True, timeout=RESULT_TIMEOUT)
     assert tag == 'next'
-    assert {int(l[1]) for l in app.ledger('sleepy')} == {pid}
+    assert {int(entry[1]) for entry in app.ledger('sleepy')} == {pid}
     assert 'died' not in consumer.log()
 
 

@@ -28,7 +28,7 @@ def test_records_are_written_in_order_by_flush(tmp_path):
         logger.info('line %d', i)
     handler.flush()
     lines = (tmp_path / 'log.txt').read_text().splitlines()
-    assert [l.split(' ', 1)[1] for l in lines] == ['line %d' % i for i in range(200)]
+    assert [line.split(' ', 1)[1] for line in lines] == ['line %d' % i for i in range(200)]
     handler.close()
 
 

@@ -13,7 +13,6 @@ import sqlq
 from sqlq import _accel
 from tests._helpers import ROOT_DIR
 
-
 BLOCK = ('import sys\n'
          'class Block:\n'
          '    def find_spec(self, name, path=None, target=None):\n'

@@ -72,11 +72,11 @@ def test_kill9_whole_consumer_during_drain(lost):
     started = time.monotonic()
     for threshold in thresholds:
         consumer = lost.start(*options)
-        wait_for(lambda: lost.count('settled') >= threshold, timeout=60,
+        wait_for(lambda: lost.count('settled') >= threshold, timeout=60,  # noqa: B023 (called now)
                  what='%d settled tasks' % threshold, describe=consumer.describe, interval=0.005)
         pids = set(consumer.group_pids())
         consumer.kill()
-        wait_for(lambda: not consumer.group_pids(), timeout=10,
+        wait_for(lambda: not consumer.group_pids(), timeout=10,  # noqa: B023 (called now)
                  what='the killed process group to vanish', describe=consumer.describe)
         killed_at = time.time()
         ledger = lost.ledger()
@@ -102,7 +102,7 @@ def test_kill9_whole_consumer_during_drain(lost):
     # How long after each kill its in-flight tasks ran again (the next consumer recovers at
     # start; its startup time is included).
     rerun_delays = []
-    for pids, killed_at, in_flight in generations:
+    for _pids, killed_at, in_flight in generations:
         for _, key in in_flight:
             later = [ts for event, pid, ts, k in ledger
                      if event == 'start' and k == key and ts > killed_at]
@@ -121,7 +121,8 @@ def test_kill9_whole_consumer_during_drain(lost):
     numbers = dict(seed=seed, tasks=total, kills=kills, workers=workers,
                    kill_points=thresholds, in_flight_at_kills=in_flight_total,
                    lost=len(missing), missing_results=len(missing_results),
-                   duplicates=len(duplicates), extra_runs=sum(duplicates.values()) - len(duplicates),
+                   duplicates=len(duplicates),
+                   extra_runs=sum(duplicates.values()) - len(duplicates),
                    settled_twice=sum(1 for n in settles.values() if n > 1),
                    dead_letters=lost.queue.dead_letter_count(), seconds=round(elapsed, 1),
                    max_rerun_delay=round(max(rerun_delays, default=0.0), 2))
@@ -135,7 +136,7 @@ def test_kill9_whole_consumer_during_drain(lost):
     # A worker has in flight its running task and the finished ones whose outcomes wait for a
     # group commit (sqlq.outcomes): at most GROUP_MAX_SIZE + 1 per worker at a kill.
     assert len(duplicates) <= in_flight_total, numbers
-    for pids, _, in_flight in generations:
+    for _pids, _, in_flight in generations:
         per_pid = collections.Counter(pid for pid, _ in in_flight)
         assert max(per_pid.values(), default=0) <= GROUP_MAX_SIZE + 1, (per_pid, numbers)
     assert all(n == 1 for n in settles.values()), numbers    # no outcome committed twice
@@ -232,8 +233,8 @@ def test_bad_input_becomes_dead_letters_and_consumer_keeps_running(lost):
     assert by_reason[death].attempts >= 3
     assert all(letter.failed_at > 0 for letter in letters)
     # the kept messages of the task failures decode to the tasks themselves
-    ids = {lost.queue.deserialize_task(l.data).id for l in letters
-           if 'lost.unknown' not in l.reason and 'decode' not in l.reason.lower()}
+    ids = {lost.queue.deserialize_task(dead.data).id for dead in letters
+           if 'lost.unknown' not in dead.reason and 'decode' not in dead.reason.lower()}
     assert ids == {unstorable.id, died.id}
     assert lost.queue.pending_count() == 0 and lost.queue.running_count() == 0
 
@@ -246,13 +247,13 @@ def test_bad_input_becomes_dead_letters_and_consumer_keeps_running(lost):
     assert all(item.failed_at >= (item.enqueued_at or 0) > 0 for item in failed.values())
     # requeue the unknown-task message: it fails the same way again (a new dead letter);
     # purge removes dead letters for good
-    unknown_id = next(l.id for l in letters if 'lost.unknown' in l.reason)
+    unknown_id = next(dead.id for dead in letters if 'lost.unknown' in dead.reason)
     assert lost.queue.requeue_failed([unknown_id]) == 1
-    wait_for(lambda: [l for l in lost.queue.dead_letters() if 'lost.unknown' in l.reason
-                      and l.id != unknown_id], timeout=15, what='the requeued message to fail '
+    wait_for(lambda: [dead for dead in lost.queue.dead_letters() if 'lost.unknown' in dead.reason
+                      and dead.id != unknown_id], timeout=15, what='the requeued message to fail '
              'again', describe=consumer.describe)
     assert lost.queue.dead_letter_count() == 4
-    assert lost.queue.purge_failed([l.id for l in lost.queue.dead_letters()]) == 4
+    assert lost.queue.purge_failed([dead.id for dead in lost.queue.dead_letters()]) == 4
     assert lost.queue.failed() == [] and lost.queue.dead_letter_count() == 0
     assert consumer.proc.poll() is None, consumer.describe()
     report('bad_input', dead_letters=len(letters), die_runs=len(lost.ledger('die')),
@@ -264,8 +265,9 @@ def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
     consumer = lost.start('-k', 'process', '-w', '2', '-c', '0.2')
     once = lost.app.block_once('once', lost.release_path('once'))
     normal = lost.app.block('normal', lost.release_path('normal'))
-    starts = wait_for(lambda: {l[3]: l[1] for l in lost.ledger('start')} if len(
-        lost.ledger('start')) >= 2 else None, what='both tasks to start', describe=consumer.describe)
+    starts = wait_for(lambda: {entry[3]: entry[1] for entry in lost.ledger('start')}
+                      if len(lost.ledger('start')) >= 2 else None,
+                      what='both tasks to start', describe=consumer.describe)
     for pid in set(starts.values()):
         os.kill(pid, 9)
     killed_at = time.monotonic()
@@ -273,11 +275,12 @@ def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
     lost.release('once')
     assert normal.get(blocking=True, timeout=RESULT_TIMEOUT) == 'released normal'
     rerun_after = time.monotonic() - killed_at
-    runs = [l for l in lost.ledger('start') if l[3] == 'normal']
+    runs = [entry for entry in lost.ledger('start') if entry[3] == 'normal']
     assert len(runs) == 2 and runs[1][1] != starts['normal'], runs
     assert rerun_after < RECOVERY_BOUND + 5
-    assert len([l for l in lost.ledger('start') if l[3] == 'once']) == 1   # not re-run
-    assert lost.ledger('finish') == [l for l in lost.ledger('finish') if l[3] == 'normal']
+    assert len([entry for entry in lost.ledger('start') if entry[3] == 'once']) == 1   # not re-run
+    assert lost.ledger('finish') == [entry for entry in lost.ledger('finish')
+                                     if entry[3] == 'normal']
     assert not once.is_ready()
     assert lost.queue.pending_count() == 0 and lost.queue.running_count() == 0
     assert lost.queue.dead_letter_count() == 0
@@ -298,7 +301,7 @@ def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost)
     value = result.get(blocking=True, timeout=RECOVERY_BOUND + 10)
     took = time.monotonic() - killed_at
     assert value == 'released orphan'
-    starts = [l for l in lost.ledger('start') if l[3] == 'orphan']
+    starts = [entry for entry in lost.ledger('start') if entry[3] == 'orphan']
     assert len(starts) == 2 and starts[1][1] in second.worker_pids(), (starts, second.describe())
     assert took <= RECOVERY_BOUND, took
     assert lost.queue.running_count() == 0
@@ -321,7 +324,7 @@ def test_task_handed_to_a_consumer_killed_before_it_started_runs_elsewhere(lost)
     first.kill()
     assert result.get(blocking=True, timeout=RECOVERY_BOUND + 10) == ['handed',
                                                                       second.worker_pids()[0]]
-    assert [l[1] for l in lost.ledger('echo')] == [second.worker_pids()[0]]  # ran once
+    assert [entry[1] for entry in lost.ledger('echo')] == [second.worker_pids()[0]]  # ran once
     assert lost.queue.running_count() == 0
 
 

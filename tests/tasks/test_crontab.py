@@ -204,10 +204,12 @@ def test_crontab_is_immutable():
     (dict(minute=0, hour=0, day=1, month=1), datetime(2024, 6, 1), datetime(2025, 1, 1)),
     (dict(), datetime(2024, 12, 31, 23, 59), datetime(2025, 1, 1, 0, 0)),
     # leap day
-    (dict(minute=0, hour=12, day=29, month=2), datetime(2024, 2, 29, 12, 0), datetime(2028, 2, 29, 12, 0)),
+    (dict(minute=0, hour=12, day=29, month=2), datetime(2024, 2, 29, 12, 0),
+     datetime(2028, 2, 29, 12, 0)),
     (dict(minute=0, hour=12, day=29, month=2), datetime(2023, 3, 1), datetime(2024, 2, 29, 12, 0)),
     # leap day on a Monday: next one is 2044
-    (dict(minute=0, hour=0, day=29, month=2, day_of_week=1), datetime(2024, 3, 1), datetime(2044, 2, 29)),
+    (dict(minute=0, hour=0, day=29, month=2, day_of_week=1), datetime(2024, 3, 1),
+     datetime(2044, 2, 29)),
     # day AND day_of_week
     (dict(minute=0, hour=0, day=13, day_of_week=5), datetime(2024, 1, 1), datetime(2024, 9, 13)),
     (dict(minute=0, hour=0, day=13, day_of_week=5), datetime(2024, 9, 13), datetime(2024, 12, 13)),

@@ -756,6 +756,7 @@ def test_revoked_scheduled_task_is_skipped_when_due(make_queue):
 
 def test_cooperative_timeout_fails_task_with_task_timeout(queue):
     import time
+
     from sqlq.signals import SIGNAL_TIMEOUT
     fired = []
     queue.signal(SIGNAL_TIMEOUT)(lambda s, t, *e: fired.append(t.id))

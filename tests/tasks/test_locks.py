@@ -10,7 +10,6 @@ from sqlq import RateLimitExceeded, TaskException, TaskLock, TaskLockedException
 from tests._clock import FakeClock
 from tests._helpers import drain
 
-
 # --------------------------------------------------------------------------- lock_task
 
 def test_lock_as_context_manager(queue):

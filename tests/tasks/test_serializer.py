@@ -6,8 +6,14 @@ import threading
 
 import pytest
 
-from sqlq import DeserializationError, SerializationError, Serializer, SignatureError
-from sqlq import SignedSerializer, SqlqError
+from sqlq import (
+    DeserializationError,
+    SerializationError,
+    Serializer,
+    SignatureError,
+    SignedSerializer,
+    SqlqError,
+)
 
 VALUES = [None, 0, -1, 2 ** 70, 1.5, 'text', 'ünïcødé', b'\x00\xff', [1, [2]], (1, 2),
           {'a': {'b': None}}, {1, 2}, datetime.datetime(2024, 1, 2, 3, 4, 5),

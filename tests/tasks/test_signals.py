@@ -7,10 +7,21 @@ import pytest
 
 import sqlq
 from sqlq import CancelExecution, RetryTask
-from sqlq.signals import (SIGNAL_CANCELED, SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_ERROR,
-                          SIGNAL_EXECUTING, SIGNAL_EXPIRED, SIGNAL_INTERRUPTED, SIGNAL_LOCKED,
-                          SIGNAL_RATE_LIMITED, SIGNAL_RETRYING, SIGNAL_REVOKED,
-                          SIGNAL_SCHEDULED, SIGNAL_TIMEOUT)
+from sqlq.signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_COMPLETE,
+    SIGNAL_ENQUEUED,
+    SIGNAL_ERROR,
+    SIGNAL_EXECUTING,
+    SIGNAL_EXPIRED,
+    SIGNAL_INTERRUPTED,
+    SIGNAL_LOCKED,
+    SIGNAL_RATE_LIMITED,
+    SIGNAL_RETRYING,
+    SIGNAL_REVOKED,
+    SIGNAL_SCHEDULED,
+    SIGNAL_TIMEOUT,
+)
 from tests._helpers import drain
 
 

@@ -13,7 +13,6 @@ import pytest
 from sqlq import Result, ResultGroup
 from tests._helpers import drain
 
-
 # --------------------------------------------------------------------------- calling tasks
 
 def test_call_enqueues_and_returns_result_handle(queue):
