@@ -3,7 +3,7 @@
 The task API mirrors huey 3.x: ``from huey import SqliteHuey`` becomes
 ``from sqlq import SqliteQueue``.
 """
-from .api import MemoryQueue, Queue, RedisQueue, SqliteQueue
+from .api import Queue
 from .crontab import crontab
 from .exceptions import (
                          RETRYING_EXCEPTIONS,
@@ -29,6 +29,7 @@ from .exceptions import (
 )
 from .locks import RateLimit, TaskLock
 from .options import TaskOptions
+from .queues import MemoryQueue, RedisQueue, SqliteQueue
 from .result import SKIPPED, Error, Result, ResultGroup
 from .serializer import Serializer, SignedSerializer
 from .signals import (

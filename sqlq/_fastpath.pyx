@@ -3,7 +3,7 @@
 """Compiled task-message codec (the hot path); ``sqlq._fastpath_py`` is its pure twin.
 
 Same functions, signatures, results, exceptions and exception messages as the twin;
-``tests/test_codec.py`` holds the two to that. Go through ``sqlq._accel`` to use either.
+``tests/fastpath/test_codec.py`` holds the two to that. Go through ``sqlq._accel`` to use either.
 
 Encoding sizes the message first and writes it straight into the one ``bytes`` object it
 returns; decoding reads from the buffer of the ``bytes`` it is given. The wire constants come

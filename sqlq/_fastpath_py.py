@@ -1,7 +1,7 @@
 """Pure-Python twin of the compiled ``sqlq._fastpath`` codec.
 
 Same functions, signatures, results, exceptions and exception messages as ``_fastpath.pyx``;
-``tests/test_codec.py`` holds the two to that. Do not import this module directly to encode or
+``tests/fastpath/test_codec.py`` holds the two to that. Do not import this module directly to encode or
 decode: go through ``sqlq._accel``, which picks the implementation once.
 
 The wire format is described (and its constants defined) in ``sqlq._wire``.

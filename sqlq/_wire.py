@@ -27,7 +27,7 @@ The message ends exactly after the last present field: trailing bytes are an err
 is absent (flag clear) decodes as ``None``; an empty byte string is present with length 0.
 
 Changing anything here changes the format: bump ``VERSION`` and update the golden corpus in
-``tests/test_codec.py``.
+``tests/fastpath/test_codec.py``.
 """
 from __future__ import annotations
 

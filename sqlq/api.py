@@ -56,8 +56,7 @@ from .wrapper import TaskWrapper, within_context
 if TYPE_CHECKING:  # pragma: no cover
     from .consumer import Consumer
 
-__all__ = ['Queue', 'MemoryQueue', 'SqliteQueue', 'RedisQueue', 'group', 'chord', 'ChordResult',
-           'RunningTask', 'FailedTask', 'EnqueueResult']
+__all__ = ['Queue', 'group', 'chord', 'ChordResult', 'RunningTask', 'FailedTask', 'EnqueueResult']
 
 T = TypeVar('T')
 Decorator = Callable[[Callable[..., Any]], TaskWrapper]
@@ -67,7 +66,7 @@ EnqueueResult = Union[Result, ResultGroup, ChordResult, None]
 
 
 class Queue:
-    """A task queue on a storage backend; subclasses pick the backend (SqliteQueue, MemoryQueue).
+    """A task queue on a storage backend; subclasses pick the backend (:mod:`sqlq.queues`).
 
     Options mirror huey's: ``results`` (store return values), ``store_none`` (store None
     results too), ``utc`` (naive datetimes are UTC), ``immediate`` (run tasks at call time, for
@@ -581,39 +580,3 @@ class Queue:
 
     def __len__(self) -> int:
         return self.pending_count()
-
-
-class MemoryQueue(Queue):
-    """A queue in this process's memory: for tests and single-process use."""
-
-    storage_class = MemoryStorage
-
-
-class SqliteQueue(Queue):
-    """A queue in one SQLite file, shared by every producer and consumer process that opens it.
-
-    ``filename`` is the database path; storage options: ``synchronous`` ('NORMAL' default,
-    'FULL' for durability across power loss), ``timeout`` (seconds to wait on a locked
-    database).
-    """
-
-    def __init__(self, filename: str, name: str = 'sqlq', **kwargs: Any) -> None:
-        from .storage.sqlite import SqliteStorage
-        self.filename = filename
-        kwargs.setdefault('storage_class', SqliteStorage)
-        super().__init__(name, filename=filename, **kwargs)
-
-
-class RedisQueue(Queue):
-    """A queue on a Redis server, for producers and consumers spread over several hosts.
-
-    Connection: ``url='redis://host:port/db'``, or ``connection_pool=``, or ``host``/``port``/
-    ``db``/``password`` and other redis-py connection options. Needs the ``redis`` extra
-    (``pip install 'sqlq[redis]'``).
-    """
-
-    def __init__(self, name: str = 'sqlq', **kwargs: Any) -> None:
-        from .storage.redis import RedisStorage
-        kwargs.setdefault('storage_class', RedisStorage)
-        super().__init__(name, **kwargs)
-
