@@ -1,8 +1,8 @@
 """Pure-Python twin of the compiled ``sqlq._fastpath`` codec.
 
 Same functions, signatures, results, exceptions and exception messages as ``_fastpath.pyx``;
-``tests/fastpath/test_codec.py`` holds the two to that. Do not import this module directly to encode or
-decode: go through ``sqlq._accel``, which picks the implementation once.
+``tests/fastpath/test_codec.py`` holds the two to that. Do not import this module directly to
+encode or decode: go through ``sqlq._accel``, which picks the implementation once.
 
 The wire format is described (and its constants defined) in ``sqlq._wire``.
 """
