@@ -9,9 +9,24 @@ from typing import Any
 
 from sqlq.storage.base import Storage
 from sqlq.storage.memory import MemoryStorage
-from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
+from sqlq.storage.types import (
+    DURATION_BUCKETS,
+    EMPTY,
+    OUTCOMES,
+    TOPICS,
+    Claim,
+    ClaimedItem,
+    DeadLetter,
+    Finished,
+    HistoryEntry,
+    Location,
+    OwnerInfo,
+    Receipt,
+    RunStats,
+)
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Receipt',
+           'Finished', 'HistoryEntry', 'Location', 'RunStats', 'OUTCOMES', 'DURATION_BUCKETS',
            'Storage',
            'MemoryStorage', 'SqliteStorage', 'RedisStorage']
 

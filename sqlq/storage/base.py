@@ -40,13 +40,26 @@ from typing import (
 from sqlq.exceptions import TransactionConflict
 
 from ._owners import OwnerId
-from .capabilities import BatchClaims, FlagWatch, HandOff, Upkeep
-from .types import EMPTY, TOPICS, Claim, ClaimedItem, Completion, DeadLetter, OwnerInfo, Receipt
+from .capabilities import BatchClaims, FlagWatch, HandOff, Tracking, Upkeep
+from .types import (
+    EMPTY,
+    TOPICS,
+    Claim,
+    ClaimedItem,
+    Completion,
+    DeadLetter,
+    Finished,
+    HistoryEntry,
+    Location,
+    OwnerInfo,
+    Receipt,
+    RunStats,
+)
 
 __all__ = ['Storage', 'retry_conflicts', 'CONFLICT_ATTEMPTS',
            # the contract's values, defined in sqlq.storage.types
            'EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'Completion', 'DeadLetter', 'OwnerInfo',
-           'Receipt']
+           'Receipt', 'Finished', 'HistoryEntry', 'Location', 'RunStats']
 
 T = TypeVar('T')
 #: Runs of a transaction that keeps conflicting before :func:`retry_conflicts` gives up.
@@ -67,12 +80,17 @@ def retry_conflicts(commit: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) 
     raise AssertionError('unreachable')
 
 
-class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
+class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, Tracking, abc.ABC):
     """Byte-level storage of one named queue. Several named queues may share one backend/file.
 
     The abstract methods below are the core contract every backend implements; the optional
-    capabilities (:mod:`sqlq.storage.capabilities`: batch claims, hand-off, upkeep, flag watch)
-    come with defaults built on it.
+    capabilities (:mod:`sqlq.storage.capabilities`: batch claims, hand-off, upkeep, flag watch,
+    tracking) come with defaults built on it.
+
+    A message may be stored with a *key* (the task layer gives its task id): an opaque label
+    that a backend which :attr:`~sqlq.storage.capabilities.Tracking.tracks_tasks` indexes
+    (and carries along when a claimed message becomes a dead letter and back); others ignore
+    it. Keys need not be unique.
 
     ``clock`` returns the current time as unix epoch seconds; every timestamp the storage
     records (claims, dead letters) and every ttl is measured with it, so tests can inject a
@@ -105,12 +123,14 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
     # ------------------------------------------------------------------ ready queue
 
     @abc.abstractmethod
-    def enqueue(self, data: bytes, priority: int = 0) -> None:
+    def enqueue(self, data: bytes, priority: int = 0, key: Optional[str] = None) -> None:
         """Add a ready message. Higher ``priority`` is dequeued first; FIFO within a priority."""
 
     @abc.abstractmethod
-    def enqueue_many(self, items: Iterable[Tuple[bytes, int]]) -> int:
-        """Enqueue ``(data, priority)`` pairs in order, all or none; return how many."""
+    def enqueue_many(self, items: Iterable[Tuple[bytes, int]],
+                     keys: Optional[Sequence[Optional[str]]] = None) -> int:
+        """Enqueue ``(data, priority)`` pairs in order, all or none; return how many.
+        ``keys``: one key (or None) per item."""
 
     @abc.abstractmethod
     def dequeue(self) -> Optional[Claim]:
@@ -163,7 +183,7 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
     # ------------------------------------------------------------------ schedule
 
     @abc.abstractmethod
-    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
+    def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
         """Store a message to be released at ``timestamp`` (unix epoch seconds)."""
 
     @abc.abstractmethod
@@ -269,7 +289,7 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
 
     @abc.abstractmethod
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
-                        enqueued_at: Optional[float] = None) -> int:
+                        enqueued_at: Optional[float] = None, key: Optional[str] = None) -> int:
         """Record a message that was never claimed (e.g. rejected at enqueue time); return its
         id."""
 

@@ -9,16 +9,18 @@ can do better:
 - :class:`HandOff` -- a worker session in which producers may hand new messages straight to an
   idle worker (SQLite, Redis);
 - :class:`Upkeep` -- bounded maintenance, write-ahead-log checkpoints and vacuum (SQLite);
-- :class:`FlagWatch` -- claims that tell whether any key under a watched prefix exists.
+- :class:`FlagWatch` -- claims that tell whether any key under a watched prefix exists;
+- :class:`Tracking` -- where a message is, by its key (the task id), and a history of finished
+  runs with per-minute sums (SQLite, Redis, memory).
 """
 from __future__ import annotations
 
 import contextlib
 from typing import Any, ContextManager, Dict, Iterable, List, Optional, Protocol, Sequence
 
-from .types import Claim, Completion
+from .types import Claim, Completion, Finished, HistoryEntry, Location, RunStats
 
-__all__ = ['BatchClaims', 'HandOff', 'Upkeep', 'FlagWatch']
+__all__ = ['BatchClaims', 'HandOff', 'Upkeep', 'FlagWatch', 'Tracking']
 
 
 class _Core(Protocol):
@@ -36,6 +38,10 @@ class _Core(Protocol):
                  ttl: Optional[float] = None) -> None: ...
 
     def purge_expired(self) -> int: ...
+
+    def bury(self, receipt: Any, reason: str) -> bool: ...
+
+    def record_finished(self, entries: Sequence[Finished]) -> None: ...
 
 
 class BatchClaims:
@@ -75,11 +81,14 @@ class BatchClaims:
                 released += self.release(receipt)
         return released
 
-    def complete_many(self: _Core, items: Sequence[Completion]) -> List[bool]:
+    def complete_many(self: _Core, items: Sequence[Completion],
+                      history: Optional[Sequence[Optional[Finished]]] = None) -> List[bool]:
         """Settle claims of finished tasks in one step: for each ``(receipt, key, value, ttl)``,
         ``ack`` the claim and, if it was held, store ``value`` under ``key`` as a result
-        (``is_result=True``, ``ttl``), unless ``key`` is None. Returns, per item, whether its
-        claim was held; an item whose claim is gone changes nothing. All or none."""
+        (``is_result=True``, ``ttl``), unless ``key`` is None. ``history``, if given, holds
+        per item the run to record in the history (:class:`Tracking`), or None; it is recorded
+        only if the item's claim was held. Returns, per item, whether its claim was held; an
+        item whose claim is gone changes nothing. All or none."""
         held = []
         with self.transaction():
             for receipt, key, value, ttl in items:
@@ -87,6 +96,10 @@ class BatchClaims:
                 if ok and key is not None and value is not None:
                     self.put_data(key, value, is_result=True, ttl=ttl)
                 held.append(ok)
+            if history is not None:
+                finished = [entry for entry, ok in zip(history, held) if ok and entry]
+                if finished:
+                    self.record_finished(finished)
         return held
 
 
@@ -144,3 +157,64 @@ class FlagWatch:
 
     #: The watched key prefix (None: claims are not checked).
     flag_prefix: Optional[str] = None
+
+
+class Tracking:
+    """Where a message is, by its key, and a history of the runs that finished.
+
+    The task layer enqueues each message with a *key* (its task id: ``enqueue(..., key=)``,
+    ``enqueue_many(..., keys=)``, ``add_to_schedule(..., key=)``); a backend that
+    :attr:`tracks_tasks` indexes it, so that :meth:`locate` costs one index look-up whatever
+    the size of the queue, and keeps a history: one :class:`~sqlq.storage.types.Finished`
+    entry per run that ended, written in the same transaction (or script run) as the release
+    of the run's claim (:meth:`finish`, ``complete_many(..., history=)``), together with
+    per-minute sums per task name and outcome (count, seconds, duration buckets) that
+    :meth:`history_stats` reads without reading the entries.
+
+    The defaults keep nothing: :meth:`locate` finds nothing (the task layer then searches the
+    listings, decoding them: a scan), :meth:`history` and :meth:`history_stats` are empty.
+    :meth:`finish` is correct on any backend.
+    """
+
+    #: Whether keys are indexed and a history is kept.
+    tracks_tasks: bool = False
+
+    def locate(self, key: str) -> List[Location]:
+        """The stored messages with ``key``: claimed, then ready, scheduled and dead letters
+        (usually one)."""
+        return []
+
+    def finish(self: _Core, receipt: Any, finished: Optional[Finished] = None,
+               reason: Optional[str] = None) -> bool:
+        """Release a claim for good -- ``ack``, or with a ``reason`` ``bury`` -- and if it was
+        held, record ``finished`` in the history, atomically. ``False`` (and no change) if the
+        claim is gone."""
+        with self.transaction():
+            held = self.bury(receipt, reason) if reason is not None else self.ack(receipt)
+            if held and finished is not None:
+                self.record_finished([finished])
+        return held
+
+    def record_finished(self, entries: Sequence[Finished]) -> None:
+        """Record runs that were never claimed (immediate mode, a local ``execute``) in the
+        history. The default keeps nothing."""
+
+    def history(self, limit: Optional[int] = 50, before: Optional[int] = None,
+                key: Optional[str] = None, name: Optional[str] = None,
+                outcome: Optional[str] = None) -> List[HistoryEntry]:
+        """Finished runs, newest first: at most ``limit``, with ids below ``before`` (the
+        next page), only of ``key``, ``name`` or ``outcome`` if given."""
+        return []
+
+    def history_stats(self, since: Optional[float] = None,
+                      per_minute: bool = False) -> List[RunStats]:
+        """Sums of the runs per task name and outcome: of the minutes from ``since`` on (all
+        that was ever recorded and not flushed if None), one per minute if ``per_minute``."""
+        return []
+
+    def prune_history(self, before: Optional[float] = None, keep: Optional[int] = None,
+                      stats_before: Optional[float] = None) -> int:
+        """Delete history entries that finished before ``before`` and all but the newest
+        ``keep``; fold the per-minute sums of minutes before ``stats_before`` into the
+        all-time sums. Bounded work per call. Returns how many entries were deleted."""
+        return 0

@@ -11,47 +11,29 @@ import copy
 import heapq
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 from sqlq.exceptions import StorageError
 from sqlq.storage._common import as_bytes, parse_counter
+from sqlq.storage._memory_history import MemoryHistory
+from sqlq.storage._memory_state import _Message, _State, _unindex
 from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.base import Storage
-from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
+from sqlq.storage.types import (
+    EMPTY,
+    TOPICS,
+    Claim,
+    ClaimedItem,
+    DeadLetter,
+    Finished,
+    HistoryEntry,
+    Location,
+    OwnerInfo,
+    Receipt,
+    RunStats,
+)
 
 __all__ = ['MemoryStorage']
-
-
-class _Message:
-    __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts', 'recoveries',
-                 'enqueued_at')
-
-    def __init__(self, id: int, priority: int, data: bytes, enqueued_at: float) -> None:
-        self.id = id
-        self.priority = priority
-        self.data = data
-        self.owner: Optional[str] = None
-        self.claimed_at: Optional[float] = None
-        self.attempts = 0
-        self.recoveries = 0
-        self.enqueued_at = enqueued_at
-
-
-class _State:
-    """Everything a MemoryStorage holds; copied whole to snapshot a transaction."""
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.messages: dict[int, _Message] = {}
-        self.ready: list[tuple[int, int]] = []            # heap of (-priority, id)
-        self.schedule: list[tuple[float, int, bytes]] = []  # heap of (ts, seq, data)
-        self.kv: dict[str, tuple[bytes, bool, Optional[float]]] = {}  # value, is_result, expires
-        self.dead: dict[int, DeadLetter] = {}             # insertion (= id) ordered
-        self.owners: dict[str, OwnerInfo] = {}
-
-    def next_id(self) -> int:
-        self.seq += 1
-        return self.seq
 
 
 class MemoryStorage(Storage):
@@ -71,6 +53,7 @@ class MemoryStorage(Storage):
         self._seen = threading.local()  # per thread: {topic: version seen by its last wait}
         self._tx_depth = 0
         self._closed = False
+        self._history = MemoryHistory()  # outside _state: see MemoryHistory
 
     # ------------------------------------------------------------------ helpers
 
@@ -118,17 +101,19 @@ class MemoryStorage(Storage):
 
     # ------------------------------------------------------------------ ready queue
 
-    def enqueue(self, data: bytes, priority: int = 0) -> None:
-        self.enqueue_many([(data, priority)])
+    tracks_tasks = True
 
-    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def enqueue(self, data: bytes, priority: int = 0, key: Optional[str] = None) -> None:
+        self.enqueue_many([(data, priority)], None if key is None else (key,))
+
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]],
+                     keys: Optional[Sequence[Optional[str]]] = None) -> int:
         prepared = [(as_bytes(data), int(priority)) for data, priority in items]
         now = self._clock()
         with self._locked(write=bool(prepared), topics=('queue',)) as st:
-            for data, priority in prepared:
-                msg = _Message(st.next_id(), priority, data, now)
-                st.messages[msg.id] = msg
-                heapq.heappush(st.ready, (-priority, msg.id))
+            for index, (data, priority) in enumerate(prepared):
+                st.add_message(_Message(st.next_id(), priority, data, now,
+                                        None if keys is None else keys[index]))
         return len(prepared)
 
     def dequeue(self) -> Optional[Claim]:
@@ -172,7 +157,7 @@ class MemoryStorage(Storage):
             msg = self._claimed(st, receipt)
             if msg is None:
                 return False
-            del st.messages[msg.id]
+            st.drop_message(msg)
             self._changed()
             return True
 
@@ -190,10 +175,10 @@ class MemoryStorage(Storage):
             msg = self._claimed(st, receipt)
             if msg is None:
                 return False
-            del st.messages[msg.id]
+            st.drop_message(msg)
             dead_id = st.next_id()
-            st.dead[dead_id] = DeadLetter(dead_id, msg.data, str(reason), self._clock(),
-                                          msg.attempts, msg.enqueued_at)
+            st.add_dead(DeadLetter(dead_id, msg.data, str(reason), self._clock(), msg.attempts,
+                                   msg.enqueued_at, msg.key))
             self._changed()
             return True
 
@@ -221,19 +206,26 @@ class MemoryStorage(Storage):
         with self._locked(write=True) as st:
             st.messages.clear()
             st.ready.clear()
+            st.keys.clear()
 
     # ------------------------------------------------------------------ schedule
 
-    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
+    def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
         data = as_bytes(data)
         with self._locked(write=True, topics=('schedule',)) as st:
-            heapq.heappush(st.schedule, (float(timestamp), st.next_id(), data))
+            seq = st.next_id()
+            heapq.heappush(st.schedule, (float(timestamp), seq, data))
+            if key is not None:
+                st.sched_keys[seq] = key
+                st.sched_index.setdefault(key, set()).add(seq)
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         with self._locked() as st:
             due = []
             while st.schedule and st.schedule[0][0] <= timestamp:
-                due.append(heapq.heappop(st.schedule)[2])
+                _, seq, data = heapq.heappop(st.schedule)
+                due.append(data)
+                _unindex(st.sched_index, st.sched_keys.pop(seq, None), seq)
             if due:
                 self._changed()
             return due
@@ -254,6 +246,8 @@ class MemoryStorage(Storage):
     def flush_schedule(self) -> None:
         with self._locked(write=True) as st:
             st.schedule.clear()
+            st.sched_keys.clear()
+            st.sched_index.clear()
 
     # ------------------------------------------------------------------ key/value
 
@@ -333,13 +327,12 @@ class MemoryStorage(Storage):
     # ------------------------------------------------------------------ dead letters
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
-                        enqueued_at: Optional[float] = None) -> int:
+                        enqueued_at: Optional[float] = None, key: Optional[str] = None) -> int:
         data = as_bytes(data)
         with self._locked(write=True) as st:
             dead_id = st.next_id()
-            st.dead[dead_id] = DeadLetter(dead_id, data, str(reason), self._clock(),
-                                          int(attempts),
-                                          None if enqueued_at is None else float(enqueued_at))
+            st.add_dead(DeadLetter(dead_id, data, str(reason), self._clock(), int(attempts),
+                                   None if enqueued_at is None else float(enqueued_at), key))
             return dead_id
 
     def dead_letter(self, id: int) -> Optional[DeadLetter]:
@@ -366,10 +359,9 @@ class MemoryStorage(Storage):
         with self._locked() as st:
             chosen = self._select_dead(st, ids)
             for dead_id in chosen:
-                letter = st.dead.pop(dead_id)
-                msg = _Message(st.next_id(), int(priority), letter.data, now)
-                st.messages[msg.id] = msg
-                heapq.heappush(st.ready, (-msg.priority, msg.id))
+                letter = st.drop_dead(dead_id)
+                st.add_message(_Message(st.next_id(), int(priority), letter.data, now,
+                                        letter.key))
             if chosen:
                 self._changed('queue')
             return len(chosen)
@@ -378,7 +370,7 @@ class MemoryStorage(Storage):
         with self._locked(write=True) as st:
             chosen = self._select_dead(st, ids)
             for dead_id in chosen:
-                del st.dead[dead_id]
+                st.drop_dead(dead_id)
             return len(chosen)
 
     # ------------------------------------------------------------------ owners
@@ -435,6 +427,86 @@ class MemoryStorage(Storage):
             self._changed()
             return True
 
+    # ------------------------------------------------------------------ tracking
+
+    def locate(self, key: str) -> list[Location]:
+        with self._locked() as st:
+            found = []
+            for msg_id in sorted(st.keys.get(key, ())):
+                m = st.messages[msg_id]
+                found.append(Location('claimed' if m.owner else 'ready', m.id, m.data,
+                                      m.enqueued_at, None, m.owner, m.claimed_at, m.attempts,
+                                      m.recoveries, m.priority))
+            found.sort(key=lambda loc: loc.state != 'claimed')
+            seqs = st.sched_index.get(key, ())
+            found += [Location('scheduled', seq, data, eta=ts)
+                      for ts, seq, data in sorted(e for e in st.schedule if e[1] in seqs)]
+            for dead_id in sorted(st.dead_index.get(key, ())):
+                d = st.dead[dead_id]
+                found.append(Location('dead', d.id, d.data, d.enqueued_at, attempts=d.attempts,
+                                      reason=d.reason, failed_at=d.failed_at))
+            return found
+
+    def _finish_claim(self, st: _State, receipt: Any, finished: Optional[Finished],
+                      reason: Optional[str] = None) -> Optional[_Message]:
+        msg = self._claimed(st, receipt)
+        if msg is None:
+            return None
+        st.drop_message(msg)
+        if reason is not None:
+            dead_id = st.next_id()
+            st.add_dead(DeadLetter(dead_id, msg.data, str(reason), self._clock(), msg.attempts,
+                                   msg.enqueued_at, msg.key))
+        if finished is not None:
+            self._history.add(finished, msg.enqueued_at, msg.claimed_at, msg.attempts,
+                              msg.owner)
+        return msg
+
+    def finish(self, receipt: Any, finished: Optional[Finished] = None,
+               reason: Optional[str] = None) -> bool:
+        with self._locked() as st:
+            held = self._finish_claim(st, receipt, finished, reason) is not None
+            if held:
+                self._changed()
+            return held
+
+    def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
+                                                  Optional[float]]],
+                      history: Optional[Sequence[Optional[Finished]]] = None) -> list[bool]:
+        with self.transaction(), self._locked() as st:
+            held = []
+            for index, (receipt, key, value, ttl) in enumerate(items):
+                ok = self._finish_claim(st, receipt, None if history is None
+                                        else history[index]) is not None
+                if ok and key is not None and value is not None:
+                    st.kv[key] = (as_bytes(value), True, self._expires(ttl))
+                held.append(ok)
+            if any(held):
+                self._changed('data')
+            return held
+
+    def record_finished(self, entries: Sequence[Finished]) -> None:
+        with self._locked():
+            for entry in entries:
+                self._history.add(entry)
+
+    def history(self, limit: Optional[int] = 50, before: Optional[int] = None,
+                key: Optional[str] = None, name: Optional[str] = None,
+                outcome: Optional[str] = None) -> list[HistoryEntry]:
+        with self._locked():
+            return self._history.listing(limit, before, key, name, outcome)
+
+    def history_stats(self, since: Optional[float] = None,
+                      per_minute: bool = False) -> list[RunStats]:
+        with self._locked():
+            return self._history.stats(since, per_minute)
+
+    def prune_history(self, before: Optional[float] = None, keep: Optional[int] = None,
+                      stats_before: Optional[float] = None) -> int:
+        self._refuse_in_transaction('prune_history')
+        with self._locked():
+            return self._history.prune(before, keep, stats_before)
+
     # ------------------------------------------------------------------ upkeep
 
     def purge_expired(self) -> int:
@@ -483,16 +555,19 @@ class MemoryStorage(Storage):
             self._state = _State()
             self._state.seq = seq  # ids are never reused: stale receipts stay stale
             self._state.owners = st.owners  # owners are processes, not data of the queue
+            self._history.clear()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self._locked():
             snapshot = copy.deepcopy(self._state)  # each level restores its own entry state
+            mark = self._history.mark()
             self._tx_depth += 1
             try:
                 yield None
             except BaseException:
                 self._state = snapshot
+                self._history.rollback(mark)
                 self._changed(*TOPICS)
                 raise
             finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 __all__ = ['EMPTY', 'TOPICS', 'Receipt', 'Claim', 'ClaimedItem', 'OwnerInfo', 'DeadLetter',
-           'Completion']
+           'Completion', 'Finished', 'HistoryEntry', 'Location', 'RunStats', 'OUTCOMES',
+           'DURATION_BUCKETS']
 
 #: Topics of :meth:`~sqlq.storage.base.Storage.wait_for_change`.
 TOPICS = ('queue', 'schedule', 'data')
@@ -128,8 +129,100 @@ class DeadLetter(NamedTuple):
     attempts: int
     #: When the message was enqueued (``None`` if it never was, e.g. rejected at enqueue time).
     enqueued_at: Optional[float] = None
+    #: The message's key (its task id), if it was stored with one.
+    key: Optional[str] = None
 
 
 #: A finished task's settlement for ``Storage.complete_many``: ``(receipt, result key or None,
 #: result value, result ttl)``.
 Completion = Tuple[Any, Optional[str], Optional[bytes], Optional[float]]
+
+
+# ---------------------------------------------------------------------- tracking (history)
+
+#: What a finished run of a task came to (``Finished.outcome``): returned a value, failed for
+#: good, failed and will run again, or did not run (revoked, expired, canceled by a hook).
+OUTCOMES = ('succeeded', 'failed', 'retried', 'revoked', 'expired', 'canceled')
+
+#: Upper bounds (seconds) of the run-duration buckets of :class:`RunStats`; a last bucket
+#: counts the longer runs.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 300.0)
+
+
+class Finished(NamedTuple):
+    """A run of a task that ended, as the task layer hands it to the history (see
+    :class:`~sqlq.storage.capabilities.Tracking`). The backend adds what it knows of the
+    claim: enqueued and claimed times, attempts, owner."""
+
+    #: The message's key (the task id).
+    key: str
+    #: The task's name.
+    name: str
+    #: One of :data:`OUTCOMES`.
+    outcome: str
+    #: When the run ended (epoch seconds, the queue's clock).
+    finished_at: float
+    #: How long the task function ran (None if it did not run).
+    duration: Optional[float] = None
+    #: A one-line summary of the error, if it failed.
+    error: Optional[str] = None
+
+
+class HistoryEntry(NamedTuple):
+    """A finished run, as listed by ``Tracking.history``."""
+
+    #: The entry's id: increasing in the order entries were written.
+    id: int
+    key: str
+    name: str
+    outcome: str
+    finished_at: float
+    duration: Optional[float]
+    error: Optional[str]
+    #: When the message that ran was enqueued (None if it was never stored).
+    enqueued_at: Optional[float]
+    #: When it was claimed (None if it was never claimed: immediate mode).
+    claimed_at: Optional[float]
+    #: Claims of that message, the last one included (0 if never claimed).
+    attempts: int
+    #: Owner id of the process that ran it (None if unclaimed).
+    owner: Optional[str]
+
+
+class Location(NamedTuple):
+    """Where a message with a given key is stored (``Tracking.locate``)."""
+
+    #: ``'claimed'`` (running), ``'ready'``, ``'scheduled'`` or ``'dead'`` (a dead letter).
+    state: str
+    #: The message's id; for ``'dead'`` the dead letter's id.
+    id: int
+    data: bytes
+    enqueued_at: Optional[float] = None
+    #: When a scheduled message is due.
+    eta: Optional[float] = None
+    owner: Optional[str] = None
+    claimed_at: Optional[float] = None
+    attempts: int = 0
+    recoveries: int = 0
+    priority: int = 0
+    #: A dead letter's reason and time.
+    reason: Optional[str] = None
+    failed_at: Optional[float] = None
+
+
+class RunStats(NamedTuple):
+    """Runs of one task name with one outcome, summed (``Tracking.history_stats``)."""
+
+    name: str
+    outcome: str
+    #: Runs counted.
+    runs: int
+    #: Sum of their durations (seconds).
+    seconds: float
+    #: Runs per duration bucket (:data:`DURATION_BUCKETS`, then one for longer runs); runs
+    #: without a duration are in ``count`` only.
+    buckets: Tuple[int, ...]
+    #: The minute (epoch seconds, a multiple of 60) they ended in; None when summed over a
+    #: whole period.
+    minute: Optional[float] = None

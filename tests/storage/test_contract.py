@@ -587,7 +587,7 @@ def test_bury_copies_enqueued_at_and_dead_letter_by_id(storage, clock):
     plain = storage.add_dead_letter(b'rejected', 'bad')
     assert storage.dead_letter(plain).enqueued_at is None
     given = storage.add_dead_letter(b'x', 'bad', attempts=2, enqueued_at=123.5)
-    assert storage.dead_letter(given)[-2:] == (2, 123.5)
+    assert storage.dead_letter(given)[4:6] == (2, 123.5)
     assert storage.dead_letter(10**9) is None
 
 

@@ -2,9 +2,11 @@
 its rows describe them."""
 from __future__ import annotations
 
+import bisect
 from typing import Any, Optional
 
-from sqlq.storage.types import Claim, Receipt
+from sqlq.storage._history import minute_of, outcome_error
+from sqlq.storage.types import DURATION_BUCKETS, Claim, Finished, Receipt
 
 #: An absent script argument (no ttl, no id, unused guard slot).
 NO_ARG = ''
@@ -13,6 +15,21 @@ NO_ARG = ''
 def num(value: float) -> str:
     """A float as the script stores it (exact round trip)."""
     return repr(float(value))
+
+
+#: The 8 history arguments of no run (see ``scripts/tracking.lua``).
+NO_RUN = (NO_ARG,) * 8
+
+
+def run_args(run: Optional[Finished]) -> tuple[Any, ...]:
+    """A run's 8 history arguments: key name outcome finished duration error minute bucket."""
+    if run is None:
+        return NO_RUN
+    duration = run.duration
+    return (run.key, run.name, run.outcome, num(run.finished_at),
+            NO_ARG if duration is None else num(duration), outcome_error(run.error) or NO_ARG,
+            '%d' % minute_of(run.finished_at),
+            NO_ARG if duration is None else bisect.bisect_left(DURATION_BUCKETS, duration))
 
 
 def opt_float(raw: Any) -> Optional[float]:

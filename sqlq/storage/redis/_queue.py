@@ -8,10 +8,10 @@ from typing import Any, Iterable, Optional, Sequence
 
 from sqlq.storage._common import as_bytes
 from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
-from sqlq.storage.redis._args import NO_ARG, claim
+from sqlq.storage.redis._args import NO_ARG, claim, run_args
 from sqlq.storage.redis._base import RedisBase
 from sqlq.storage.redis._transaction import _Tx
-from sqlq.storage.types import Claim, ClaimedItem, Receipt
+from sqlq.storage.types import Claim, ClaimedItem, Finished, Receipt
 
 #: Largest message handed to an idle worker (bigger ones wait for an ordinary claim).
 HAND_OFF_MAX = 1 << 20
@@ -20,25 +20,29 @@ HAND_OFF_MAX = 1 << 20
 class QueueOps(RedisBase):
     """The ready queue and claims of :class:`~sqlq.storage.redis.RedisStorage`."""
 
-    def enqueue(self, data: bytes, priority: int = 0) -> None:
+    tracks_tasks = True
+
+    def enqueue(self, data: bytes, priority: int = 0, key: Optional[str] = None) -> None:
         local = self._thread()
         data = as_bytes(data)
         if getattr(local, 'tx', None) is not None or len(data) > HAND_OFF_MAX:
-            self.enqueue_many([(data, priority)])
+            self.enqueue_many([(data, priority)], None if key is None else (key,))
             return
         # Handed to an idle worker if nothing is ready (see worker_session).
         priority = int(priority)
         self._one('enq1', data, priority, -priority, getattr(local, 'idle_token', None) or
-                  NO_ARG)
+                  NO_ARG, key or NO_ARG)
 
-    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]],
+                     keys: Optional[Sequence[Optional[str]]] = None) -> int:
         args: list[Any] = []
-        for data, priority in items:
+        for index, (data, priority) in enumerate(items):
             data, priority = as_bytes(data), int(priority)
-            args.extend((data, priority, -priority))
+            args.extend((data, priority, -priority,
+                         NO_ARG if keys is None else keys[index] or NO_ARG))
         if not args:
             return 0
-        n = len(args) // 3
+        n = len(args) // 4
         self._write(self._tx(), 'enq', n, *args)
         return n
 
@@ -131,18 +135,26 @@ class QueueOps(RedisBase):
         return self._settle('ack', receipt)
 
     def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
-                                                  Optional[float]]]) -> list[bool]:
-        """Ack the claims and store their results in one call (inside a transaction: its
-        buffered, guarded path)."""
+                                                  Optional[float]]],
+                      history: Optional[Sequence[Optional[Finished]]] = None) -> list[bool]:
+        """Ack the claims, store their results and record their runs in one call (inside a
+        transaction: its buffered, guarded path)."""
         if self._tx() is not None:
-            return super().complete_many(items)
+            held = []
+            for index, (receipt, key, value, ttl) in enumerate(items):
+                ok = self.finish(receipt, None if history is None else history[index])
+                if ok and key is not None and value is not None:
+                    self.put_data(key, value, is_result=True, ttl=ttl)
+                held.append(ok)
+            return held
         if not items:
             return []
         args: list[Any] = []
-        for receipt, key, value, ttl in items:
+        for index, (receipt, key, value, ttl) in enumerate(items):
             args.extend(Receipt.of(receipt))
             args.extend((NO_ARG, b'', NO_ARG) if key is None else
                         (key, as_bytes(value if value is not None else b''), self._expires(ttl)))
+            args.extend(run_args(None if history is None else history[index]))
         return [bool(int(held)) for held in self._one('complete', len(items), *args)]
 
     def release(self, receipt: Any) -> bool:

@@ -24,7 +24,10 @@ Layout under the queue prefix ``P`` (``<prefix>:q:{<name>}:``): ``seq`` (id coun
 e enqueued_at, o owner, c claimed_at), ``ready`` (zset: score -priority, member the zero-padded
 id, so equal scores pop in id order), ``claimed`` (zset by claimed_at), ``sched`` + ``sd``
 (zset by eta + hash of data), ``kv`` (hash), ``kvexp`` (zset of expiry times), ``res`` (set of
-result keys), ``dead`` + ``dl:<id>`` (dead letters), ``dq:<request>`` (the ids claimed by a
+result keys), ``dead`` + ``dl:<id>`` (dead letters), ``km``/``ks``/``kd`` (message keys -> the
+message id, scheduled member, dead-letter id holding them; ``sk``: scheduled member -> key),
+the history (``h:<id>``, ``hist``, ``hk``, ``hseq``) and its sums (``st:<minute>``, ``stm``,
+``stt``: see ``scripts/tracking.lua``), ``dq:<request>`` (the ids claimed by a
 request, space-separated, for retries), ``idle`` + ``idleinfo`` (idle workers' registrations:
 zset token -> since, hash token -> "owner channel"), ``handed`` (hash: registration token ->
 id of the message handed through it, until its worker reports it taken). Globals under ``G``
@@ -43,12 +46,14 @@ FRAGMENTS = (
     'common',           # argument reading, id padding, ZRANGE bounds, wake-up marks, chunks
     'kv',               # key/value helpers (expiry, result keys)
     'messages',         # message, claim and dead-letter helpers
+    'tracking',         # the history of finished runs and its sums: helpers
     'op_queue',         # the OPS table; enqueue, dequeue and the hand-off to idle workers
     'op_claims',        # settling claims: unstart, ack, complete, release, bury; flushq
     'op_schedule',      # the schedule
     'op_data',          # key/value operations and upkeep (purge of expired keys)
     'op_dead_letters',  # dead letters
     'op_owners',        # heartbeats, dead-owner release, forgetting owners
+    'op_tracking',      # the history: recording, pruning and reads; locating keys
     'op_flush_all',     # emptying the whole queue's storage
     'op_reads',         # reads: no writes, no wake-ups
     'guards',           # the facts a transaction's commit re-checks

@@ -14,7 +14,8 @@ from sqlq.storage._common import limit as _limit  # a contract parameter is name
 from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.redis._args import NO_ARG, num, opt_float
 from sqlq.storage.redis._data import DataOps
-from sqlq.storage.redis._queue import HAND_OFF_MAX, QueueOps
+from sqlq.storage.redis._queue import HAND_OFF_MAX
+from sqlq.storage.redis._tracking import TrackingOps
 from sqlq.storage.redis._transaction import _Tx
 from sqlq.storage.redis._wait import WaitOps
 from sqlq.storage.types import DeadLetter, OwnerInfo
@@ -22,7 +23,7 @@ from sqlq.storage.types import DeadLetter, OwnerInfo
 __all__ = ['RedisStorage', 'HAND_OFF_MAX']
 
 
-class RedisStorage(QueueOps, DataOps, WaitOps):
+class RedisStorage(TrackingOps, DataOps, WaitOps):
     """Byte-level storage on a Redis server; see :class:`~sqlq.storage.base.Storage` and the
     package documentation for the design.
 
@@ -39,8 +40,8 @@ class RedisStorage(QueueOps, DataOps, WaitOps):
 
     # ------------------------------------------------------------------ schedule
 
-    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
-        self._write(self._tx(), 'sched', num(timestamp), as_bytes(data))
+    def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
+        self._write(self._tx(), 'sched', num(timestamp), as_bytes(data), key or NO_ARG)
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         tx = self._tx()
@@ -72,9 +73,9 @@ class RedisStorage(QueueOps, DataOps, WaitOps):
     # ------------------------------------------------------------------ dead letters
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
-                        enqueued_at: Optional[float] = None) -> int:
+                        enqueued_at: Optional[float] = None, key: Optional[str] = None) -> int:
         args = (as_bytes(data), str(reason), int(attempts),
-                NO_ARG if enqueued_at is None else num(enqueued_at))
+                NO_ARG if enqueued_at is None else num(enqueued_at), key or NO_ARG)
         tx = self._tx()
         if tx is None:
             return int(self._one('dead', NO_ARG, *args)[0])
@@ -86,8 +87,9 @@ class RedisStorage(QueueOps, DataOps, WaitOps):
         return dead_id
 
     def _dead(self, n: int, id: Any = NO_ARG) -> list[DeadLetter]:
-        return [DeadLetter(int(i), d, why.decode(), float(t), int(a), opt_float(e))
-                for i, d, why, t, a, e in self._read('deadlist', n, id)]
+        return [DeadLetter(int(i), d, why.decode(), float(t), int(a), opt_float(e),
+                           k.decode() or None)
+                for i, d, why, t, a, e, k in self._read('deadlist', n, id)]
 
     def dead_letters(self, limit: Optional[int] = None) -> list[DeadLetter]:
         return self._dead(_limit(limit))

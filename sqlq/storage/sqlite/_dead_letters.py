@@ -17,9 +17,9 @@ class DeadLetters(Transactions):
     """Add, list, requeue and purge dead letters."""
 
     def add_dead_letter(self, data: bytes, reason: str, attempts: int = 0,
-                        enqueued_at: Optional[float] = None) -> int:
+                        enqueued_at: Optional[float] = None, key: Optional[str] = None) -> int:
         params = (self.name, as_bytes(data), str(reason), self._clock(), int(attempts),
-                  None if enqueued_at is None else float(enqueued_at))
+                  None if enqueued_at is None else float(enqueued_at), key)
         with self._tx() as conn:
             self._do(conn, _sql.ADD_DEAD_LETTER, params)
             dead_id: int = conn.last_insert_rowid()
@@ -37,7 +37,8 @@ class DeadLetters(Transactions):
         count: int = self._scalar(_sql.DEAD_LETTER_COUNT, (self.name,))
         return count
 
-    def _take_dead(self, conn: Any, ids: Optional[Iterable[int]]) -> list[tuple[int, bytes]]:
+    def _take_dead(self, conn: Any, ids: Optional[Iterable[int]]
+                   ) -> list[tuple[int, bytes, Optional[str]]]:
         if ids is None:
             rows = self._do(conn, _sql.TAKE_DEAD_LETTERS, (self.name,))
         else:
@@ -55,8 +56,8 @@ class DeadLetters(Transactions):
             if rows:
                 now = self._clock()
                 try:
-                    conn.executemany(_sql.ENQUEUE, [(self.name, priority, data, now)
-                                                    for _, data in rows])
+                    conn.executemany(_sql.ENQUEUE, [(self.name, priority, data, now, key)
+                                                    for _, data, key in rows])
                 except apsw.Error as exc:
                     raise self._error(exc, 'writing') from exc
                 self._touch('q')

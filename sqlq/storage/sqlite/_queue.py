@@ -13,15 +13,16 @@ from sqlq.storage._common import as_bytes
 from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
-from sqlq.storage.types import Claim, ClaimedItem, Receipt
+from sqlq.storage.sqlite._tracking import TaskTracking
+from sqlq.storage.types import Claim, ClaimedItem, Finished, Receipt
 
 
-class ReadyQueue(HandOff):
+class ReadyQueue(HandOff, TaskTracking):
     """Enqueue, claim, ack, release and bury messages of the ready queue; list them."""
 
-    def enqueue(self, data: bytes, priority: int = 0) -> None:
+    def enqueue(self, data: bytes, priority: int = 0, key: Optional[str] = None) -> None:
         params = (self.name, priority if type(priority) is int else int(priority),
-                  data if type(data) is bytes else as_bytes(data), self._clock())
+                  data if type(data) is bytes else as_bytes(data), self._clock(), key)
         if self._in_transaction():
             with self._tx() as conn:  # joins the caller's transaction
                 self._do(conn, _sql.ENQUEUE, params)
@@ -54,14 +55,21 @@ class ReadyQueue(HandOff):
             self._hand_off(idle, msg_id, params[1], params[2])
         self._wake.notify(())  # waiters for any change (no topic) must see the commit
 
-    def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
+    def enqueue_many(self, items: Iterable[tuple[bytes, int]],
+                     keys: Optional[Sequence[Optional[str]]] = None) -> int:
         now, name = self._clock(), self.name
         params: list[Any] = []
         add = params.extend
-        for data, priority in items:
-            add((name, priority if type(priority) is int else int(priority),
-                 data if type(data) is bytes else as_bytes(data), now))
-        count = len(params) // 4
+        if keys is None:
+            for data, priority in items:
+                add((name, priority if type(priority) is int else int(priority),
+                     data if type(data) is bytes else as_bytes(data), now, None))
+        else:
+            for (data, priority), key in zip(items, keys):
+                add((name, priority if type(priority) is int else int(priority),
+                     data if type(data) is bytes else as_bytes(data), now, key))
+        width = 5  # parameters per row
+        count = len(params) // width
         if not count:
             return 0
         chunk = _sql.INSERT_ROWS
@@ -69,12 +77,12 @@ class ReadyQueue(HandOff):
             try:
                 # Many rows per INSERT statement: about half the cost per row of executemany.
                 full = count - count % chunk
-                for start in range(0, full * 4, chunk * 4):
-                    conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * 4])
+                for start in range(0, full * width, chunk * width):
+                    conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * width])
                 if full < count:
-                    rest = params[full * 4:]
-                    conn.executemany(_sql.ENQUEUE,
-                                     [rest[i:i + 4] for i in range(0, len(rest), 4)])
+                    rest = params[full * width:]
+                    conn.executemany(_sql.ENQUEUE, [rest[i:i + width]
+                                                    for i in range(0, len(rest), width)])
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
             self._touch('q')
@@ -175,15 +183,24 @@ class ReadyQueue(HandOff):
         return released
 
     def complete_many(self, items: Sequence[tuple[Any, Optional[str], Optional[bytes],
-                                                  Optional[float]]]) -> list[bool]:
+                                                  Optional[float]]],
+                      history: Optional[Sequence[Optional[Finished]]] = None) -> list[bool]:
         acks = [(*Receipt.of(receipt), self.name) for receipt, _, _, _ in items]
         if not acks:
             return []
         clock = self._clock
         with self._tx() as conn:
             try:
-                acked = set(conn.executemany(_sql.ACK_RETURNING, acks))
-                held = [ack[:3] in acked for ack in acks]
+                if history is None:
+                    acked = set(conn.executemany(_sql.ACK_RETURNING, acks))
+                    held = [ack[:3] in acked for ack in acks]
+                else:  # the history rows take the enqueue and claim times of the acked rows
+                    claims = {row[:3]: row for row in
+                              conn.executemany(_sql.ACK_RETURNING_CLAIM, acks)}
+                    held = [ack[:3] in claims for ack in acks]
+                    self._record(conn, [(entry, claims[ack[:3]])
+                                        for ack, entry in zip(acks, history)
+                                        if entry is not None and ack[:3] in claims])
                 results = [(self.name, key, as_bytes(value),
                             None if ttl is None else clock() + float(ttl))
                            for ok, (_, key, value, ttl) in zip(held, items)
@@ -219,7 +236,7 @@ class ReadyQueue(HandOff):
                 return False
             self._do(conn, _sql.ADD_DEAD_LETTER,
                      (self.name, rows[0][0], str(reason), self._clock(), rows[0][1],
-                      rows[0][2]))
+                      rows[0][2], rows[0][3]))
             return True
 
     def queue_size(self) -> int:

@@ -12,8 +12,8 @@ from sqlq.storage.sqlite._transaction import Transactions
 class Schedule(Transactions):
     """Add scheduled messages, take the due ones, list them."""
 
-    def add_to_schedule(self, data: bytes, timestamp: float) -> None:
-        params = (self.name, float(timestamp), as_bytes(data))
+    def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
+        params = (self.name, float(timestamp), as_bytes(data), key)
         with self._tx() as conn:
             self._do(conn, _sql.SCHEDULE, params)
             self._touch('s')

@@ -43,6 +43,21 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     range whose existence the producer reports with it (the worker's revoke flags).
     ``task.assignee`` is cleared when the worker takes the message from the table instead
     (the datagram never came) and by every release: a ready row never has one.
+``key`` of ``task``, ``schedule`` and ``dead_letter`` (version 3)
+    The message's key (the task layer's task id), indexed: a task's status is one index
+    look-up per table, whatever the size of the queue. A buried task's key goes with it to the
+    dead letter, and back when it is requeued.
+``history`` (version 3)
+    One row per run of a task that ended (succeeded, failed, retried, or skipped: revoked,
+    expired, canceled), written in the transaction that releases the run's claim: its key and
+    name, outcome, end time, duration, error summary, and from the claim its enqueue and claim
+    times, attempts and owner. Rows go in the order they commit (``id``), which is also their
+    order in time, so pruning by age walks the rowid; ``history_key`` finds a task's runs.
+``run_stats`` (version 3)
+    Sums of the runs per (queue, minute, task name, outcome): count, seconds, and counts per
+    duration bucket (``b0``...; bounds in ``sqlq.storage.types.DURATION_BUCKETS``), upserted
+    with the history rows of the same commit. Pruning folds old minutes into the row of minute
+    0 (all-time sums), so totals survive it.
 
 Opening: :func:`check_identity` refuses foreign or newer databases before anything writes to
 the file, then :func:`migrate` brings an older one up to date.
@@ -60,13 +75,14 @@ from typing import Any, Callable
 from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
 
 #: Tables a sqlq database may contain (used to recognise foreign databases).
-TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner', 'idle_worker'})
+TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner', 'idle_worker', 'history',
+                    'run_stats'})
 
 #: ``PRAGMA journal_size_limit`` of every connection (bytes): the WAL is truncated back to this
 #: size after a checkpoint that reset it.
@@ -153,11 +169,57 @@ def _add_hand_off(conn: Any) -> None:
     conn.execute(SCHEMA_V2)
 
 
+#: Duration buckets of ``run_stats`` (``b0`` ... ``b16``): sqlq.storage.types.DURATION_BUCKETS
+#: has 16 bounds, plus one bucket for longer runs. (A constant of this version of the schema:
+#: a later change of the bounds needs a migration.)
+STATS_BUCKETS = 17
+
+SCHEMA_V3 = """
+ALTER TABLE task ADD COLUMN key TEXT;
+ALTER TABLE schedule ADD COLUMN key TEXT;
+ALTER TABLE dead_letter ADD COLUMN key TEXT;
+CREATE INDEX IF NOT EXISTS task_key ON task (key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS schedule_key ON schedule (key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS dead_letter_key ON dead_letter (key) WHERE key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS history (
+    id          INTEGER PRIMARY KEY,
+    queue       TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL,
+    finished_at REAL    NOT NULL,
+    duration    REAL,
+    error       TEXT,
+    enqueued_at REAL,
+    claimed_at  REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    owner       TEXT
+);
+CREATE INDEX IF NOT EXISTS history_key ON history (key);
+CREATE TABLE IF NOT EXISTS run_stats (
+    queue   TEXT    NOT NULL,
+    minute  REAL    NOT NULL,
+    name    TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    count   INTEGER NOT NULL,
+    seconds REAL    NOT NULL,
+    %s,
+    PRIMARY KEY (queue, minute, name, outcome)
+) WITHOUT ROWID;
+""" % ',\n    '.join('b%d INTEGER NOT NULL DEFAULT 0' % i for i in range(STATS_BUCKETS))
+
+
+def _add_tracking(conn: Any) -> None:
+    """2 -> 3: message keys (indexed), the history of finished runs and its per-minute sums."""
+    conn.execute(SCHEMA_V3)
+
+
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
 #: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
     0: _create_v1,
     1: _add_hand_off,
+    2: _add_tracking,
 }
 
 

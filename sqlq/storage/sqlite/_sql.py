@@ -33,11 +33,11 @@ FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)
 CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
 READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
-ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?, ?)'
+ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
-ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at) VALUES '
-                 + ', '.join(['(?, ?, ?, ?)'] * INSERT_ROWS))
+ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES '
+                 + ', '.join(['(?, ?, ?, ?, ?)'] * INSERT_ROWS))
 #: What every release of a claim sets: a ready row is unowned and handed to nobody.
 UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL'
 #: Receipt-fenced statements: parameters (id, owner, attempts, queue) for the batch forms,
@@ -46,11 +46,14 @@ RELEASE_UNSTARTED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? '
                      'AND owner = ? AND attempts = ? AND queue = ?')
 ACK_RETURNING = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? AND queue = ? '
                  'RETURNING id, owner, attempts')
+#: ACK_RETURNING with what the history row of the run takes from its claim.
+ACK_RETURNING_CLAIM = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? '
+                       'AND queue = ? RETURNING id, owner, attempts, enqueued_at, claimed_at')
 ACK = 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? AND attempts = ?'
 RELEASE = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? AND queue = ? '
            'AND owner = ? AND attempts = ?')
 BURY = ('DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
-        'AND attempts = ? RETURNING data, attempts, enqueued_at')
+        'AND attempts = ? RETURNING data, attempts, enqueued_at, key, claimed_at')
 READY_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL'
 CLAIMED_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NOT NULL'
 READY_ITEMS = ('SELECT data FROM task WHERE queue = ? AND owner IS NULL '
@@ -71,8 +74,8 @@ IDLE_WORKER = ('SELECT token, owner, socket FROM idle_worker '
 HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
-ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
-                  'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
+ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, key, owner, '
+                  'claimed_at, attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
 TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
@@ -98,7 +101,7 @@ RELEASE_HANDED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE owner = ? AND queue =
 
 # ------------------------------------------------------------------ schedule
 
-SCHEDULE = 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)'
+SCHEDULE = 'INSERT INTO schedule (queue, ts, data, key) VALUES (?, ?, ?, ?)'
 TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, data'
 NEXT_SCHEDULED = 'SELECT min(ts) FROM schedule WHERE queue = ?'
 SCHEDULED_ITEMS = 'SELECT data FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
@@ -140,14 +143,15 @@ PURGE_EXPIRED = ('DELETE FROM kv WHERE queue = ? AND expires_at IS NOT NULL '
 # ------------------------------------------------------------------ dead letters
 
 ADD_DEAD_LETTER = ('INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
-                   'enqueued_at) VALUES (?, ?, ?, ?, ?, ?)')
-DEAD_LETTERS = ('SELECT id, data, reason, failed_at, attempts, enqueued_at FROM dead_letter '
-                'WHERE queue = ? ORDER BY id LIMIT ?')
-DEAD_LETTER = ('SELECT id, data, reason, failed_at, attempts, enqueued_at '
+                   'enqueued_at, key) VALUES (?, ?, ?, ?, ?, ?, ?)')
+DEAD_LETTERS = ('SELECT id, data, reason, failed_at, attempts, enqueued_at, key '
+                'FROM dead_letter WHERE queue = ? ORDER BY id LIMIT ?')
+DEAD_LETTER = ('SELECT id, data, reason, failed_at, attempts, enqueued_at, key '
                'FROM dead_letter WHERE queue = ? AND id = ?')
 DEAD_LETTER_COUNT = 'SELECT count(*) FROM dead_letter WHERE queue = ?'
-TAKE_DEAD_LETTERS = 'DELETE FROM dead_letter WHERE queue = ? RETURNING id, data'
-TAKE_DEAD_LETTER = 'DELETE FROM dead_letter WHERE queue = ? AND id = ? RETURNING id, data'
+TAKE_DEAD_LETTERS = 'DELETE FROM dead_letter WHERE queue = ? RETURNING id, data, key'
+TAKE_DEAD_LETTER = ('DELETE FROM dead_letter WHERE queue = ? AND id = ? '
+                    'RETURNING id, data, key')
 
 # ------------------------------------------------------------------ owners
 
@@ -171,7 +175,8 @@ FORGET_OWNER = ('DELETE FROM owner WHERE id = ? AND NOT EXISTS '
 # ------------------------------------------------------------------ whole queue
 
 FLUSH_ALL = tuple('DELETE FROM %s WHERE queue = ?' % table
-                  for table in ('task', 'schedule', 'kv', 'dead_letter'))
+                  for table in ('task', 'schedule', 'kv', 'dead_letter', 'history',
+                                'run_stats'))
 
 
 # ------------------------------------------------------------------ parameters

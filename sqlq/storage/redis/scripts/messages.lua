@@ -4,12 +4,41 @@ local function owner_claims(owner, n)
   if c <= 0 then redis.call('HDEL', G .. 'oclaims', owner) end
 end
 
-local function push(data, priority, score, enqueued_at)
+-- Keys (the task ids) index messages (km: key -> id), scheduled members (ks) and dead
+-- letters (kd); an index entry goes when the thing it names goes, unless it names another.
+local function index_key(index, key, value)
+  if key and key ~= '' then redis.call('HSET', P .. index, key, value) end
+end
+
+local function unindex_key(index, key, value)
+  if key and key ~= '' and redis.call('HGET', P .. index, key) == tostring(value) then
+    redis.call('HDEL', P .. index, key)
+  end
+end
+
+local function push(data, priority, score, enqueued_at, key)
   local id = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', 0, 'r', 0,
-             'e', enqueued_at)
+  if key and key ~= '' then
+    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', 0, 'r', 0,
+               'e', enqueued_at, 'k', key)
+    redis.call('HSET', P .. 'km', key, id)
+  else
+    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', 0, 'r', 0,
+               'e', enqueued_at)
+  end
   redis.call('ZADD', P .. 'ready', score, pad(id))
   touch('q')
+end
+
+-- Delete a message (settled for good); {key, owner, attempts, enqueued, claimed[, data]}.
+local function drop_message(id, with_data)
+  local m = P .. 'm:' .. id
+  local v
+  if with_data then v = redis.call('HMGET', m, 'k', 'o', 'a', 'e', 'c', 'd')
+  else v = redis.call('HMGET', m, 'k', 'o', 'a', 'e', 'c') end
+  redis.call('DEL', m)
+  unindex_key('km', v[1], id)
+  return v
 end
 
 -- A claim's row {id, data, attempts, recoveries, priority} if owner holds message id; nil
@@ -33,11 +62,15 @@ local function unclaim(id, owner)
   touch('q')
 end
 
-local function new_dead(id, data, reason, failed_at, attempts, enqueued_at)
+local function new_dead(id, data, reason, failed_at, attempts, enqueued_at, key)
   if id == '' then id = redis.call('INCR', P .. 'seq') end
   local d = P .. 'dl:' .. id
   redis.call('HSET', d, 'd', data, 'why', reason, 't', failed_at, 'a', attempts)
   if enqueued_at and enqueued_at ~= '' then redis.call('HSET', d, 'e', enqueued_at) end
+  if key and key ~= '' then
+    redis.call('HSET', d, 'k', key)
+    index_key('kd', key, id)
+  end
   redis.call('ZADD', P .. 'dead', id, pad(id))
   touch('x')
   return id
@@ -58,13 +91,14 @@ local function dead_ids(n)
   return ids
 end
 
-local function take_dead(id)
+local function take_dead(id)  -- data, key
   local d = P .. 'dl:' .. id
-  local data = redis.call('HGET', d, 'd')
+  local v = redis.call('HMGET', d, 'd', 'k')
   redis.call('DEL', d)
   redis.call('ZREM', P .. 'dead', pad(id))
+  unindex_key('kd', v[2], id)
   touch('x')
-  return data
+  return v[1], v[2]
 end
 
 local function claims_of(owner)
@@ -88,6 +122,6 @@ local function flush_queue()
     ids[#ids + 1] = P .. 'm:' .. tonumber(member)
   end
   each_chunk(ids, function(part) redis.call('DEL', unpack(part)) end)
-  redis.call('DEL', P .. 'ready', P .. 'claimed')
+  redis.call('DEL', P .. 'ready', P .. 'claimed', P .. 'km')
   touch('x')
 end

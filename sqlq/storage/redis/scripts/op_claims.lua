@@ -16,30 +16,55 @@ end
 OPS.ack = function()
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end
-  redis.call('DEL', P .. 'm:' .. id)
+  drop_message(id)
   redis.call('ZREM', P .. 'claimed', pad(id))
   owner_claims(owner, -1)
   touch('x')
   return {1}
 end
 
-OPS.complete = function()  -- n, then n x (id owner attempts key value expires): ack each
-  -- held claim and store its result under key (none if key is ''); per item 1 if it was held
-  local n, out = tonumber(arg()), {}
+OPS.complete = function()  -- n, then n x (id owner attempts key value expires, then a run's
+  -- 8 history arguments, see run_args): ack each held claim, store its result under key
+  -- (none if key is ''), record its run (none if the run's key is ''); per item 1 if held
+  local n, out, sums = tonumber(arg()), {}, {}
   for i = 1, n do
     local id, owner, attempts, key, value, expires = arg(), arg(), arg(), arg(), arg(), arg()
+    local run = run_args()
     if held(id, owner, attempts) then
-      redis.call('DEL', P .. 'm:' .. id)
+      local claim = drop_message(id)
       redis.call('ZREM', P .. 'claimed', pad(id))
       owner_claims(owner, -1)
       if key ~= '' then kv_put(key, value, '1', expires) end
+      if run[1] ~= '' then record_run(run, claim, sums) end
       out[i] = 1
     else
       out[i] = 0
     end
   end
+  add_sums(sums)
   touch('x')
   return out
+end
+
+OPS.fin = function()  -- id owner attempts reason, then a run's 8 history arguments: ack (or
+  -- with a reason, bury) a held claim and record its run (none if its key is ''); {1 if held}
+  local id, owner, attempts, reason = arg(), arg(), arg(), arg()
+  local run = run_args()
+  if not held(id, owner, attempts) then return {0} end
+  local claim = drop_message(id, reason ~= '')
+  redis.call('ZREM', P .. 'claimed', pad(id))
+  owner_claims(owner, -1)
+  if reason ~= '' then
+    local data = claim[6]
+    new_dead('', data, reason, now, claim[3], claim[4], claim[1])
+  end
+  if run[1] ~= '' then
+    local sums = {}
+    record_run(run, claim, sums)
+    add_sums(sums)
+  end
+  touch('x')
+  return {1}
 end
 
 OPS.rel = function()
@@ -53,12 +78,10 @@ end
 OPS.bury = function()
   local id, owner, attempts, reason = arg(), arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end
-  local m = P .. 'm:' .. id
-  local v = redis.call('HMGET', m, 'd', 'a', 'e')
-  redis.call('DEL', m)
+  local claim = drop_message(id, true)
   redis.call('ZREM', P .. 'claimed', pad(id))
   owner_claims(owner, -1)
-  new_dead('', v[1], reason, now, v[2], v[3])
+  new_dead('', claim[6], reason, now, claim[3], claim[4], claim[1])
   return {1}
 end
 

@@ -1,6 +1,8 @@
 OPS.flushall = function()
   flush_queue()
-  redis.call('DEL', P .. 'sched', P .. 'sd', P .. 'kv', P .. 'kvexp', P .. 'res')
+  redis.call('DEL', P .. 'sched', P .. 'sd', P .. 'sk', P .. 'ks', P .. 'kv', P .. 'kvexp',
+             P .. 'res', P .. 'kd')
+  forget_history()
   local dls = {}
   for _, member in ipairs(redis.call('ZRANGE', P .. 'dead', 0, -1)) do
     dls[#dls + 1] = P .. 'dl:' .. tonumber(member)

@@ -4,8 +4,8 @@ local OPS = {}
 OPS.enq = function()
   local n = tonumber(arg())
   for _ = 1, n do
-    local data, priority, score = arg(), arg(), arg()
-    push(data, priority, score, now)
+    local data, priority, score, key = arg(), arg(), arg(), arg()
+    push(data, priority, score, now, key)
   end
   return {n}
 end
@@ -29,8 +29,8 @@ local function take_idle(token)
   return info
 end
 
-OPS.enq1 = function()  -- data priority score own-token: {id handed, or 0}
-  local data, priority, score, own = arg(), arg(), arg(), arg()
+OPS.enq1 = function()  -- data priority score own-token key: {id handed, or 0}
+  local data, priority, score, own, key = arg(), arg(), arg(), arg(), arg()
   if redis.call('ZCARD', P .. 'ready') == 0 then
     local top = redis.call('ZREVRANGE', P .. 'idle', 0, 1)
     local token = top[1]
@@ -43,6 +43,10 @@ OPS.enq1 = function()  -- data priority score own-token: {id handed, or 0}
       local m = P .. 'm:' .. id
       redis.call('HSET', m, 'd', data, 'p', priority, 's', score, 'a', 1, 'r', 0, 'e', now,
                  'o', owner, 'c', now)
+      if key ~= '' then
+        redis.call('HSET', m, 'k', key)
+        redis.call('HSET', P .. 'km', key, id)
+      end
       local header = 'H' .. id .. ' ' .. priority .. ' ' .. token .. '\n'
       if redis.call('PUBLISH', channel, header .. data) > 0 then
         redis.call('ZADD', P .. 'claimed', now, pad(id))
@@ -59,7 +63,7 @@ OPS.enq1 = function()  -- data priority score own-token: {id handed, or 0}
       return {0}
     end
   end
-  push(data, priority, score, now)
+  push(data, priority, score, now, key)
   return {0}
 end
 

@@ -85,8 +85,8 @@ OPS.deadlist = function()  -- dead letters, oldest first: all (n < 0), first n, 
   local out = {}
   for _, member in ipairs(members) do
     local did = tostring(tonumber(member))
-    local v = redis.call('HMGET', P .. 'dl:' .. did, 'd', 'why', 't', 'a', 'e')
-    if v[1] then out[#out + 1] = {did, v[1], v[2], v[3], v[4], v[5] or ''} end
+    local v = redis.call('HMGET', P .. 'dl:' .. did, 'd', 'why', 't', 'a', 'e', 'k')
+    if v[1] then out[#out + 1] = {did, v[1], v[2], v[3], v[4], v[5] or '', v[6] or ''} end
   end
   return out
 end
