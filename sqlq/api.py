@@ -36,6 +36,7 @@ from .delivery import Delivery
 from .enqueue import Enqueuer
 from .exceptions import ConfigurationError
 from .execution import Executor, Guard
+from .history import History, HistorySettings, QueueHistory
 from .hooks import Hooks
 from .locks import Locks, RateLimit, TaskLock
 from .message import MessageCodec
@@ -46,6 +47,7 @@ from .revocation import FLAGS_PREFIX, Revocations
 from .scheduler import Schedule
 from .serializer import Serializer, default_serializer
 from .signals import Signals
+from .status import StatusReader
 from .storage.base import EMPTY, Claim, DeadLetter, Storage
 from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task
@@ -65,7 +67,7 @@ Decorator = Callable[[Callable[..., Any]], TaskWrapper]
 EnqueueResult = Union[Result, ResultGroup, ChordResult, None]
 
 
-class Queue:
+class Queue(QueueHistory):
     """A task queue on a storage backend; subclasses pick the backend (:mod:`sqlq.queues`).
 
     Options mirror huey's: ``results`` (store return values), ``store_none`` (store None
@@ -73,7 +75,9 @@ class Queue:
     tests), ``serializer``/``compression``, ``store_intermediate_errors`` (store the error of
     an attempt that will be retried), ``result_ttl`` (seconds after which an unread result
     expires; None keeps results until read), ``quarantine_after`` (a task whose worker died
-    that many times while running it becomes a dead letter instead of running again).
+    that many times while running it becomes a dead letter instead of running again),
+    ``history`` (record each finished run, see :mod:`sqlq.history`), ``history_ttl``
+    (seconds a run is kept; None: no age limit) and ``history_max`` (runs kept at most).
     Remaining keyword arguments go to the storage backend.
     """
 
@@ -85,7 +89,8 @@ class Queue:
                  use_zlib: bool = False, immediate_use_memory: bool = True,
                  storage_class: Optional[Type[Storage]] = None,
                  store_intermediate_errors: bool = True, result_ttl: Optional[float] = None,
-                 quarantine_after: int = 3,
+                 quarantine_after: int = 3, history: bool = True,
+                 history_ttl: Optional[float] = 86400.0, history_max: Optional[int] = None,
                  clock: Optional[Callable[[], float]] = None, **storage_kwargs: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError('queue name must be a non-empty str, not %r' % (name,))
@@ -101,6 +106,9 @@ class Queue:
             raise ConfigurationError('quarantine_after must be a positive int, not %r'
                                      % (quarantine_after,))
         self.quarantine_after = quarantine_after
+        self.task_history = History(self, HistorySettings.checked(history, history_ttl,
+                                                                  history_max))
+        self.statuses = StatusReader(self)
         self.immediate_use_memory = immediate_use_memory
         self.serializer = default_serializer(serializer, compression)
         self.codec = MessageCodec(self.serializer)
@@ -556,8 +564,11 @@ class Queue:
         self.storage.heartbeat()
 
     def maintenance(self) -> Dict[str, Any]:
-        """Checkpoint the WAL, reclaim some free pages, drop expired results and locks."""
-        return self.storage.maintenance()
+        """Checkpoint the WAL, reclaim some free pages, drop expired results and locks, and
+        prune the history."""
+        done = self.storage.maintenance()
+        done['history_pruned'] = self.task_history.prune()
+        return done
 
     def vacuum(self) -> None:
         """Rebuild the database file to its minimal size (blocks other writers meanwhile)."""

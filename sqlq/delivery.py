@@ -26,7 +26,7 @@ class Delivery:
     """A task as a worker received it (or as it runs locally, unclaimed: ``receipt`` None)."""
 
     __slots__ = ('task', 'receipt', 'attempts', 'recoveries', 'priority', 'seq',
-                 'revoke_flags', 'started')
+                 'revoke_flags', 'started', 'ran')
 
     def __init__(self, task: 'Task', receipt: Any = None, attempts: int = 0,
                  recoveries: int = 0, priority: int = 0, seq: int = 0) -> None:
@@ -44,6 +44,8 @@ class Delivery:
         self.revoke_flags: Optional[RevokeFlags] = None
         #: ``time.monotonic()`` when the task function started, while it runs.
         self.started: Optional[float] = None
+        #: How long the task function ran (seconds), once it returned or raised.
+        self.ran: Optional[float] = None
 
     @classmethod
     def of_claim(cls, task: 'Task', claim: 'Claim') -> 'Delivery':
@@ -87,4 +89,7 @@ class running:
 
     def __exit__(self, *exc: Any) -> None:
         _RUNNING.reset(self._token)
-        self.delivery.started = None
+        delivery = self.delivery
+        if delivery.started is not None:
+            delivery.ran = time.monotonic() - delivery.started
+        delivery.started = None

@@ -91,10 +91,11 @@ class Enqueuer:
                 if task.options.expires is not None:
                     self.resolve_expires(task, now)
             if len(tasks) == 1:
-                storage.enqueue(serialize(tasks[0]), tasks[0].options.priority or 0)
+                task = tasks[0]
+                storage.enqueue(serialize(task), task.options.priority or 0, task.id)
             else:
                 storage.enqueue_many([(serialize(task), task.options.priority or 0)
-                                      for task in tasks])
+                                      for task in tasks], [task.id for task in tasks])
             if queue.signals.has_receivers():
                 for task in tasks:
                     queue.signals.send(SIGNAL_ENQUEUED, task)
@@ -111,6 +112,7 @@ class Enqueuer:
             handles: List[Task] = []
             written: List[Tuple[Task, Optional[float]]] = []
             ready: List[Tuple[bytes, int]] = []
+            keys: List[str] = []
             for task, data, eta in encoded:
                 holder = self.claim_unique_key(task)
                 if holder is not None:
@@ -120,12 +122,13 @@ class Enqueuer:
                 written.append((task, eta))
                 if eta is None:
                     ready.append((data, task.options.priority or 0))
+                    keys.append(task.id)
                 else:
-                    storage.add_to_schedule(data, eta)
+                    storage.add_to_schedule(data, eta, task.id)
             if len(ready) == 1:
-                storage.enqueue(*ready[0])
+                storage.enqueue(ready[0][0], ready[0][1], keys[0])
             elif ready:
-                storage.enqueue_many(ready)
+                storage.enqueue_many(ready, keys)
             return handles, written
 
         handles, written = self.atomically(write)

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Tuple, cast
 
 from .exceptions import SerializationError, StorageError, TaskException
+from .history import finished_run
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
 from .storage.base import EMPTY, retry_conflicts
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decisions import Outcome
     from .delivery import Delivery
     from .storage.base import Storage
+    from .storage.types import Finished
     from .task import Task
 
 __all__ = ['OutcomeWriter', 'OutcomeGroup', 'StaleClaim', 'commit_outcome']
@@ -44,7 +46,7 @@ After = Callable[[Optional[List['Task']]], None]
 #: ``(receipt, result key or None, value, ttl)`` that ``Storage.complete_many`` takes. The
 #: most common outcome, which a group writes for all its tasks in one storage call.
 Completion = Tuple[Any, Optional[str], Optional[bytes], Optional[float]]
-_Entry = Tuple['Task', Apply, After, Optional[Completion], Any]
+_Entry = Tuple['Task', Apply, After, Optional[Completion], Any, Optional['Finished']]
 
 
 class StaleClaim(Exception):
@@ -92,13 +94,15 @@ class OutcomeGroup:
         return len(self._pending)
 
     def submit(self, task: 'Task', apply: Apply, after: After,
-               completion: Optional[Completion] = None, receipt: Any = None) -> None:
+               completion: Optional[Completion] = None, receipt: Any = None,
+               finished: Optional['Finished'] = None) -> None:
         """Add an outcome; it is committed by a later flush. ``completion``: the same outcome
-        in bulk form, if it is one (``apply`` must then do exactly that). ``receipt``: the
-        task's claim, buried as a dead letter if the outcome cannot be written at all."""
+        in bulk form, if it is one (``apply`` must then do exactly that, recording
+        ``finished`` in the history). ``receipt``: the task's claim, buried as a dead letter if
+        the outcome cannot be written at all."""
         if not self._pending:
             self._deadline = time.monotonic() + self.max_delay
-        self._pending.append((task, apply, after, completion, receipt))
+        self._pending.append((task, apply, after, completion, receipt, finished))
 
     def due(self) -> bool:
         """True if the group should be committed now."""
@@ -137,7 +141,7 @@ class OutcomeGroup:
 
     @staticmethod
     def _after(done: Iterable[Tuple[_Entry, Any]]) -> None:
-        for (task, _, after, _, _), enqueued in done:
+        for (task, _, after, _, _, _), enqueued in done:
             if enqueued is _FAILED:
                 continue
             try:
@@ -158,8 +162,8 @@ class OutcomeGroup:
             completions = [entry for entry in pending if entry[3] is not None]
             if completions:
                 try:
-                    held = retry_conflicts(
-                        lambda: self.storage.complete_many([e[3] for e in completions if e[3]]))
+                    held = retry_conflicts(lambda: self.storage.complete_many(
+                        [e[3] for e in completions if e[3]], [e[5] for e in completions]))
                 except StorageError:
                     raise
                 except Exception:  # one of them cannot be written (nothing was): each alone
@@ -178,7 +182,7 @@ class OutcomeGroup:
         self._after(done)
 
     def _apply_alone(self, entry: _Entry) -> Any:
-        task, apply, _, _, receipt = entry
+        task, apply, _, _, receipt, _ = entry
         try:
             return commit_outcome(self.storage, task, apply)
         except StorageError:
@@ -196,11 +200,11 @@ class OutcomeGroup:
         outcomes: List[Any] = [None] * len(pending)
         with self.storage.transaction():
             if isolated:
-                for index, (task, apply, _, _, receipt) in enumerate(pending):
+                for index, (task, apply, _, _, receipt, _) in enumerate(pending):
                     outcomes[index] = self._apply_isolated(task, apply, receipt)
             else:
                 self._complete(pending, outcomes)
-                for index, (task, apply, _, completion, _) in enumerate(pending):
+                for index, (task, apply, _, completion, _, _) in enumerate(pending):
                     if completion is not None:
                         continue
                     try:
@@ -218,7 +222,8 @@ class OutcomeGroup:
         if not indexes:
             return
         try:
-            held = self.storage.complete_many([pending[i][3] for i in indexes])  # type: ignore
+            held = self.storage.complete_many([pending[i][3] for i in indexes],  # type: ignore
+                                              [pending[i][5] for i in indexes])
         except Exception as exc:
             raise _Isolate() from exc
         for index, was_held in zip(indexes, held):
@@ -285,31 +290,34 @@ class OutcomeWriter:
         ready = []
         for follower in outcome.enqueue:
             queue.enqueuer.resolve_expires(follower, now)
-            ready.append((self._serialize_follower(follower), follower.options.priority or 0))
+            ready.append((self._serialize_follower(follower), follower.options.priority or 0,
+                          follower.id))
         scheduled = [(queue.serialize_task(follower),
-                      queue.time.to_timestamp(cast('_dt.datetime', follower.eta)))
+                      queue.time.to_timestamp(cast('_dt.datetime', follower.eta)), follower.id)
                      for follower in outcome.schedule]
         result = outcome.result
         result_data = None if result is EMPTY else queue.serializer.serialize(result)
         receipt, delivery.receipt = delivery.receipt, None
         storage = queue.storage
+        finished = finished_run(task, outcome, now, delivery.ran) \
+            if queue.task_history.settings.enabled else None
 
         def apply() -> List['Task']:
             # Release the claim first: if it was taken over (this worker was presumed dead),
             # nothing of this outcome may be applied: the other run records its own.
-            self._release_claim(delivery, receipt, outcome.dead_reason)
+            self._release_claim(delivery, receipt, outcome.dead_reason, finished)
             if result_data is not None:
                 storage.put_data(task.id, result_data, is_result=True, ttl=queue.result_ttl)
-            for data, priority in ready:
-                storage.enqueue(data, priority)
-            for data, ts in scheduled:
-                storage.add_to_schedule(data, ts)
+            for data, priority, key in ready:
+                storage.enqueue(data, priority, key)
+            for data, ts, key in scheduled:
+                storage.add_to_schedule(data, ts, key)
             enqueued = list(outcome.enqueue)
             if outcome.chord_value is not EMPTY:
                 callback = queue.chords.member_done(task, outcome.chord_value)
                 if callback is not None:
                     storage.enqueue(queue.serialize_task(callback),
-                                    callback.options.priority or 0)
+                                    callback.options.priority or 0, callback.id)
                     enqueued.append(callback)
             if outcome.final and task.unique_key is not None:
                 queue.enqueuer.release_unique_key(task)
@@ -324,7 +332,7 @@ class OutcomeWriter:
                                                     task.unique_key is not None)
             group.submit(task, apply, after,
                          (receipt, None if result_data is None else task.id, result_data,
-                          queue.result_ttl) if simple else None, receipt)
+                          queue.result_ttl) if simple else None, receipt, finished)
             return
         try:
             enqueued = commit_outcome(storage, task, apply)
@@ -356,20 +364,19 @@ class OutcomeWriter:
         if then is not None:
             then()
 
-    def _release_claim(self, delivery: 'Delivery', receipt: Any,
-                       dead_reason: Optional[str]) -> None:
-        """Ack the claim (or move it to the dead letters); StaleClaim if it is not held."""
+    def _release_claim(self, delivery: 'Delivery', receipt: Any, dead_reason: Optional[str],
+                       finished: Optional['Finished']) -> None:
+        """Ack the claim (or move it to the dead letters) and record the run in the history;
+        StaleClaim if the claim is not held."""
         storage = self.queue.storage
         if receipt is None:  # never claimed (immediate mode, at-most-once, local)
             if dead_reason is not None:
                 storage.add_dead_letter(self.queue.serialize_task(delivery.task), dead_reason,
-                                        delivery.attempts)
+                                        delivery.attempts, key=delivery.task.id)
+            if finished is not None:
+                storage.record_finished([finished])
             return
-        if dead_reason is not None:
-            held = storage.bury(receipt, dead_reason)
-        else:
-            held = storage.ack(receipt)
-        if not held:
+        if not storage.finish(receipt, finished, dead_reason):
             raise StaleClaim()
 
     def _serialize_follower(self, follower: 'Task') -> bytes:

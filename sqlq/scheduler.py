@@ -37,7 +37,7 @@ class Schedule:
         queue = self.queue
         queue.storage.add_to_schedule(
             queue.serialize_task(task),
-            queue.time.to_timestamp(task.eta) if task.eta else queue.time.now())
+            queue.time.to_timestamp(task.eta) if task.eta else queue.time.now(), task.id)
         queue.signals.send(SIGNAL_SCHEDULED, task)
 
     def read(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
@@ -62,7 +62,8 @@ class Schedule:
             due = self.read(timestamp)
             if due:
                 queue.storage.enqueue_many(
-                    [(queue.serialize_task(t), t.options.priority or 0) for t in due])
+                    [(queue.serialize_task(t), t.options.priority or 0) for t in due],
+                    [t.id for t in due])
             return due
 
         return self._enqueued(queue.atomically(move))
@@ -94,7 +95,7 @@ class Schedule:
                 key = '%s%s:%d' % (PERIODIC_PREFIX, task.name, int(minute))
                 if queue.storage.put_if_empty(key, b'1', ttl=PERIODIC_MARK_TTL):
                     queue.storage.enqueue(queue.serialize_task(task),
-                                          task.options.priority or 0)
+                                          task.options.priority or 0, task.id)
                     fired.append(task)
             return fired
 
