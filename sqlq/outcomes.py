@@ -222,8 +222,9 @@ class OutcomeGroup:
         if not indexes:
             return
         try:
+            history = [pending[i][5] for i in indexes]
             held = self.storage.complete_many([pending[i][3] for i in indexes],  # type: ignore
-                                              [pending[i][5] for i in indexes])
+                                              history if any(history) else None)
         except Exception as exc:
             raise _Isolate() from exc
         for index, was_held in zip(indexes, held):
