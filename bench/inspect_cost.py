@@ -6,6 +6,8 @@
     python bench/inspect_cost.py --sqlq-src /tmp/old   # another tree (e.g. a git archive)
     python bench/inspect_cost.py -n 2000 --runs 1      # CI: quick
 
+Each command is timed twice: as a whole process, and in-process (``sqlq.cli.main`` alone,
+after the imports: the command's own cost, which the machine's load disturbs less).
 The database is built once per run of this script (``enqueue_many`` of N no-op tasks, plus
 one scheduled task); the task revoked and looked up is in the middle of the queue. A command
 that the measured tree does not have (``status`` before it existed) is reported as ``-``.
@@ -34,6 +36,20 @@ APP = textwrap.dedent('''
 ''')
 
 
+#: Runs one command in-process, timing ``sqlq.cli.main`` alone (the imports, of sqlq and of
+#: the app, are done before): what the command itself costs, without the interpreter's start.
+IN_PROCESS = textwrap.dedent('''
+    import contextlib, io, sys, time
+    import sqlq.cli, inspect_app
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        start = time.perf_counter()
+        code = sqlq.cli.main(sys.argv[1:])
+        took = time.perf_counter() - start
+    print(took if code == 0 else -1)
+''')
+
+
 def run(argv: List[str], env: Dict[str, str], cwd: str) -> Optional[float]:
     """Seconds one command took (None if it failed: e.g. an unknown command)."""
     start = time.perf_counter()
@@ -41,6 +57,17 @@ def run(argv: List[str], env: Dict[str, str], cwd: str) -> Optional[float]:
                           stderr=subprocess.PIPE, timeout=300)
     took = time.perf_counter() - start
     return took if proc.returncode == 0 else None
+
+
+def run_in_process(argv: List[str], env: Dict[str, str], cwd: str) -> Optional[float]:
+    """Seconds ``sqlq.cli.main(argv)`` took in a fresh process (None if it failed)."""
+    proc = subprocess.run([sys.executable, '-c', IN_PROCESS] + argv, env=env, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    try:
+        took = float(proc.stdout.decode().split()[-1])
+    except (IndexError, ValueError):
+        return None
+    return took if proc.returncode == 0 and took >= 0 else None
 
 
 def median(values: List[Optional[float]]) -> Optional[float]:
@@ -83,15 +110,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             'sqlq stats': py + ['-m', 'sqlq', 'stats', 'inspect_app.queue'],
         }
         times: Dict[str, List[Optional[float]]] = {name: [] for name in commands}
+        inside: Dict[str, List[Optional[float]]] = {name: [] for name in commands}
         for _ in range(args.runs):  # interleaved: drift hits every command alike
             for name, command in commands.items():
                 times[name].append(run(command, env, workdir))
+                if command[1] == '-m':
+                    inside[name].append(run_in_process(command[3:], env, workdir))
     print('inspection cost at %d pending tasks (%s), median of %d runs'
           % (args.tasks, src, args.runs))
-    print('| command | seconds |\n|---|---:|')
+    print('| command | whole process (s) | the command alone (s) |\n|---|---:|---:|')
     for name in commands:
-        value = median(times[name])
-        print('| %s | %s |' % (name, '-' if value is None else '%.3f' % value))
+        whole, alone = median(times[name]), median(inside[name]) if inside[name] else None
+        print('| %s | %s | %s |' % (name, '-' if whole is None else '%.3f' % whole,
+                                    '-' if alone is None else '%.4f' % alone))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, TypeVar
 
 from .exceptions import DeserializationError, UnknownTaskError
 from .recovery import ClaimRecovery
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ['Admin', 'RunningTask', 'FailedTask']
 
 logger = logging.getLogger('sqlq')
+T = TypeVar('T')
 
 
 class RunningTask(NamedTuple):
@@ -65,13 +66,23 @@ class Admin:
                 logger.warning('skipping unreadable stored task in listing: %s', exc)
         return tasks
 
-    def pending(self, limit: Optional[int] = None) -> List[Task]:
-        """Ready tasks in the order they will run."""
-        return self._decode_listing(self.queue.storage.enqueued_items(limit))
+    @staticmethod
+    def _page(items: Callable[[Optional[int]], List[T]], limit: Optional[int],
+              offset: int) -> List[T]:
+        """``limit`` items from ``offset`` on (only those are decoded by the caller)."""
+        if offset <= 0:
+            return items(limit)
+        return items(None if limit is None else offset + limit)[offset:]
 
-    def scheduled(self, limit: Optional[int] = None) -> List[Task]:
+    def pending(self, limit: Optional[int] = None, offset: int = 0) -> List[Task]:
+        """Ready tasks in the order they will run (``limit`` of them from ``offset`` on)."""
+        return self._decode_listing(self._page(self.queue.storage.enqueued_items, limit,
+                                               offset))
+
+    def scheduled(self, limit: Optional[int] = None, offset: int = 0) -> List[Task]:
         """Tasks waiting for their eta, soonest first."""
-        return self._decode_listing(self.queue.storage.scheduled_items(limit))
+        return self._decode_listing(self._page(self.queue.storage.scheduled_items, limit,
+                                               offset))
 
     def all_results(self) -> Dict[str, Any]:
         serializer = self.queue.serializer
@@ -94,12 +105,12 @@ class Admin:
                                      item.claimed_at, item.attempts, item.recoveries, alive))
         return items
 
-    def failed(self, limit: Optional[int] = None) -> List[FailedTask]:
+    def failed(self, limit: Optional[int] = None, offset: int = 0) -> List[FailedTask]:
         """Tasks that failed for good (dead letters), oldest first; ``task`` is None for a
         message that cannot be decoded."""
         return [FailedTask(letter.id, self._decode(letter.data), letter.reason,
                            letter.failed_at, letter.enqueued_at, letter.attempts)
-                for letter in self.queue.storage.dead_letters(limit)]
+                for letter in self._page(self.queue.storage.dead_letters, limit, offset)]
 
     def recover_claims(self) -> int:
         """Return tasks claimed by dead workers/consumers to the queue; how many."""
@@ -121,4 +132,8 @@ class Admin:
                 stats.setdefault(key, value)
         stats.setdefault('db_size', 0)
         stats.setdefault('wal_size', 0)
+        storage = self.queue.storage
+        # Which database: a file's absolute path, a server's address.
+        stats['database'] = getattr(storage, 'filename', None) or \
+            getattr(storage, 'address', None) or 'memory'
         return stats

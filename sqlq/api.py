@@ -513,9 +513,9 @@ class Queue(QueueHistory):
         return self.storage.wait_for_change(timeout, topic)
 
     # -- inspection and operations -------------------------------------------------------------
-    def pending(self, limit: Optional[int] = None) -> List[Task]:
-        """Ready tasks in the order they will run."""
-        return self.admin.pending(limit)
+    def pending(self, limit: Optional[int] = None, offset: int = 0) -> List[Task]:
+        """Ready tasks in the order they will run (``limit`` from ``offset`` on)."""
+        return self.admin.pending(limit, offset)
 
     def pending_count(self) -> int:
         return self.storage.queue_size()
@@ -524,9 +524,9 @@ class Queue(QueueHistory):
         """Tasks claimed by a worker and not finished."""
         return self.storage.claimed_size()
 
-    def scheduled(self, limit: Optional[int] = None) -> List[Task]:
+    def scheduled(self, limit: Optional[int] = None, offset: int = 0) -> List[Task]:
         """Tasks waiting for their eta, soonest first."""
-        return self.admin.scheduled(limit)
+        return self.admin.scheduled(limit, offset)
 
     def scheduled_count(self) -> int:
         return self.storage.schedule_size()
@@ -542,10 +542,10 @@ class Queue(QueueHistory):
         """Tasks claimed by workers, oldest claim first, with their owners."""
         return self.admin.running()
 
-    def failed(self, limit: Optional[int] = None) -> List[FailedTask]:
+    def failed(self, limit: Optional[int] = None, offset: int = 0) -> List[FailedTask]:
         """Tasks that failed for good (dead letters), oldest first; ``task`` is None for a
         message that cannot be decoded."""
-        return self.admin.failed(limit)
+        return self.admin.failed(limit, offset)
 
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
         """Put failed tasks (all, or those dead-letter ids) back in the queue."""

@@ -64,6 +64,13 @@ class TaskStatus(NamedTuple):
     result: Any = EMPTY
 
 
+def _started(run: HistoryEntry) -> Optional[float]:
+    """When a recorded run started: its end less its duration, or its claim."""
+    if run.duration is not None:
+        return run.finished_at - run.duration
+    return run.claimed_at
+
+
 class StatusReader:
     """Reads the status of a queue's tasks."""
 
@@ -92,13 +99,11 @@ class StatusReader:
         if loc is not None:
             return self._stored(base, loc, last)
         if last is not None:
-            started = last.claimed_at
-            if last.duration is not None:
-                started = last.finished_at - last.duration
             state = last.outcome if last.outcome != 'retried' else 'unknown'
-            return base._replace(state=state, enqueued_at=last.enqueued_at, started_at=started,
-                                 finished_at=last.finished_at, attempts=last.attempts,
-                                 owner=last.owner, error=self._error(result, last.error))
+            return base._replace(state=state, enqueued_at=last.enqueued_at,
+                                 started_at=_started(last), finished_at=last.finished_at,
+                                 attempts=last.attempts, owner=last.owner,
+                                 error=self._error(result, last.error))
         if result is not EMPTY:  # no history (turned off): the stored result tells
             failed = isinstance(result, Error)
             return base._replace(state='failed' if failed else 'succeeded',
@@ -112,10 +117,13 @@ class StatusReader:
         if loc.state == 'claimed':
             return found._replace(state='running', started_at=loc.claimed_at, owner=loc.owner)
         if loc.state == 'dead':
-            failed = last is not None and last.outcome == 'failed'
-            return found._replace(state='failed' if failed else 'dead', error=loc.reason,
-                                  finished_at=loc.failed_at, dead_letter_id=loc.id,
-                                  owner=last.owner if failed and last else None)
+            if last is not None and last.outcome == 'failed':
+                found = found._replace(state='failed', started_at=_started(last),
+                                       owner=last.owner)
+            else:
+                found = found._replace(state='dead')
+            return found._replace(error=loc.reason, finished_at=loc.failed_at,
+                                  dead_letter_id=loc.id)
         state = 'pending' if loc.state == 'ready' else 'scheduled'
         return found._replace(state='revoked' if base.revoked else state, eta=loc.eta)
 

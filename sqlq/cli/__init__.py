@@ -1,6 +1,6 @@
 """The ``sqlq`` command line: ``sqlq consume app.queue [options]`` and the inspection commands
 (``stats``, ``pending``, ``scheduled``, ``running``, ``failed``, ``requeue``, ``revoke``,
-``purge``, ``vacuum``).
+``purge``, ``vacuum``, ``status``, ``history``).
 
 This module holds the top-level parser and the entry point (``sqlq = "sqlq.cli:main"``); the
 ``consume`` command is in ``consume.py``, the inspection commands in ``commands.py`` and their
@@ -17,6 +17,7 @@ from .. import __version__, _accel
 from ._common import EXIT_USAGE, CliError, load_queue
 from .commands import COMMANDS, add_inspection_commands
 from .consume import add_consume_command, consume
+from .tracking import TRACKING_COMMANDS, add_tracking_commands
 
 __all__ = ['main', 'build_parser', 'version_text', 'CliError', 'load_queue']
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     add_consume_command(commands)
     add_inspection_commands(commands)
+    add_tracking_commands(commands)
     return parser
 
 
@@ -78,7 +80,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     """Run the parsed command; its exit status."""
     if args.command == 'consume':
         return consume(args)
-    command = COMMANDS.get(args.command)
+    command = COMMANDS.get(args.command) or TRACKING_COMMANDS.get(args.command)
     if command is None:
         parser.error('unknown command %r' % args.command)
     return command(args)

@@ -20,6 +20,7 @@ OWNER_WIDTH = 40
 
 STATS_LABELS = (
     ('queue', 'queue'),
+    ('database', 'database'),
     ('pending', 'pending'),
     ('scheduled', 'scheduled'),
     ('running', 'running'),
@@ -143,6 +144,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
 def to_json(value: Any) -> str:
     """JSON text; values JSON can't hold (task arguments of any type) become their repr."""
     return json.dumps(value, indent=2, default=_safe_repr, ensure_ascii=False)
+
+
+def json_line(value: Any) -> str:
+    """:func:`to_json` on one line (JSON lines)."""
+    return json.dumps(value, default=_safe_repr, ensure_ascii=False)
+
+
+safe_repr = _safe_repr
 
 
 # -- stats -------------------------------------------------------------------------------------
