@@ -4,6 +4,7 @@ cost does not grow with the size of the queue."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Callable, Dict, List, Optional
 
 from ..storage.types import EMPTY, OUTCOMES
@@ -45,6 +46,14 @@ def add_tracking_commands(commands: Any) -> None:
     history.add_argument('--window', type=positive_float, default=3600.0, metavar='SECONDS',
                          help='with --stats: over the last SECONDS (default 3600)')
     history.add_argument('--full', action='store_true', help='do not truncate long values')
+    metrics = commands.add_parser(
+        'metrics', help='print metrics in the Prometheus text format',
+        description='Gauges (pending, scheduled, running, dead letters, database and WAL '
+                    'size, heartbeats of consumer and worker processes), counters of '
+                    'completed, failed, retried and skipped runs by task name, and a '
+                    'histogram of task durations, in the Prometheus text exposition format '
+                    '(the dashboard serves the same at /metrics).')
+    metrics.add_argument('queue', help='the queue object, as module.attribute')
 
 
 def _result_text(result: Any) -> Optional[str]:
@@ -161,7 +170,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from ..metrics import exposition
+    queue = load_queue(args.queue)
+    sys.stdout.write(exposition(queue))
+    return 0
+
+
 TRACKING_COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
     'status': cmd_status,
     'history': cmd_history,
+    'metrics': cmd_metrics,
 }
