@@ -173,6 +173,18 @@ def test_the_facade_stays_below_the_consumer_layer():
     assert lazy == [('create_consumer', 'consumer')]
 
 
+def test_the_dashboard_is_imported_only_by_its_command():
+    """``sqlq.web`` sits beside the CLI: nothing below imports it, and the CLI imports it
+    only when ``sqlq web`` runs (a plain ``sqlq stats`` does not load the HTTP server)."""
+    users = {name for name, mods in MODULES.items() if not name.startswith('sqlq.web')
+             and any(m == 'sqlq.web' or m.startswith('sqlq.web.') for m in mods)}
+    assert users == {'sqlq.cli.web'}
+    assert not {m for m in AT_IMPORT['sqlq.cli.web'] if m.startswith('sqlq.web')}
+    for name in (n for n in MODULES if n.startswith('sqlq.web')):
+        assert not {m for m in AT_IMPORT[name]
+                    if m.startswith(('sqlq.consumer', 'sqlq.worker'))}, name
+
+
 def test_recovery_needs_only_the_storage():
     """Dead-owner recovery (used by the facade's admin and by the consumer) reads owners and
     claims through the storage contract alone."""

@@ -1,6 +1,7 @@
 """The ``sqlq`` command line: ``sqlq consume app.queue [options]`` and the inspection commands
 (``stats``, ``pending``, ``scheduled``, ``running``, ``failed``, ``requeue``, ``revoke``,
-``purge``, ``vacuum``, ``status``, ``history``).
+``purge``, ``vacuum``, ``status``, ``history``, ``metrics``) and ``web`` (the dashboard,
+``web.py``).
 
 This module holds the top-level parser and the entry point (``sqlq = "sqlq.cli:main"``); the
 ``consume`` command is in ``consume.py``, the inspection commands in ``commands.py`` and their
@@ -18,6 +19,7 @@ from ._common import EXIT_USAGE, CliError, load_queue
 from .commands import COMMANDS, add_inspection_commands
 from .consume import add_consume_command, consume
 from .tracking import TRACKING_COMMANDS, add_tracking_commands
+from .web import add_web_command, web
 
 __all__ = ['main', 'build_parser', 'version_text', 'CliError', 'load_queue']
 
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_consume_command(commands)
     add_inspection_commands(commands)
     add_tracking_commands(commands)
+    add_web_command(commands)
     return parser
 
 
@@ -80,6 +83,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     """Run the parsed command; its exit status."""
     if args.command == 'consume':
         return consume(args)
+    if args.command == 'web':
+        return web(args)
     command = COMMANDS.get(args.command) or TRACKING_COMMANDS.get(args.command)
     if command is None:
         parser.error('unknown command %r' % args.command)

@@ -67,6 +67,17 @@ def human_size(size: Optional[float]) -> str:
     raise AssertionError('unreachable')  # pragma: no cover
 
 
+def duration(seconds: Optional[float]) -> str:
+    """``0.0123`` -> ``'12.3 ms'`` (``-`` for None)."""
+    if seconds is None:
+        return '-'
+    if seconds < 0.001:
+        return '%.0f \u00b5s' % (seconds * 1e6)
+    if seconds < 1:
+        return '%.1f ms' % (seconds * 1e3)
+    return '%.2f s' % seconds
+
+
 def local_time(ts: Optional[float]) -> str:
     """Epoch seconds as local ISO time (seconds precision); ``-`` for None."""
     if ts is None:

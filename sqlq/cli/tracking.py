@@ -79,14 +79,7 @@ def status_json(status: Any) -> Dict[str, Any]:
     }
 
 
-def _duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return '-'
-    if seconds < 0.001:
-        return '%.0f \u00b5s' % (seconds * 1e6)
-    if seconds < 1:
-        return '%.1f ms' % (seconds * 1e3)
-    return '%.2f s' % seconds
+_duration = _format.duration
 
 
 def status_text(status: Any, queue_path: str) -> str:

@@ -146,8 +146,8 @@ OUTCOMES = ('succeeded', 'failed', 'retried', 'revoked', 'expired', 'canceled')
 
 #: Upper bounds (seconds) of the run-duration buckets of :class:`RunStats`; a last bucket
 #: counts the longer runs.
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0, 30.0, 60.0, 300.0)
+DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Finished(NamedTuple):

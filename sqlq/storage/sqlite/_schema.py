@@ -169,10 +169,10 @@ def _add_hand_off(conn: Any) -> None:
     conn.execute(SCHEMA_V2)
 
 
-#: Duration buckets of ``run_stats`` (``b0`` ... ``b16``): sqlq.storage.types.DURATION_BUCKETS
-#: has 16 bounds, plus one bucket for longer runs. (A constant of this version of the schema:
+#: Duration buckets of ``run_stats`` (``b0`` ... ``b19``): sqlq.storage.types.DURATION_BUCKETS
+#: has 19 bounds, plus one bucket for longer runs. (A constant of this version of the schema:
 #: a later change of the bounds needs a migration.)
-STATS_BUCKETS = 17
+STATS_BUCKETS = 20
 
 SCHEMA_V3 = """
 ALTER TABLE task ADD COLUMN key TEXT;
