@@ -16,6 +16,9 @@ from .types import Finished, HistoryEntry, RunStats
 
 __all__ = ['MemoryHistory']
 
+#: Most entries kept: a MemoryQueue often runs without a consumer (immediate mode, tests),
+#: whose maintenance would prune them; past this the oldest go as new ones come.
+MAX_ENTRIES = 100_000
 #: (newest entry id, copy of the per-minute sums, copy of the all-time sums)
 Mark = Tuple[int, Dict[StatKey, List[float]], Dict[Tuple[str, str], List[float]]]
 
@@ -53,6 +56,8 @@ class MemoryHistory:
                              owner)
         self.entries[entry.id] = entry
         self.by_key.setdefault(entry.key, []).append(entry.id)
+        if len(self.entries) > MAX_ENTRIES:
+            self._remove(next(iter(self.entries)))
         for stat_key, row in aggregate([finished]).items():
             found = self.minutes.get(stat_key)
             if found is None:

@@ -205,3 +205,13 @@ def test_sqlite_locate_uses_the_key_indexes(tmp_path):
             assert 'USING INDEX' in plan and 'SCAN' not in plan, (sql, plan)
     finally:
         storage.close()
+
+
+def test_memory_history_is_bounded(monkeypatch):
+    from sqlq.storage import MemoryStorage, _memory_history
+    monkeypatch.setattr(_memory_history, 'MAX_ENTRIES', 3)
+    storage = MemoryStorage('bounded')
+    storage.record_finished([run('k%d' % i) for i in range(5)])
+    assert [e.key for e in storage.history()] == ['k4', 'k3', 'k2']
+    assert storage.history(key='k0') == []
+    assert storage.history_stats()[0].runs == 5  # the sums count every run
