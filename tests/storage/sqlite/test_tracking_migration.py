@@ -31,7 +31,7 @@ def make_old_database(path: str, version: int) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize('version', range(3))  # 0: a new file
+@pytest.mark.parametrize('version', range(_schema.SCHEMA_VERSION))  # 0: a new file
 def test_upgrade_from_every_earlier_version_keeps_rows_and_tracks(tmp_path, version):
     path = str(tmp_path / 'old.db')
     make_old_database(path, version)
