@@ -105,6 +105,8 @@ class DashboardServer(HTTPServer):
     def _answer(self, request: Any, client_address: Any) -> None:
         try:
             self.finish_request(request, client_address)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away (a page left while its fragment loaded)
         except Exception:
             self.handle_error(request, client_address)
         finally:
