@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlq.storage.base import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Storage
+from sqlq.storage.blackhole import BlackHoleStorage
 from sqlq.storage.memory import MemoryStorage
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Storage',
-           'MemoryStorage', 'SqliteStorage', 'RedisStorage']
+           'MemoryStorage', 'BlackHoleStorage', 'SqliteStorage', 'RedisStorage']
 
 
 def __getattr__(name: str) -> Any:
