@@ -25,19 +25,25 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib.decompress reads a gzip frame with the
 
 
 class Serializer:
-    """pickle (highest protocol) with optional zlib compression."""
+    """pickle (the highest protocol unless ``pickle_protocol``) with optional zlib
+    compression."""
 
     def __init__(self, compression: bool = False, compression_level: int = 6,
-                 use_zlib: bool = True) -> None:
+                 use_zlib: bool = True,
+                 pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         if not 0 <= compression_level <= 9:
             raise ValueError('compression_level must be 0..9, not %r' % (compression_level,))
+        if not 0 <= pickle_protocol <= pickle.HIGHEST_PROTOCOL:
+            raise ValueError('pickle_protocol must be 0..%d, not %r'
+                             % (pickle.HIGHEST_PROTOCOL, pickle_protocol))
         self.compression = bool(compression)
         self.compression_level = compression_level
         self.use_zlib = True  # huey's option: sqlq always writes zlib, reads gzip too
+        self.pickle_protocol = pickle_protocol
 
     # -- what subclasses override ------------------------------------------------------------
     def _serialize(self, data: Any) -> bytes:
-        return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(data, self.pickle_protocol)
 
     def _deserialize(self, data: bytes) -> Any:
         return pickle.loads(data)

@@ -106,3 +106,15 @@ def test_use_zlib_option_is_accepted(make_queue):
     drain(queue)
     assert result.get() == 5
     assert Serializer(compression=True, use_zlib=False).use_zlib is True
+
+
+def test_serializer_takes_hueys_pickle_protocol(make_queue):
+    """huey: Serializer(pickle_protocol=...) picks the pickle protocol of stored data."""
+    serializer = Serializer(pickle_protocol=2)
+    assert serializer.serialize(('x', 1))[:2] == b'\x80\x02'
+    queue = make_queue(serializer=serializer)
+    result = define_add(queue)(40, 2)
+    drain(queue)
+    assert result.get() == 42
+    with pytest.raises(ValueError):
+        Serializer(pickle_protocol=99)
