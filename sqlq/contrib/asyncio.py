@@ -53,14 +53,16 @@ class _Waiter:
         #: An error of the storage the helper thread ran into, raised by the coroutine.
         self.error: Optional[BaseException] = None
 
-    def wake(self, error: Optional[BaseException] = None) -> None:
-        """Called from the helper thread."""
+    def wake(self, error: Optional[BaseException] = None) -> bool:
+        """Called from the helper thread; False if the waiter's event loop is closed (nobody
+        awaits it any more)."""
         if error is not None:
             self.error = error
         try:
             self.loop.call_soon_threadsafe(self.event.set)
-        except RuntimeError:  # its loop is closed: nobody awaits it any more
-            pass
+        except RuntimeError:
+            return False
+        return True
 
 
 class _Watch:
@@ -76,15 +78,20 @@ class _Watch:
         storage = self.storage
         while True:
             with _lock:
+                # A coroutine whose event loop was closed under it never unregisters.
+                self.waiters.difference_update([waiter for waiter in self.waiters
+                                                if waiter.loop.is_closed()])
                 if not self.waiters:
                     del _watches[id(storage)]
                     return
                 waiters = list(self.waiters)
             try:
                 found = storage.peek_many(sorted({waiter.key for waiter in waiters}))
-                for waiter in waiters:
-                    if waiter.key in found:
-                        waiter.wake()
+                gone = [waiter for waiter in waiters
+                        if waiter.key in found and not waiter.wake()]
+                if gone:
+                    with _lock:
+                        self.waiters.difference_update(gone)
                 # Race-free: a result written after the lookup above ends this wait at once.
                 wait = min([HELPER_WAIT] + [waiter.max_delay for waiter in waiters])
                 storage.wait_for_change(wait, 'data')

@@ -211,3 +211,18 @@ def test_aget_result_group_raises_the_first_error_and_stops_waiting(queue, add):
         asyncio.run(aget_result_group(group))
     drain(queue)
     assert pending.get() == 14
+
+
+def test_a_closed_event_loop_leaves_no_helper_thread(queue, add):
+    """sqlq: a coroutine abandoned with its event loop (closed without cancelling it) does
+    not keep the helper thread alive."""
+    result = add(9, 9)
+    loop = asyncio.new_event_loop()
+    abandoned = loop.create_task(aget_result(result))
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert helper_threads()
+    loop.close()                # the task is never cancelled nor finished
+    wait_for(no_helper_thread, 10, 'the helper thread to exit')
+    drain(queue)
+    assert result.get() == 18
+    abandoned._log_destroy_pending = False      # abandoned on purpose: no warning at its GC
