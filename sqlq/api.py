@@ -31,7 +31,7 @@ from typing import (
 
 from ._time import Delay, QueueTime, Timestamp
 from .admin import Admin, FailedTask, RunningTask
-from .decisions import Policy, error_result
+from .decisions import Policy, error_metadata
 from .delivery import Delivery
 from .enqueue import Enqueuer
 from .exceptions import ConfigurationError
@@ -41,7 +41,7 @@ from .locks import Locks, RateLimit, TaskLock
 from .message import MessageCodec
 from .outcomes import OutcomeGroup, OutcomeWriter
 from .registry import Registry
-from .result import Error, Result, ResultGroup
+from .result import Result, ResultGroup
 from .revocation import FLAGS_PREFIX, Revocations
 from .scheduler import Schedule
 from .serializer import Serializer, default_serializer
@@ -365,10 +365,10 @@ class Queue:
         to ``group`` (committed by its flushes) instead of committing one by one."""
         return self.outcome_writer.grouping(group)
 
-    def build_error_result(self, task: Task, exception: BaseException,
-                           tb: Optional[str] = None) -> Error:
-        """The Error stored for a failed attempt (subclasses may store more)."""
-        return error_result(task, exception, tb)
+    def build_error_result(self, task: Task, exception: BaseException) -> Dict[str, Any]:
+        """huey's hook: the metadata dict stored for a failed attempt (a subclass may add to
+        ``super().build_error_result(task, exception)``); ``TaskException.metadata``."""
+        return error_metadata(task, exception)
 
     def create_consumer(self, **options: Any) -> 'Consumer':
         """A Consumer running this queue's tasks (see ``sqlq.consumer.Consumer``).

@@ -87,11 +87,20 @@ class ResultTimeout(SqlqError):
 
 
 class CancelExecution(SqlqError):
-    """Raised in a pre-execute hook (or a task) to cancel the task; ``retry=True`` retries it."""
+    """Raised in a pre-execute hook (or a task) to cancel the task, as with huey.
 
-    def __init__(self, retry: Optional[bool] = None, *args: Any) -> None:
+    From a pre-execute hook the task does not run and stores nothing. Raised by the task
+    itself it stores a TaskException (like any error) and ``retry`` overrides the task's
+    retry policy: None (default) retries if the task has retries left (using one), True
+    retries it anyway, False never retries it.
+    """
+
+    def __init__(self, msg: Optional[str] = None, retry: Optional[bool] = None,
+                 *args: Any) -> None:
+        if isinstance(msg, bool) and retry is None:  # sqlq's former order: (retry, *args)
+            msg, retry = None, msg
         self.retry = retry
-        super().__init__(*args)
+        super().__init__(*((msg,) if msg is not None else ()), *args)
 
 
 class RetryTask(SqlqError):
@@ -112,7 +121,10 @@ class RateLimitExceeded(SqlqError):
 
     def __init__(self, key: str, delay: float, retry: bool = True) -> None:
         self.key, self.delay, self.retry = key, delay, retry
-        super().__init__('rate limit %r exceeded, retry in %.3fs' % (key, delay))
+        super().__init__(key, delay, retry)  # its args rebuild it: picklable, as huey's
+
+    def __str__(self) -> str:
+        return 'Rate limit exceeded on "%s" (next window in %.3fs)' % (self.key, self.delay)
 
 
 # Exceptions whose retry does not use up one of the task's ``retries``.

@@ -16,6 +16,7 @@ from ._time import Timestamp
 from .decisions import Outcome, decide, not_due, skipped
 from .delivery import Delivery, running
 from .exceptions import CancelExecution, DeserializationError, SerializationError, UnknownTaskError
+from .result import Error
 from .signals import (
     SIGNAL_CANCELED,
     SIGNAL_EXECUTING,
@@ -130,13 +131,13 @@ class Executor:
         if queue.revocations.is_revoked(task, now, peek=False, delivery=delivery):
             self.record(delivery, skipped(task, SIGNAL_REVOKED))
             return None
+        queue.signals.send(SIGNAL_EXECUTING, task)  # before the hooks, as with huey
         try:
             queue.hooks.pre_execute.run(task, propagate=(CancelExecution,))
         except CancelExecution:
             self.record(delivery, skipped(task, SIGNAL_CANCELED))
             return None
 
-        queue.signals.send(SIGNAL_EXECUTING, task)
         value: Any = None
         exception: Optional[BaseException] = None
         tb = ''
@@ -162,8 +163,14 @@ class Executor:
         """The outcome of a run of the delivered task, by the queue's policy."""
         queue = self.queue
         return decide(delivery.task, value, exception, tb, policy=queue.policy,
-                      build_error=queue.build_error_result, time=queue.time,
+                      build_error=self.build_error, time=queue.time,
                       attempts=delivery.attempts, retry=retry)
+
+    def build_error(self, task: Task, exception: BaseException, tb: Optional[str]) -> Error:
+        """The Error stored for a failed attempt: the metadata of the queue's
+        ``build_error_result(task, exception)`` (huey's hook, which a subclass may extend)."""
+        built = self.queue.build_error_result(task, exception)
+        return built if isinstance(built, Error) else Error(dict(built))
 
     def record(self, delivery: Delivery, outcome: Outcome,
                then: Optional[Callable[[], None]] = None) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlq.storage.base import Storage
+from sqlq.storage.blackhole import BlackHoleStorage
 from sqlq.storage.memory import MemoryStorage
 from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Receipt',
-           'Storage',
-           'MemoryStorage', 'SqliteStorage', 'RedisStorage']
+           'Storage', 'MemoryStorage', 'BlackHoleStorage', 'SqliteStorage', 'RedisStorage']
 
 
 def __getattr__(name: str) -> Any:

@@ -196,7 +196,7 @@ def test_result_count_ignores_revoke_flags_and_locks(queue):
 
 @pytest.mark.parametrize('spec', [
     {'minute': '61'}, {'hour': '24'}, {'day': '0'}, {'month': '13'}, {'day_of_week': '8'},
-    {'minute': '*/0'}, {'minute': 'abc'}, {'hour': '5-2'}, {'minute': '1,,2'},
+    {'minute': '*/0'}, {'minute': 'abc'}, {'day_of_week': '*/3'}, {'minute': '1,,2'},
 ])
 def test_invalid_crontab_raises_value_error(spec):
     with pytest.raises(ValueError):
