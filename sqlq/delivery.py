@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .storage.base import Claim
     from .task import Task
 
-__all__ = ['Delivery', 'running_delivery']
+__all__ = ['Delivery', 'running_delivery', 'mark_running', 'unmark_running']
 
 #: Revoke flags read together with a batch of claims: (monotonic time of the read,
 #: {key: raw flag}).
@@ -72,19 +72,14 @@ def running_delivery() -> Optional[Delivery]:
     return _RUNNING.get()
 
 
-class running:
-    """Context manager marking ``delivery`` as running in this context (its start time)."""
+def mark_running(delivery: Delivery) -> 'contextvars.Token[Optional[Delivery]]':
+    """Mark ``delivery`` as running in this context from now (its start time); returns what
+    :func:`unmark_running` needs."""
+    delivery.started = time.monotonic()
+    return _RUNNING.set(delivery)
 
-    __slots__ = ('delivery', '_token')
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-
-    def __enter__(self) -> Delivery:
-        self.delivery.started = time.monotonic()
-        self._token = _RUNNING.set(self.delivery)
-        return self.delivery
-
-    def __exit__(self, *exc: Any) -> None:
-        _RUNNING.reset(self._token)
-        self.delivery.started = None
+def unmark_running(delivery: Delivery, token: 'contextvars.Token[Optional[Delivery]]') -> None:
+    """The end of ``delivery``'s run in this context."""
+    _RUNNING.reset(token)
+    delivery.started = None

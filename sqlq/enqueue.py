@@ -69,7 +69,7 @@ class Enqueuer:
     def handle(self, task: Task) -> TaskHandle:
         """The result handle of an enqueued task (a pipeline's: a ResultGroup of its steps)."""
         queue = self.queue
-        if not queue.results:
+        if not queue.policy.results:
             return None
         if task.on_complete is not None:
             return ResultGroup([Result(queue, t) for t in task.chain()])
@@ -83,7 +83,7 @@ class Enqueuer:
         """
         queue = self.queue
         storage, serialize = queue.storage, queue.serialize_task
-        now = queue.time.now()
+        now = queue.time.clock()
         if all(task.eta is None and not task.unique and task.unique_key is None
                for task in tasks):
             # The common case: ready tasks, no unique keys; one storage call.

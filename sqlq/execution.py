@@ -13,8 +13,8 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Union
 
 from ._time import Timestamp
-from .decisions import Outcome, decide, not_due, skipped
-from .delivery import Delivery, running
+from .decisions import Outcome, decide, not_due, skipped, succeeded
+from .delivery import Delivery, mark_running, unmark_running
 from .exceptions import CancelExecution, DeserializationError, SerializationError, UnknownTaskError
 from .result import Error
 from .signals import (
@@ -67,7 +67,8 @@ class Executor:
             logger.error('unusable message moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
             return None
-        delivery = Delivery.of_claim(task, claim)
+        delivery = Delivery(task, claim.receipt, claim.attempts, claim.recoveries,
+                            claim.priority, claim.seq)
         if task.at_most_once:
             storage.ack(claim.receipt)  # gone before it runs: never run twice
             delivery.receipt = None
@@ -141,21 +142,25 @@ class Executor:
         value: Any = None
         exception: Optional[BaseException] = None
         tb = ''
-        with running(delivery):
-            try:
-                if guard is None:
+        token = mark_running(delivery)
+        try:
+            if guard is None:
+                value = task.execute()
+            else:
+                with guard(task):
                     value = task.execute()
-                else:
-                    with guard(task):
-                        value = task.execute()
-            except Exception as exc:
-                exception = exc
-                tb = traceback.format_exc()
+        except Exception as exc:
+            exception = exc
+            tb = traceback.format_exc()
+        finally:
+            unmark_running(delivery, token)
 
         def post_execute() -> None:
             queue.hooks.post_execute.run(task, value, exception)
 
-        self.record(delivery, self.decide(delivery, value, exception, tb), then=post_execute)
+        outcome = succeeded(task, value, queue.policy) if exception is None else \
+            self.decide(delivery, value, exception, tb)
+        self.record(delivery, outcome, then=post_execute)
         return value
 
     def decide(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
@@ -183,11 +188,13 @@ class Executor:
         if outcome.failure is not None:
             exception, tb = outcome.failure
             logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
+        retry = outcome.retry
         for signal, subject, extra in outcome.announce:
-            if signal == SIGNAL_RETRYING:
-                _apply_retry(task, outcome)  # its receivers see the next attempt
+            if signal == SIGNAL_RETRYING and retry is not None:
+                task.options, task.eta = retry  # its receivers see the next attempt
             queue.signals.send(signal, subject, *extra)
-        _apply_retry(task, outcome)
+        if retry is not None:
+            task.options, task.eta = retry
         try:
             queue.outcome_writer.settle(delivery, outcome, then)
         except SerializationError as exc:  # raised before anything was written
@@ -205,7 +212,3 @@ class Executor:
             return
         self.run(Delivery(queue.deserialize_task(claim.data), claim.receipt))
 
-
-def _apply_retry(task: Task, outcome: Outcome) -> None:
-    if outcome.retry is not None:
-        task.options, task.eta = outcome.retry

@@ -43,8 +43,10 @@ class TaskCodec:
         extra = message.extra or {}
         return task_class(
             message.args, message.kwargs, id=message.id,
-            eta=queue.time.datetime(message.eta), options=message.options,
-            expires_resolved=queue.time.datetime(message.expires_at),
+            eta=None if message.eta is None else queue.time.datetime(message.eta),
+            options=message.options,
+            expires_resolved=(None if message.expires_at is None
+                              else queue.time.datetime(message.expires_at)),
             on_complete=None if message.on_complete is None else self.task(message.on_complete),
             on_error=None if message.on_error is None else self.task(message.on_error),
             chord_config=extra.get('chord'), unique_key=extra.get('unique'))

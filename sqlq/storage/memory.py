@@ -17,7 +17,16 @@ from sqlq.exceptions import StorageError
 from sqlq.storage._common import as_bytes, parse_counter
 from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.base import Storage
-from sqlq.storage.types import EMPTY, TOPICS, Claim, ClaimedItem, DeadLetter, OwnerInfo, Receipt
+from sqlq.storage.types import (
+    EMPTY,
+    TOPICS,
+    Claim,
+    ClaimedItem,
+    DeadLetter,
+    OwnerInfo,
+    Receipt,
+    new_receipt,
+)
 
 __all__ = ['MemoryStorage']
 
@@ -149,8 +158,9 @@ class MemoryStorage(Storage):
                 msg.owner = owner
                 msg.claimed_at = now
                 msg.attempts += 1
-                claims.append(Claim(msg.data, Receipt(msg.id, owner, msg.attempts), msg.attempts,
-                                    msg.recoveries, msg.priority, msg.id, flagged))
+                claims.append(Claim(msg.data, new_receipt((msg.id, owner, msg.attempts)),
+                                    msg.attempts, msg.recoveries, msg.priority, msg.id,
+                                    flagged))
             if claims:
                 self._changed()
         return claims

@@ -1,10 +1,11 @@
 """The values the storage contract passes around: claims, receipts, listings, EMPTY."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-__all__ = ['EMPTY', 'TOPICS', 'Receipt', 'Claim', 'ClaimedItem', 'OwnerInfo', 'DeadLetter',
-           'Completion']
+__all__ = ['EMPTY', 'TOPICS', 'Receipt', 'new_receipt', 'Claim', 'ClaimedItem', 'OwnerInfo',
+           'DeadLetter', 'Completion']
 
 #: Topics of :meth:`~sqlq.storage.base.Storage.wait_for_change`.
 TOPICS = ('queue', 'schedule', 'data')
@@ -64,6 +65,11 @@ class Receipt(NamedTuple):
             return cls(int(message_id), str(owner), int(attempts))
         except (TypeError, ValueError):
             raise TypeError('not a receipt of this storage: %r' % (value,)) from None
+
+
+#: ``new_receipt((message_id, owner, attempts))``: a Receipt without the Python frame of the
+#: NamedTuple's ``__new__`` (one per claim, on the drain's path).
+new_receipt = functools.partial(tuple.__new__, Receipt)
 
 
 class Claim(NamedTuple):

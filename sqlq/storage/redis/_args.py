@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlq.storage.types import Claim, Receipt
+from sqlq.storage.types import Claim, new_receipt
 
 #: An absent script argument (no ttl, no id, unused guard slot).
 NO_ARG = ''
@@ -23,7 +23,7 @@ def claim(owner: str, msg_id: Any, data: bytes, attempts: Any, recoveries: Any,
           priority: Any) -> Claim:
     """The claim of a script's row (``id, data, attempts, recoveries, priority``)."""
     attempts = int(attempts)
-    found = Claim(data, Receipt(int(msg_id), owner, attempts), attempts, int(recoveries))
+    found = Claim(data, new_receipt((int(msg_id), owner, attempts)), attempts, int(recoveries))
     if 'priority' in Claim._fields:  # the FIFO position is the message id
         found = found._replace(priority=int(priority), seq=int(msg_id))
     return found

@@ -13,7 +13,7 @@ from sqlq.storage._common import as_bytes
 from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
-from sqlq.storage.types import Claim, ClaimedItem, Receipt
+from sqlq.storage.types import Claim, ClaimedItem, Receipt, new_receipt
 
 
 class ReadyQueue(HandOff):
@@ -150,11 +150,11 @@ class ReadyQueue(HandOff):
                     local.idle_token = token  # rolled back: still registered
                 raise
             added = 1
-        claims = [Claim(row[1], Receipt(row[0], owner, row[2] + added), row[2] + added, row[3],
-                        row[4], row[0], bool(row[5]) if checked else None)
+        claims = [Claim(row[1], new_receipt((row[0], owner, row[2] + added)), row[2] + added,
+                        row[3], row[4], row[0], bool(row[5]) if checked else None)
                   for row in rows]
         if handed:
-            claims += [Claim(row[1], Receipt(row[0], owner, row[2]), row[2], row[3], row[4],
+            claims += [Claim(row[1], new_receipt((row[0], owner, row[2])), row[2], row[3], row[4],
                              row[0])
                        for row in handed]
         return claims
