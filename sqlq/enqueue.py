@@ -196,5 +196,7 @@ class Enqueuer:
         self.resolve_expires(task, queue.time.now())
         queue.serialize_task(task)  # the same argument errors as a real enqueue
         handle = self.handle(task)
+        if queue.signals.has_receivers():
+            queue.signals.send(SIGNAL_ENQUEUED, task)  # as with huey, before it runs
         queue.execute(task)
         return handle

@@ -18,6 +18,7 @@ import pytest
 
 from sqlq import ConfigurationError
 from sqlq.options import CALL_KEYWORDS
+from sqlq.signals import SIGNAL_COMPLETE, SIGNAL_ENQUEUED, SIGNAL_EXECUTING
 from tests._helpers import drain
 
 
@@ -133,6 +134,23 @@ def test_other_keywords_still_reach_the_function(queue, add):
     res = add(a=1, b=2)
     drain(queue)
     assert res.get() == 3
+
+
+def test_immediate_mode_call_sends_enqueued_first(make_queue):
+    """huey immediate mode: a call sends ENQUEUED, then EXECUTING and COMPLETE."""
+    queue = make_queue(immediate=True)
+    log = []
+
+    @queue.signal()
+    def receiver(signal, task, *extra):
+        log.append(signal)
+
+    @queue.task()
+    def add(a, b):
+        return a + b
+
+    assert add(1, 2, priority=3).get() == 3
+    assert log == [SIGNAL_ENQUEUED, SIGNAL_EXECUTING, SIGNAL_COMPLETE]
 
 
 # -- a function that declares a reserved name ------------------------------------------------
