@@ -316,8 +316,8 @@ class Queue:
         Returns a Result (a ResultGroup for a pipeline or group, a ChordResult for a chord;
         None when the queue keeps no results).
         """
-        if isinstance(task, group):
-            return self.enqueue_many(task.tasks)
+        if isinstance(task, group):  # (a member chord or group: TypeError)
+            return self.enqueue_many(task.tasks)  # type: ignore[arg-type]
         if isinstance(task, chord):
             return self.chords.enqueue(task)
         if not isinstance(task, Task):
@@ -437,7 +437,7 @@ class Queue:
 
     def is_revoked(self, task: Any, timestamp: Optional[Timestamp] = None,
                    peek: bool = True) -> bool:
-        """Whether a task (instance, class, wrapper or id) is revoked at ``timestamp``."""
+        """Whether a task (instance, Result, class, wrapper or id) is revoked at ``timestamp``."""
         return self.revocations.is_revoked(task, self.time.timestamp(timestamp), peek)
 
     def reschedule(self, task: Task, eta: Optional[Timestamp] = None,

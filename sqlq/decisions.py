@@ -68,14 +68,16 @@ class Outcome:
     """What a run changes: written in one transaction that also releases the task's claim."""
 
     __slots__ = ('kind', 'result', 'enqueue', 'schedule', 'chord_value', 'final',
-                 'dead_reason', 'retry', 'announce', 'on_settled', 'on_applied', 'failure')
+                 'dead_reason', 'retry', 'announce', 'on_settled', 'on_applied', 'failure',
+                 'unreached')
 
     def __init__(self, kind: str, result: Any = EMPTY, enqueue: Sequence['Task'] = (),
                  schedule: Sequence['Task'] = (), chord_value: Any = EMPTY, final: bool = True,
                  dead_reason: Optional[str] = None, retry: Optional[Retry] = None,
                  announce: Sequence[Signal] = (), on_settled: Sequence[Signal] = (),
                  on_applied: Sequence[Signal] = (),
-                 failure: Optional[Tuple[BaseException, str]] = None) -> None:
+                 failure: Optional[Tuple[BaseException, str]] = None,
+                 unreached: Sequence[str] = ()) -> None:
         #: 'complete', 'retry', 'failed', 'skipped' or 'not-due'.
         self.kind = kind
         #: Stored under the task's id (EMPTY: nothing).
@@ -100,12 +102,15 @@ class Outcome:
         self.on_applied = on_applied
         #: The exception and traceback of a failed run that is logged as an error.
         self.failure = failure
+        #: Result ids of the pipeline steps after a failed one, which will never run: they
+        #: get its result (the error) too, so reading them raises instead of waiting.
+        self.unreached = unreached
 
     @property
     def is_completion(self) -> bool:
         """True for the most common outcome: it only releases the claim and stores a result."""
         return (not self.enqueue and not self.schedule and self.chord_value is EMPTY
-                and self.dead_reason is None)
+                and self.dead_reason is None and not self.unreached)
 
     def __repr__(self) -> str:
         return '<Outcome %s>' % self.kind
@@ -136,13 +141,15 @@ def succeeded(task: 'Task', value: Any, policy: Policy) -> Outcome:
     """The outcome of a run that returned ``value``."""
     store = policy.results and not task.periodic and (value is not None or policy.store_none)
     followers: Tuple['Task', ...] = ()
+    chord_value = value if task.chord_config else EMPTY
     if task.on_complete is not None:
         follower = task.on_complete
         follower.extend_data(value)
         followers = (follower,)
+        if task.chord_config:  # a chord member's value is its pipeline's last step's
+            follower.chord_config, chord_value = task.chord_config, EMPTY
     return Outcome('complete', result=value if store else EMPTY, enqueue=followers,
-                   chord_value=value if task.chord_config else EMPTY,
-                   on_applied=((SIGNAL_COMPLETE, task, ()),))
+                   chord_value=chord_value, on_applied=((SIGNAL_COMPLETE, task, ()),))
 
 
 def skipped(task: 'Task', signal: str) -> Outcome:
@@ -227,7 +234,13 @@ def failed(task: 'Task', exception: BaseException, tb: str, error: Error, policy
     chord_value = (SKIPPED if canceled else error) if task.chord_config else EMPTY
     dead_reason = None if canceled else '%s\n%s' % (error.metadata.get('error'), tb)
     return Outcome('failed', result=result, enqueue=handlers, chord_value=chord_value,
-                   dead_reason=dead_reason, announce=announce, failure=logged)
+                   dead_reason=dead_reason, announce=announce, failure=logged,
+                   unreached=unreached_steps(task) if result is not EMPTY else ())
+
+
+def unreached_steps(task: 'Task') -> Tuple[str, ...]:
+    """Ids of the pipeline steps after ``task`` (which failed for good): they never run."""
+    return () if task.on_complete is None else tuple(t.id for t in task.on_complete.chain())
 
 
 def next_attempt(task: 'Task', consume: bool, eta: Any, delay: Optional[float],

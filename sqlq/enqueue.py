@@ -150,7 +150,7 @@ class Enqueuer:
         """The key of a unique task: its name and a digest of its arguments."""
         digest = hashlib.sha256(self.queue.serializer.dumps_raw(
             (task.args, sorted(task.kwargs.items())))).hexdigest()
-        return '%s:%s' % (task.name, digest)
+        return '%s:%s' % (task.registered_name, digest)
 
     def claim_unique_key(self, task: Task) -> Optional[Task]:
         """None if ``task`` may be written; else a stand-in for the task holding its key."""
@@ -196,5 +196,7 @@ class Enqueuer:
         self.resolve_expires(task, queue.time.now())
         queue.serialize_task(task)  # the same argument errors as a real enqueue
         handle = self.handle(task)
+        if queue.signals.has_receivers():
+            queue.signals.send(SIGNAL_ENQUEUED, task)  # as with huey, before it runs
         queue.execute(task)
         return handle

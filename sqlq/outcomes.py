@@ -300,6 +300,8 @@ class OutcomeWriter:
             self._release_claim(delivery, receipt, outcome.dead_reason)
             if result_data is not None:
                 storage.put_data(task.id, result_data, is_result=True, ttl=queue.result_ttl)
+                for step_id in outcome.unreached:
+                    storage.put_data(step_id, result_data, is_result=True, ttl=queue.result_ttl)
             for data, priority in ready:
                 storage.enqueue(data, priority)
             for data, ts in scheduled:
@@ -335,10 +337,15 @@ class OutcomeWriter:
 
     def _announce(self, task: 'Task', outcome: 'Outcome', enqueued: Optional[List['Task']],
                   then: Optional[Callable[[], None]]) -> None:
-        """After the commit: followers' signals, immediate-mode runs, the outcome's signals."""
+        """After the commit: the outcome's signals, then its followers' and immediate-mode runs."""
         queue = self.queue
         send = queue.signals.send
-        applied = enqueued is not None
+        # The task's own signals first: its followers (the next step, a chord's callback)
+        # are enqueued after it completed, as with huey.
+        for signal, subject, extra in outcome.on_applied if enqueued is not None else ():
+            send(signal, subject, *extra)
+        for signal, subject, extra in outcome.on_settled:
+            send(signal, subject, *extra)
         if enqueued is not None:
             if queue.signals.has_receivers():
                 for follower in enqueued:
@@ -349,10 +356,6 @@ class OutcomeWriter:
             if queue.immediate:
                 for _ in enqueued:
                     queue.executor.run_next_immediately()
-        for signal, subject, extra in outcome.on_applied if applied else ():
-            send(signal, subject, *extra)
-        for signal, subject, extra in outcome.on_settled:
-            send(signal, subject, *extra)
         if then is not None:
             then()
 

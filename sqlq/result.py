@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union, overload
 
 from .exceptions import ResultTimeout, TaskException
 
@@ -109,8 +109,14 @@ class Result:
             delay = min(delay * backoff, max_delay)
 
     def is_ready(self) -> bool:
-        """True once a result (or error) is stored or already read by this handle."""
-        return self._result is not EMPTY or self.queue.has_result(self.id)
+        """True once the task's result (or error) is stored: it is then read into this handle
+        (as with huey: from then on ``get`` returns it without reading storage again)."""
+        if self._result is EMPTY:
+            value = self.queue.get_raw(self.id)
+            if value is EMPTY:
+                return False
+            self._result = value
+        return True
 
     def revoke(self, revoke_once: bool = True) -> None:
         self.queue.revoke(self.task, revoke_once=revoke_once)
@@ -169,8 +175,23 @@ class ResultGroup:
                 delay if remaining is None else min(delay, remaining), topic='data')
             delay = min(delay * backoff, max_delay)
 
-    def __getitem__(self, index: int) -> Result:
-        return self._results[index]
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[Any]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Any:
+        """The value of the ``index``-th task (a list of values for a slice), as with huey:
+        waits until it is ready; TaskException if it failed. Iterating gives the Results."""
+        if isinstance(index, slice):
+            return [result.get(blocking=True) for result in self._results[index]]
+        return self._results[index].get(blocking=True)
+
+    @property
+    def results(self) -> List[Result]:
+        """The Result of each task, in order."""
+        return self._results
 
     def __len__(self) -> int:
         return len(self._results)

@@ -29,7 +29,7 @@ class TaskCodec:
         if task.unique_key is not None:
             extra = dict(extra or (), unique=task.unique_key)
         return Message(
-            task.id, task.name, task.args, task.kwargs, task.options,
+            task.id, task.registered_name, task.args, task.kwargs, task.options,
             None if task.eta is None else to_timestamp(task.eta, utc),
             None if task.expires_resolved is None else to_timestamp(task.expires_resolved, utc),
             None if task.on_complete is None else self.message(task.on_complete),
@@ -59,7 +59,7 @@ class TaskCodec:
             # No nested messages and no extra fields: skip building a Message.
             utc = self.queue.time.utc
             return self.queue.codec.encode_plain(
-                task.id, task.name, task.args, task.kwargs, task.options,
+                task.id, task.registered_name, task.args, task.kwargs, task.options,
                 None if task.eta is None else to_timestamp(task.eta, utc),
                 None if task.expires_resolved is None else to_timestamp(task.expires_resolved,
                                                                         utc))

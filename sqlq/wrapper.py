@@ -3,6 +3,10 @@
 A :class:`TaskWrapper` builds one plain :class:`~sqlq.task.Task` subclass per decorated
 function (holding the function and its default options, as huey does) and registers it with
 the queue.
+
+Names, as with huey: ``task.name`` (and ``wrapper.name``) is the function's ``__name__``, or
+the ``name=`` given to the decorator. The queue registers the task -- and its messages carry
+it -- under ``registered_name``: ``module.qualname``, or the ``name=`` given.
 """
 from __future__ import annotations
 
@@ -11,27 +15,89 @@ import functools
 import inspect
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple, Type, Union
+import warnings
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
 
 from ._gc import cycle_collector_paused
 from ._signature import accepts, fast_fit, signature_of
 from .exceptions import ConfigurationError
-from .options import OPTION_NAMES, check_options
+from .options import CALL_KEYWORDS, OPTION_NAMES, OptionAttributes, TaskOptions, check_options
 from .task import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import EnqueueResult, Queue
     from .result import ResultGroup
 
-__all__ = ['TaskWrapper', 'default_task_name', 'within_context']
+__all__ = ['TaskWrapper', 'default_task_name', 'within_context', 'task_function',
+           'reject_async', 'check_parameter_names']
 
 Number = Union[int, float]
+
+
+def task_function(func: Any) -> Callable[..., Any]:
+    """The function to make a task of: ``func``, or the function of a task of another queue
+    (``queue2.task()(task_of_queue1)`` makes a task of the same function, as with huey)."""
+    while isinstance(func, TaskWrapper):
+        func = func.func
+    return func  # type: ignore[no-any-return]
+
+
+def reject_async(func: Callable[..., Any]) -> None:
+    """ConfigurationError for a coroutine (or async generator) function: workers run tasks
+    as plain calls, as huey's do. The one place to change when async tasks come."""
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise ConfigurationError(
+            'task %s is an async function, and sqlq runs tasks as plain calls: make it a '
+            'regular function (which may run a coroutine with asyncio.run())'
+            % getattr(func, '__qualname__', func))
+
+
+def check_parameter_names(signature: Optional[inspect.Signature], task_name: str) -> List[str]:
+    """The function's parameters named like a call keyword (``priority``, ``id``, ``delay``...:
+    :data:`~sqlq.options.CALL_KEYWORDS`), which a call takes as a task setting instead.
+
+    As huey documents, a value for such a parameter must be passed positionally. One that
+    cannot be (keyword-only) would never receive a value: ConfigurationError. For the others a
+    UserWarning at decoration time names them.
+    """
+    if signature is None:
+        return []
+    P = inspect.Parameter
+    clashing = [p for p in signature.parameters.values() if p.name in CALL_KEYWORDS
+                and p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)]
+    unreachable = [p.name for p in clashing if p.kind is P.KEYWORD_ONLY]
+    if unreachable:
+        raise ConfigurationError(
+            'task %s: keyword-only parameter(s) %s can never receive a value, because a task '
+            'call takes the keywords %s as task options: rename them'
+            % (task_name, ', '.join(unreachable), ', '.join(sorted(CALL_KEYWORDS))))
+    names = [p.name for p in clashing]
+    if names:
+        warnings.warn(
+            'task %s: parameter(s) %s are also task option keywords: a call giving them by '
+            'keyword sets the option instead (as with huey); pass them positionally, or '
+            'rename them' % (task_name, ', '.join(names)), UserWarning, stacklevel=4)
+    return names
 
 
 def within_context(func: Callable[..., Any], obj: Any, as_argument: bool) -> Callable[..., Any]:
     """``func`` run inside ``with obj`` (the context's value passed first if ``as_argument``),
     with ``func``'s signature minus that first parameter, so calls are checked against the
     rest."""
+    func = task_function(func)
+    reject_async(func)
+
     @functools.wraps(func)
     def inner(*args: Any, **kw: Any) -> Any:
         with obj as ctx:
@@ -63,27 +129,36 @@ def default_task_name(func: Callable[..., Any]) -> str:
     return '%s.%s' % (module, func.__qualname__)
 
 
-class TaskWrapper:
-    """What ``@queue.task()`` returns: call it to enqueue, or use ``s``/``schedule``/``map``."""
+class TaskWrapper(OptionAttributes):
+    """What ``@queue.task()`` returns: call it to enqueue, or use ``s``/``schedule``/``map``.
+
+    Its option attributes (``retries``, ``retry_delay``...) are the task's defaults.
+    """
 
     def __init__(self, queue: 'Queue', func: Callable[..., Any], context: bool = False,
                  name: Optional[str] = None, task_base: Optional[Type[Task]] = None,
                  **settings: Any) -> None:
+        func = task_function(func)
+        reject_async(func)
         self.queue = queue
         self.func = func
         self.context = context
-        self.name = name or default_task_name(func)
+        #: The task's name (huey's ``task.name``): the function's, or the ``name`` given.
+        self.name: str = name or func.__name__
+        #: What the queue registers it under and its messages carry.
+        self.registered_name: str = name or default_task_name(func)
         options = check_options({key: settings.pop(key) for key in OPTION_NAMES
-                                 if key in settings}, 'task %s' % self.name)
+                                 if key in settings}, 'task %s' % self.registered_name)
         self._signature = signature_of(func)
         self._fits = fast_fit(self._signature, context)
+        self._keyword_params = check_parameter_names(self._signature, self.registered_name)
         if context and self._signature is not None and not accepts(self._signature, 'task'):
             raise ConfigurationError('task %s has context=True, so its function must accept a '
-                                     '"task" keyword argument' % self.name)
+                                     '"task" keyword argument' % self.registered_name)
         base = task_base or Task
         attrs: Dict[str, Any] = {
-            'name': self.name, 'queue': queue, 'context': context,
-            'func': staticmethod(func), '__module__': func.__module__,
+            'name': self.name, 'registered_name': self.registered_name, 'queue': queue,
+            'context': context, 'func': staticmethod(func), '__module__': func.__module__,
             'check_call': staticmethod(self.check_arguments),
             'default_options': base.default_options.updated(options),
         }
@@ -92,18 +167,57 @@ class TaskWrapper:
         queue.register_task(self.task_class)
         functools.update_wrapper(self, func)
 
+    @property
+    def options(self) -> TaskOptions:
+        """The task's default options (what an invocation gets unless given others)."""
+        return self.task_class.default_options
+
+    @options.setter
+    def options(self, value: TaskOptions) -> None:
+        self.task_class.default_options = value
+
     # -- enqueueing ----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> 'EnqueueResult':
-        """Enqueue a call (or run it at once in immediate mode) and return its Result."""
+        """Enqueue a call (or run it at once in immediate mode) and return its Result.
+
+        The keywords of :data:`~sqlq.options.CALL_KEYWORDS` are this call's settings, not
+        arguments: ``add(1, 2, priority=5)``, ``add(1, 2, delay=60)``, ``add(1, 2, id='x')``.
+        """
+        if kwargs and not CALL_KEYWORDS.isdisjoint(kwargs):
+            return self.queue.enqueue(self._invocation(args, kwargs, 'call'))
         return self.queue.enqueue(self.task_class(args, kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
         """A Task for this call, not yet enqueued (for pipelines, groups and chords).
 
         Arguments may be incomplete: a pipeline stage or chord callback receives the rest.
+        Call keywords (``priority``, ``delay``...) are taken as with a call.
         """
+        if kwargs and not CALL_KEYWORDS.isdisjoint(kwargs):
+            task = self._invocation(args, kwargs, 's')
+            self.check_arguments(task.args, task.kwargs, partial=True)
+            return task
         self.check_arguments(args, kwargs, partial=True)
         return self.task_class(args, kwargs)
+
+    def _invocation(self, args: Tuple[Any, ...], kwargs: Dict[str, Any], how: str) -> Task:
+        """The Task of a call whose ``kwargs`` hold call keywords (taken out of them)."""
+        settings = {key: kwargs.pop(key) for key in CALL_KEYWORDS.intersection(kwargs)}
+        return self._make(args, kwargs, '%s.%s' % (self.name, how), **settings)
+
+    def _make(self, args: Tuple[Any, ...], kwargs: Dict[str, Any], where: str,
+              eta: Union[_dt.datetime, Number, None] = None,
+              delay: Union[Number, _dt.timedelta, None] = None, id: Optional[str] = None,
+              unique_key: Optional[str] = None, **options: Any) -> Task:
+        """A Task of this function with these settings, checked (TypeError naming ``where``)."""
+        checked = check_options(options, where)
+        for label, value in (('id', id), ('unique_key', unique_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError('%s: %s must be a str, not %s'
+                                % (where, label, type(value).__name__))
+        return self.task_class(
+            args, kwargs, id=id, eta=self.queue.resolve_eta(eta, delay), unique_key=unique_key,
+            options=self.task_class.default_options.updated(checked))
 
     def schedule(self, args: Optional[Iterable[Any]] = None,
                  kwargs: Optional[Dict[str, Any]] = None,
@@ -117,25 +231,19 @@ class TaskWrapper:
         With ``unique_key``, while a task enqueued with the same key is pending, scheduled or
         running, this returns that task's Result instead of enqueueing another.
         """
-        where = '%s.schedule' % self.name
-        checked = check_options(options, where)
-        for label, value in (('id', id), ('unique_key', unique_key)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError('%s: %s must be a str, not %s'
-                                % (where, label, type(value).__name__))
-        task = self.task_class(
+        return self.queue.enqueue(self._make(
             () if args is None else tuple(args), {} if kwargs is None else dict(kwargs),
-            id=id, eta=self.queue.resolve_eta(eta, delay), unique_key=unique_key,
-            options=self.task_class.default_options.updated(checked))
-        return self.queue.enqueue(task)
+            '%s.schedule' % self.name, eta, delay, id, unique_key, **options))
 
-    def map(self, it: Iterable[Any]) -> 'ResultGroup':
-        """Enqueue one call per item (a tuple is the argument list) in one transaction."""
+    def map(self, it: Iterable[Any]) -> Optional['ResultGroup']:
+        """Enqueue one call per item (a tuple is the argument list) in one transaction; their
+        ResultGroup (None when the queue keeps no results, as with huey)."""
         items = it if isinstance(it, (list, tuple, range)) else list(it)
         with cycle_collector_paused(len(items)):
             make = self.task_class
             tasks = [make(item if isinstance(item, tuple) else (item,), {}) for item in items]
-            return self.queue.enqueue_many(tasks)
+            group = self.queue.enqueue_many(tasks)
+            return group if self.queue.results else None
 
     def call_local(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function in this process, bypassing the queue."""
@@ -174,7 +282,12 @@ class TaskWrapper:
             else:
                 bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError('%s%s: %s' % (self.name, self._signature, exc)) from None
+            hint = ''
+            if self._keyword_params:
+                hint = ' (%s: task option keywords, which a call takes as options: pass %s ' \
+                       'positionally)' % (', '.join(self._keyword_params),
+                                          'it' if len(self._keyword_params) == 1 else 'them')
+            raise TypeError('%s%s: %s%s' % (self.name, self._signature, exc, hint)) from None
 
     def __repr__(self) -> str:
-        return '<TaskWrapper %s>' % self.name
+        return '<TaskWrapper %s>' % self.registered_name
