@@ -120,9 +120,9 @@ class Connections(Storage):
         if conn is None:
             conn = self._open()
             self._local.conn = conn
-            self._start_thread(self._local, conn)
-            with self._conns_lock:
+            with self._conns_lock:  # before _start_thread, which may raise: close() sees it
                 self._conns.append(conn)
+            self._start_thread(self._local, conn)
         return conn
 
     def _start_thread(self, local: threading.local, conn: Any) -> None:

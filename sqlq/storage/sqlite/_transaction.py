@@ -22,6 +22,7 @@ import apsw
 
 from sqlq.exceptions import StorageError
 from sqlq.storage.sqlite._connection import Connections
+from sqlq.storage.sqlite._guard import FileGuard
 from sqlq.storage.sqlite._wakeup import WakeupChannel
 
 #: Deepest nesting of transaction() blocks.
@@ -40,13 +41,18 @@ class Transactions(Connections):
 
     #: Wake-up notifications between the processes and threads using this file.
     _wake: WakeupChannel
+    #: Refuses writes while another copy of SQLite in this process uses the file (_guard).
+    _guard: FileGuard
 
     def _start_thread(self, local: threading.local, conn: Any) -> None:
         super()._start_thread(local, conn)
         local.depth = 0
+        self._guard.opened()
 
     def _begin(self, conn: Any, depth: int = 0) -> None:
         """Start the transaction (``depth`` 0) or savepoint of nesting ``depth``."""
+        if not depth:
+            self._guard.check()
         try:
             conn.execute(_BEGIN[depth])
         except apsw.Error as exc:

@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 from sqlq.storage.sqlite import _sql, _wakeup
 from sqlq.storage.sqlite._dead_letters import DeadLetters
+from sqlq.storage.sqlite._guard import FileGuard
 from sqlq.storage.sqlite._kv import KeyValue
 from sqlq.storage.sqlite._owners import Owners
 from sqlq.storage.sqlite._queue import ReadyQueue
@@ -38,7 +39,12 @@ class SqliteStorage(ReadyQueue, Schedule, KeyValue, DeadLetters, Owners, Upkeep,
         super().__init__(filename, name, synchronous=synchronous, timeout=timeout, clock=clock,
                          cache_size=cache_size, flag_prefix=flag_prefix)
         self._wake = _wakeup.for_file(self.filename)
-        self._conn()  # open now: a bad path or foreign file fails at construction
+        self._guard = FileGuard(self.filename)
+        try:
+            self._conn()  # open now: a bad path or foreign file fails at construction
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return '<SqliteStorage %r in %r>' % (self.name, self.filename)
@@ -55,3 +61,4 @@ class SqliteStorage(ReadyQueue, Schedule, KeyValue, DeadLetters, Owners, Upkeep,
         self._closed = True
         self._wake.close()  # unlinks the wake-up sockets this process bound
         self._close_connections()
+        self._guard.close()
