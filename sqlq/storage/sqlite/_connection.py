@@ -21,6 +21,7 @@ import apsw
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage.base import Storage
 from sqlq.storage.sqlite import _schema
+from sqlq.storage.sqlite._guard import FileGuard
 
 #: Connections inherited across fork. They must never be used or closed in the child (closing
 #: would, for instance, release POSIX locks the parent still relies on), so a reference is kept
@@ -69,6 +70,10 @@ class Connections(Storage):
     """The connection layer of :class:`~sqlq.storage.sqlite.SqliteStorage`: its options,
     each thread's connection (:meth:`_conn`) and state (``_local``), statements with their
     errors mapped, and closing."""
+
+    #: Checks the files' owners before opening; refuses writes while another copy of SQLite
+    #: in this process uses the file (:mod:`~sqlq.storage.sqlite._guard`).
+    _guard: FileGuard
 
     def __init__(self, filename: str, name: str, *, synchronous: str, timeout: float,
                  clock: Callable[[], float], cache_size: Optional[int],
@@ -158,6 +163,7 @@ class Connections(Storage):
             pass
         except OSError as exc:
             raise StorageError('cannot create sqlq database %r: %s' % (path, exc)) from exc
+        self._guard.check_files()  # another user's file: refused before SQLite reads it
         try:
             conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         except apsw.Error as exc:

@@ -30,6 +30,10 @@ error, for good (the connections of this storage write to a file no one else can
 storage opens new ones); the database file itself was deleted or replaced -> one warning (the
 consumer goes on; what it writes is lost when it stops). Without ``/proc/self/fd`` (macOS,
 Windows) there is no guard: the README tells users to give sqlq a file of its own.
+
+**A file someone else prepared** (:func:`check_owner`): a database, ``-wal`` or ``-shm`` file
+owned by another user or writable by group or others is refused before SQLite opens it, unless
+the application trusts those users (``trust_other_users=True``).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ import threading
 import time
 from typing import Optional
 
-from sqlq.exceptions import DatabaseSharedError
+from sqlq.exceptions import DatabaseSharedError, StorageError
 
 logger = logging.getLogger('sqlq.storage')
 
@@ -144,10 +148,39 @@ def _fd_count() -> int:
     return os.stat(_FD_DIR).st_size
 
 
-class FileGuard:
-    """Watches one database file for this process; see the module docstring."""
+def check_owner(path: str) -> None:
+    """Refuse a database, -wal or -shm file that another user owns or that group or others may
+    write: with the default pickle serializer, whoever can write the queue's file can run code
+    in its consumers (and read every task's arguments)."""
+    uid = os.geteuid() if hasattr(os, 'geteuid') else None
+    for name in (path, path + '-wal', path + '-shm'):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError('cannot check sqlq database file %r: %s' % (name, exc)) from exc
+        if uid is not None and st.st_uid != uid:
+            problem = 'is owned by another user (uid %d; this process runs as uid %d)' % (
+                st.st_uid, uid)
+        elif st.st_mode & 0o022:
+            problem = 'is writable by other users (mode %04o)' % (st.st_mode & 0o7777)
+        else:
+            continue
+        raise StorageError(
+            'sqlq database file %r %s: whoever can write it can make the consumers run code of '
+            'their choosing (the default serializer is pickle) and read task arguments. Delete '
+            'it, or make it yours and private (chown; chmod 600), or run as its owner; if '
+            'every user who can write it is trusted, pass trust_other_users=True (and consider '
+            'SignedSerializer).' % (name, problem))
 
-    def __init__(self, path: str) -> None:
+
+class FileGuard:
+    """Watches one database file for this process; see the module docstring.
+    ``trust_other_users``: skip :func:`check_owner`."""
+
+    def __init__(self, path: str, trust_other_users: bool = False) -> None:
+        self.trust_other_users = bool(trust_other_users)
         self.path = os.path.realpath(path)  # what /proc/self/fd shows
         self.shm = self.path + '-shm'
         self.wal = self.path + '-wal'
@@ -165,9 +198,16 @@ class FileGuard:
 
     # ---------------------------------------------------------------- set-up
 
+    def check_files(self) -> None:
+        """Before SQLite opens the file, and again once it has: :func:`check_owner`."""
+        if not self.trust_other_users:
+            check_owner(self.path)
+
     def opened(self) -> None:
-        """A connection of this process was just opened on the file: scan (raises if another
-        copy of SQLite has it open) and, first in each process, start watching."""
+        """A connection of this process was just opened on the file: check its owner (the -wal
+        and -shm files exist now), scan (raises if another copy of SQLite has it open) and,
+        first in each process, start watching."""
+        self.check_files()
         if not SUPPORTED:
             return
         if self._pid != os.getpid():

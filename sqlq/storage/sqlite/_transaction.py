@@ -22,7 +22,6 @@ import apsw
 
 from sqlq.exceptions import StorageError
 from sqlq.storage.sqlite._connection import Connections
-from sqlq.storage.sqlite._guard import FileGuard
 from sqlq.storage.sqlite._wakeup import WakeupChannel
 
 #: Deepest nesting of transaction() blocks.
@@ -41,8 +40,6 @@ class Transactions(Connections):
 
     #: Wake-up notifications between the processes and threads using this file.
     _wake: WakeupChannel
-    #: Refuses writes while another copy of SQLite in this process uses the file (_guard).
-    _guard: FileGuard
 
     def _start_thread(self, local: threading.local, conn: Any) -> None:
         super()._start_thread(local, conn)
