@@ -20,7 +20,7 @@ import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage.base import Storage
-from sqlq.storage.sqlite import _schema
+from sqlq.storage.sqlite import _guard, _schema
 from sqlq.storage.sqlite._guard import FileGuard
 
 #: Connections inherited across fork. They must never be used or closed in the child (closing
@@ -167,7 +167,8 @@ class Connections(Storage):
         try:
             conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         except apsw.Error as exc:
-            raise StorageError('cannot open sqlq database %r: %s: %s'
+            full = isinstance(exc, (apsw.IOError, apsw.FullError)) and _guard.full_disk(path, exc)
+            raise StorageError(full or 'cannot open sqlq database %r: %s: %s'
                                % (path, type(exc).__name__, exc)) from exc
         try:
             self._restore_busy_handler(conn)
@@ -187,6 +188,9 @@ class Connections(Storage):
                     delay = min(delay * 2, 0.05)
         except BaseException as exc:
             conn.close()
+            full = isinstance(exc, (apsw.IOError, apsw.FullError)) and _guard.full_disk(path, exc)
+            if full:
+                raise StorageError(full) from exc
             if isinstance(exc, apsw.Error):
                 raise self._error(exc, 'opening it') from exc
             raise

@@ -22,7 +22,8 @@ the last scan:
 - without (the per-user instance limit reached): has the number of descriptors of this process
   changed (``stat('/proc/self/fd').st_size``, Linux >= 6.2), or the ``-shm`` file's inode (a
   copy that opened and closed between two writes leaves the count as it was)? ~3 us;
-- on older kernels, at most once a second.
+- on older kernels, only once a second (and once a second in the two modes above too: a
+  deleted database file changes neither the count nor the ``-shm`` inode).
 
 What it finds: another copy has the file open -> :class:`~sqlq.exceptions.DatabaseSharedError`
 (again at each write while it stays open); our ``-wal``/``-shm`` file was deleted -> the same
@@ -175,6 +176,29 @@ def check_owner(path: str) -> None:
             'SignedSerializer).' % (name, problem))
 
 
+#: Free bytes under which a write error is reported as a full disk.
+FULL_BELOW = 1 << 20
+
+
+def full_disk(path: str, exc: BaseException) -> Optional[str]:
+    """If the file system holding ``path`` is (nearly) full, an error message for ``exc`` that
+    says so and names the file -- SQLite reports a failure to grow the -shm file as "disk I/O
+    error"; None otherwise."""
+    directory = os.path.dirname(path)
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):
+        return None
+    free = (st.f_bfree if hasattr(os, 'geteuid') and os.geteuid() == 0 else st.f_bavail)
+    free *= st.f_frsize
+    if free >= FULL_BELOW:
+        return None
+    return ('cannot use sqlq database %r: the disk is full (%d bytes free on the file system '
+            'of %r), so SQLite could not write the database or create its -wal/-shm files '
+            '(%s: %s). Free some space, then start again.'
+            % (path, free, directory, type(exc).__name__, exc))
+
+
 class FileGuard:
     """Watches one database file for this process; see the module docstring.
     ``trust_other_users``: skip :func:`check_owner`."""
@@ -263,16 +287,16 @@ class FileGuard:
                 with _lock:
                     for guard in _guards:
                         guard._generation += 1
-        elif self._mode == 'count':
-            fds = _fd_count()
-            if fds != self._fds or _inode(self.shm) != self._shm_ino:
-                self._fds = fds
-                self._generation += 1
-        elif self._mode == 'period':
+        elif self._mode:  # without inotify: at least once a PERIOD, and on a count change
             now = time.monotonic()
             if now >= self._next_scan:
                 self._next_scan = now + PERIOD
                 self._generation += 1
+            elif self._mode == 'count':
+                fds = _fd_count()
+                if fds != self._fds or _inode(self.shm) != self._shm_ino:
+                    self._fds = fds
+                    self._generation += 1
         if self._scanned != self._generation:
             self.scan()
 
