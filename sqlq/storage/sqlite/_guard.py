@@ -335,13 +335,15 @@ class FileGuard:
                     'when it stops. Stop the consumers and producers of this queue and start '
                     'them again (they will create a new, empty database).', self.path)
         elif deleted:
+            names = sorted({p[len(prefix):] for p in deleted})
             self._broken = (
-                'the %s file of sqlq database %r was deleted while this process used it: '
+                'the %s %s of sqlq database %r %s deleted while this process used it: '
                 'another copy of the SQLite library in this process (Python\'s sqlite3 module, '
                 'as used by Django or SQLAlchemy) closed its connection to the same file, '
                 'which removes the WAL files under sqlq\'s connections; writes made now would '
-                'be lost. %s' % (' and '.join(sorted({p[len(prefix):] for p in deleted})),
-                                 self.path, _REMEDY % _suggest(self.path)))
+                'be lost. %s' % (' and '.join(names), 'files' if len(names) > 1 else 'file',
+                                 self.path, 'were' if len(names) > 1 else 'was',
+                                 _REMEDY % _suggest(self.path)))
             raise DatabaseSharedError(self._broken)
         if shm_open > 1:
             self._shm_ino = -1  # scan again at the next write
