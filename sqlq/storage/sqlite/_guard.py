@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import array
 import ctypes
-import fcntl
 import logging
 import os
 import sys
-import termios
 import threading
 import time
 from typing import Optional
@@ -71,6 +69,9 @@ class _Inotify:
     """This process's inotify instance: watches, and whether any event is waiting."""
 
     def __init__(self) -> None:
+        import fcntl  # Unix only: imported where inotify exists (Linux)
+        import termios
+        self._ioctl, self._fionread = fcntl.ioctl, termios.FIONREAD
         libc = ctypes.CDLL(None, use_errno=True)
         self._add = libc.inotify_add_watch
         self._rm = libc.inotify_rm_watch
@@ -101,7 +102,7 @@ class _Inotify:
         self._rm(self.fd, wd)  # fails harmlessly if the inode is gone (IN_IGNORED)
 
     def pending(self) -> bool:
-        fcntl.ioctl(self.fd, termios.FIONREAD, self._buf, True)
+        self._ioctl(self.fd, self._fionread, self._buf, True)
         return self._buf[0] != 0
 
     def drain(self) -> None:
@@ -152,8 +153,11 @@ def _fd_count() -> int:
 def check_owner(path: str) -> None:
     """Refuse a database, -wal or -shm file that another user owns or that group or others may
     write: with the default pickle serializer, whoever can write the queue's file can run code
-    in its consumers (and read every task's arguments)."""
-    uid = os.geteuid() if hasattr(os, 'geteuid') else None
+    in its consumers (and read every task's arguments). POSIX only: Windows has no such
+    owner and mode bits (its ACLs are not checked)."""
+    if os.name != 'posix':
+        return
+    uid = os.geteuid()
     for name in (path, path + '-wal', path + '-shm'):
         try:
             st = os.stat(name)
@@ -161,7 +165,7 @@ def check_owner(path: str) -> None:
             continue
         except OSError as exc:
             raise StorageError('cannot check sqlq database file %r: %s' % (name, exc)) from exc
-        if uid is not None and st.st_uid != uid:
+        if st.st_uid != uid:
             problem = 'is owned by another user (uid %d; this process runs as uid %d)' % (
                 st.st_uid, uid)
         elif st.st_mode & 0o022:
