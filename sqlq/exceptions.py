@@ -28,6 +28,12 @@ class DatabaseLockedError(StorageError):
     """The database stayed locked by another connection past the busy timeout."""
 
 
+class DatabaseSharedError(StorageError):
+    """Another copy of the SQLite library in this process (Python's ``sqlite3`` module, used by
+    Django or SQLAlchemy) uses the queue's database file: SQLite's locks cannot work between
+    the two, and writes would be lost. Give the queue a file of its own."""
+
+
 class StorageUnavailableError(StorageError):
     """The storage server cannot be reached (down, connection refused or reset, timeout, still
     loading its data). Retrying later may succeed."""

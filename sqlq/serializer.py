@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+import reprlib
 import zlib
 from typing import Any, Optional, Union
 
@@ -134,8 +135,19 @@ def _decompress_gzip(data: bytes) -> bytes:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """A short description of ``value`` for an error message: a bounded ``repr`` (a value
+    nested 100k deep, whose full repr would itself overflow the stack, or a ``__repr__`` that
+    fails, still gets one)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = '<%s object>' % type(value).__name__
     return text if len(text) <= 120 else text[:117] + '...'
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxother = 100
 
 
 def default_serializer(serializer: Optional[Serializer], compression: bool) -> Serializer:

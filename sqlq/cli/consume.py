@@ -78,7 +78,11 @@ def configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler: logging.Handler
     if args.logfile:
-        handler = logging.FileHandler(args.logfile)
+        try:
+            handler = logging.FileHandler(args.logfile)
+        except OSError as exc:
+            raise CliError('cannot open log file %r: %s' % (args.logfile, exc.strerror or exc)
+                           ) from None
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ConsumerFormatter(simple=args.simple))

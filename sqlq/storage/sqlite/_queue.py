@@ -122,6 +122,7 @@ class ReadyQueue(HandOff):
         if token is None and not self._in_transaction():
             # A single statement is atomic on its own, and in autocommit mode its wait for
             # the write lock goes through the busy handler. A claim wakes nobody.
+            self._guard.check()
             try:
                 rows = conn.execute(_sql.CLAIM_RETURNING if flag_prefix is None
                                     else _sql.CLAIM_RETURNING_FLAGGED, params).fetchall()

@@ -65,9 +65,6 @@ SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
 
-#: Tables a sqlq database may contain (used to recognise foreign databases).
-TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner', 'idle_worker'})
-
 #: ``PRAGMA journal_size_limit`` of every connection (bytes): the WAL is truncated back to this
 #: size after a checkpoint that reset it.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -161,9 +158,9 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
 }
 
 
-#: Tables of the file, but SQLite's own.
-_LIST_TABLES = ("SELECT name FROM sqlite_schema WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+#: Schema objects of the file (tables, indexes, views, triggers), but SQLite's own.
+_LIST_OBJECTS = ("SELECT DISTINCT tbl_name FROM sqlite_schema "
+                 "WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'")
 
 
 def check_identity(conn: Any, path: str) -> int:
@@ -182,10 +179,14 @@ def check_identity(conn: Any, path: str) -> int:
         raise StorageError('%r is a SQLite database of another application '
                            '(application_id %#x), not a sqlq database' % (path, app_id))
     if app_id == 0:
-        tables = {row[0] for row in conn.execute(_LIST_TABLES)}
-        if version != 0 or not tables <= TABLES:
+        # sqlq sets application_id in the transaction that creates its tables: a file without
+        # it must be empty. (Whatever its tables are called: one named 'task' is no sqlq's.)
+        tables = {row[0] for row in conn.execute(_LIST_OBJECTS)}
+        if version != 0 or tables:
             raise StorageError('%r is a SQLite database of another application (tables: '
-                               '%s), not a sqlq database' % (path, ', '.join(sorted(tables))))
+                               '%s; no sqlq application_id), not a sqlq database: nothing '
+                               'was written to it. Give the queue a file of its own.'
+                               % (path, ', '.join(sorted(tables)) or 'none'))
     if version > SCHEMA_VERSION:
         raise StorageError('%r was created by a newer sqlq (schema version %d; this sqlq '
                            'supports up to %d): upgrade sqlq'
