@@ -260,6 +260,30 @@ def test_bad_input_becomes_dead_letters_and_consumer_keeps_running(lost):
            reasons=[r.splitlines()[0][:120] for r in reasons])
 
 
+# -- 3b. poison rows (not even bytes) become dead letters; the queue goes on --------------------
+@pytest.mark.parametrize('kind', ['thread', 'process'])
+def test_poison_rows_become_dead_letters_and_the_queue_goes_on(lost, kind):
+    """Rows whose data is TEXT or INTEGER (what the sqlite3 shell writes for 'hello' and 42),
+    ahead of real tasks: each becomes a dead letter, once, with its reason; every task behind
+    them runs; no worker dies or logs a traceback."""
+    consumer = lost.start('-k', kind, '-w', '2')
+    with lost.queue.storage.transaction() as conn:
+        for value in ("'hello'", '42', "CAST(x'ff41' AS TEXT)"):
+            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+                         "VALUES (?, 1, %s, 0)" % value, (lost.queue.name,))
+    results = [lost.app.echo('after-%d' % i) for i in range(20)]
+    for result in results:
+        assert result.get(blocking=True, timeout=RESULT_TIMEOUT) is not None, \
+            consumer.describe()
+    letters = lost.queue.dead_letters()
+    assert sorted(letter.data for letter in letters) == [b'42', b'hello', b'\xffA']
+    assert all('decode' in letter.reason.lower() for letter in letters), letters
+    assert consumer.proc.poll() is None, consumer.describe()
+    consumer.wait_log('moved to dead letters', 3)   # the log is written asynchronously
+    log = consumer.log()
+    assert 'Traceback' not in log and ' died ' not in log, consumer.describe()
+
+
 # -- 4. at_most_once is not re-run after its worker dies; a normal task is ----------------------
 def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
     consumer = lost.start('-k', 'process', '-w', '2', '-c', '0.2')
