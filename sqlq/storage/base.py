@@ -99,7 +99,7 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, abc.ABC):
 
     @property
     def owner_id(self) -> str:
-        """Identifies this process's claims: ``'hostname:pid:random'``; a new one after fork."""
+        """Identifies this process's claims: ``'hostname:pid:random:scope'``; a new one after fork."""
         return self._owner.get()
 
     # ------------------------------------------------------------------ ready queue

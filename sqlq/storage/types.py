@@ -106,7 +106,7 @@ class ClaimedItem(NamedTuple):
 class OwnerInfo(NamedTuple):
     """A claiming process, as listed by :meth:`~sqlq.storage.base.Storage.owners`."""
 
-    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random'``).
+    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random:scope'``).
     id: str
     host: Optional[str]
     pid: Optional[int]

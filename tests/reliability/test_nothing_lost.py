@@ -19,11 +19,14 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from sqlq.worker import GROUP_MAX_SIZE
+from tests import _harness
 from tests._helpers import ROOT_DIR, wait_for
 from tests.apps import lost_app
 from tests.apps.lost_app import build
@@ -330,6 +333,60 @@ def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost)
     assert took <= RECOVERY_BOUND, took
     assert lost.queue.running_count() == 0
     report('live_consumer_recovery', seconds=round(took, 2))
+
+
+def _unshare_works():
+    try:
+        return subprocess.run(UNSHARE + ['true'], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+#: A command in a PID namespace of its own (as in a container), with /proc to match.
+UNSHARE = ['unshare', '--pid', '--fork', '--mount-proc']
+#: Recovery as a consumer in another container runs it: ``recover()`` with the given lease.
+RECOVER = ('import sys; from sqlq.recovery import ClaimRecovery; '
+           'from tests.apps.lost_app import build; '
+           'print(ClaimRecovery(build(sys.argv[1]).storage, lease=float(sys.argv[2])).recover())')
+
+
+def test_consumer_in_another_pid_namespace_is_not_taken_for_dead(lost):
+    """Two containers sharing the hostname (host network) but not a PID namespace: consumer A's
+    pid does not exist in B's namespace. B must not take A for dead while A heartbeats (it
+    used to, and re-ran A's running task beside it); once A is killed, B recovers its task
+    when A's heartbeat goes stale."""
+    if not _unshare_works():
+        pytest.skip('unshare --pid --fork --mount-proc does not work here (needs root or '
+                    'user namespaces)')
+    # A: a consumer whose pid (after 30 short-lived processes) exists in no other namespace
+    # of this test.
+    consumer_args = [sys.executable, '-m', 'sqlq', 'consume', lost.target, '-k', 'thread',
+                     '-w', '1', '-l', os.path.join(lost.dir, 'a.log')]
+    a = _harness.Proc(lost, 'consumer-a', UNSHARE + [
+        'sh', '-c', 'for i in $(seq 30); do /bin/true; done; "$@" & wait', 'sh']
+        + consumer_args)
+    lost.procs.append(a)
+    result = lost.app.block('a', lost.release_path('a'))
+    wait_for(lambda: lost.ledger('start'), what='the task to start in A', describe=a.describe)
+    [item] = lost.queue.storage.claimed_items()
+
+    def recover_in_b(lease):
+        done = subprocess.run(UNSHARE + [sys.executable, '-c', RECOVER, lost.db, str(lease)],
+                              env=lost.env, cwd=lost.dir, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.split()[-1])
+
+    assert recover_in_b(8.0) == 0                   # A heartbeats: alive, whatever its pid
+    assert [i.id for i in lost.queue.storage.claimed_items()] == [item.id]
+    assert len(lost.ledger('start')) == 1
+    a.kill()
+    # A's heartbeat goes stale: B (here with a 1 s lease) gives the task back.
+    wait_for(lambda: recover_in_b(1.0) == 1, timeout=30, what='B to recover the dead A',
+             interval=0.5)
+    b = lost.start('-k', 'thread', '-w', '1')
+    lost.release('a')
+    assert result.get(blocking=True, timeout=RESULT_TIMEOUT) == 'released a', b.describe()
 
 
 def test_task_handed_to_a_consumer_killed_before_it_started_runs_elsewhere(lost):

@@ -27,7 +27,7 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     that nothing is ever lost silently: an operator can inspect, requeue or purge them.
     ``enqueued_at`` is the buried task row's (NULL for a message that was never enqueued).
 ``owner``
-    One row per live claiming process (its owner id: ``host:pid:random``), upserted by its
+    One row per live claiming process (its owner id: ``host:pid:random:scope``), upserted by its
     ``heartbeat``. It exists for dead-owner detection: a consumer whose ``heartbeat_at`` is
     stale (or whose pid is gone on this host) holds claims nobody will settle, and
     ``release_owner`` returns them to the ready queue; and so that the inspection CLI can show
