@@ -53,9 +53,9 @@ class Executor:
         dead letters instead (quarantined or unusable)."""
         queue = self.queue
         storage = queue.storage
-        if claim.recoveries >= queue.quarantine_after:
+        if claim.deaths >= queue.quarantine_after:
             reason = ('quarantined: its worker died %d times while running it (the task '
-                      'may crash or kill the process that runs it)' % claim.recoveries)
+                      'may crash or kill the process that runs it)' % claim.deaths)
             logger.error('task moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
             return None

@@ -13,8 +13,10 @@ and, while it runs a consumer or a worker, refreshes a heartbeat row every
   reboot — and its heartbeat is older than :data:`LEASE` seconds.
 
 A worker that is alive but hung keeps its claim: the task's ``timeout`` handles it. Released
-messages go back to the ready queue with their ``recoveries`` count raised; the queue
-quarantines a message (dead letter) whose worker died ``quarantine_after`` times.
+messages go back to the ready queue with their ``recoveries`` count raised, and their
+``deaths`` count if their claim was recorded as started (``Storage.mark_started``); the queue
+quarantines a message (dead letter) whose worker died ``quarantine_after`` times while
+running it.
 """
 from __future__ import annotations
 

@@ -316,6 +316,37 @@ def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
            at_most_once_runs=1)
 
 
+# -- 4b. a task that kills a thread consumer: its bystanders are not charged --------------------
+def test_tasks_claimed_beside_a_killer_are_not_charged_its_deaths(lost):
+    """Thread workers (the default): tasks that kill the process -- here three, each run once
+    (at most once) -- while a worker's batch holds other claims it has not started. Those
+    bystanders go back uncharged each time: none is quarantined, every one runs once the
+    killers are gone. (They used to be charged each death and quarantined after three
+    without ever running.)"""
+    bystanders = ['b%02d' % i for i in range(40)]
+    lost.queue.enqueue_many([lost.app.record.s(key) for key in bystanders])
+    for round in range(3):
+        # fast warm-ups first (priority 9: the workers' batches grow), then a killer
+        # (priority 5), then the bystanders (priority 0): the batch that holds the killer
+        # holds bystanders behind it.
+        batch = [lost.app.echo.s('w%d-%d' % (round, i)) for i in range(60)]
+        killer = lost.app.die_once.s(7)
+        for task, priority in [(task, 9) for task in batch] + [(killer, 5)]:
+            task.priority = priority
+        lost.queue.enqueue_many(batch + [killer])
+        consumer = lost.start('-k', 'thread', '-w', '2', ready=False)
+        assert consumer.wait_exit(60) == 7, consumer.describe()    # killed by the task
+        assert len(lost.ledger('die')) == round + 1
+    final = lost.start('-k', 'thread', '-w', '2')
+    wait_for(lambda: lost.queue.pending_count() == 0 and lost.queue.running_count() == 0,
+             timeout=60, what='the bystanders to run',
+             describe=lambda: final.describe() + '\n%r' % (lost.queue.dead_letters(),))
+    letters = lost.queue.dead_letters()
+    assert letters == [], [letter.reason for letter in letters]
+    assert set(lost.keys('settled')) == set(bystanders)
+    report('bystanders', deaths=3, quarantined=len(letters))
+
+
 # -- dead consumer detected by another live consumer ---------------------------------------------
 def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost):
     first = lost.start('-k', 'process', '-w', '1')

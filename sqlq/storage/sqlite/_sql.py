@@ -26,20 +26,26 @@ BLOB_VALUE = 'CAST(value AS BLOB)'
 # claimed (the write lock is held in between, so both see the same rows): there, cheaper than
 # UPDATE ... RETURNING, which buffers its rows in a temporary table. Outside one, the single
 # autocommit UPDATE ... RETURNING below saves the BEGIN and COMMIT statements and wins.
-READY_HEAD = ('SELECT id, ' + BLOB_DATA + ', attempts, recoveries, priority FROM task '
-              'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
+#
+# Parameters of the claim statements: ?1 owner, ?2 now, ?3 queue, ?4 limit, ?5 whether the
+# claims are recorded as started (a claim of one: its worker runs it at once; see
+# Storage.mark_started), ?6 and ?7 the flag_prefix range. Their rows: id, data, attempts,
+# recoveries, priority, deaths, started, and (the FLAGGED forms) whether a flag exists.
+READY_HEAD = ('SELECT id, ' + BLOB_DATA + ', attempts, recoveries, priority, deaths, ?5 '
+              'FROM task WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id '
+              'LIMIT ?4')
 CLAIM_HEAD = (
-    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1, started = ?5 '
     'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
     'ORDER BY priority DESC, id LIMIT ?4)')
 #: The claim outside a transaction: one autocommit statement (a third of the time of
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
 CLAIM_RETURNING = (CLAIM_HEAD + ' RETURNING id, ' + BLOB_DATA
-                   + ', attempts, recoveries, priority')
-#: The storage's flag_prefix (FlagWatch): whether a key of the range [?5, ?6) exists (in the
+                   + ', attempts, recoveries, priority, deaths, started')
+#: The storage's flag_prefix (FlagWatch): whether a key of the range [?6, ?7) exists (in the
 #: claim's own statement: a separate read would cost more than the check).
-FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
+FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?6 AND key < ?7)'
 CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
 READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
@@ -48,8 +54,12 @@ ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at) VALUES (?, ?, ?
 INSERT_ROWS = 100
 ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at) VALUES '
                  + ', '.join(['(?, ?, ?, ?)'] * INSERT_ROWS))
-#: What every release of a claim sets: a ready row is unowned and handed to nobody.
-UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL'
+#: What every release of a claim sets: a ready row is unowned, handed to nobody and not
+#: started.
+UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL, started = 0'
+#: Storage.mark_started: parameters (id, owner, attempts, queue).
+MARK_STARTED = ('UPDATE task SET started = 1 WHERE id = ? AND owner = ? AND attempts = ? '
+                'AND queue = ?')
 #: Receipt-fenced statements: parameters (id, owner, attempts, queue) for the batch forms,
 #: (id, queue, owner, attempts) for the single ones.
 RELEASE_UNSTARTED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? '
@@ -83,7 +93,7 @@ HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner 
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
 ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
-                  'attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, 1, ?)')
+                  'attempts, assignee, started) VALUES (?, ?, ?, ?, ?, ?, 1, ?, 1)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
 TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
@@ -175,9 +185,10 @@ OWNERS = ('SELECT id, host, pid, started_at, heartbeat_at FROM owner UNION '
           'AND owner IS NOT NULL AND owner NOT IN (SELECT id FROM owner) ORDER BY 1')
 CLAIM_OWNERS = ('SELECT owner, count(*) FROM task WHERE queue = ? '
                 'AND owner IS NOT NULL GROUP BY owner')
-# claimed_at is part of the task_claimed index: the owner's rows are found by it.
-RELEASE_OWNER = ('UPDATE task SET ' + UNCLAIMED + ', recoveries = recoveries + 1 '
-                 'WHERE owner = ? AND queue = ?')
+# claimed_at is part of the task_claimed index: the owner's rows are found by it. Only a
+# claim recorded as started is charged a death (the right-hand sides read the old row).
+RELEASE_OWNER = ('UPDATE task SET ' + UNCLAIMED + ', recoveries = recoveries + 1, '
+                 'deaths = deaths + started WHERE owner = ? AND queue = ?')
 DEREGISTER_OWNER = 'DELETE FROM idle_worker WHERE owner = ?'
 #: An owner row goes once the owner holds no claim in any queue: parameters (owner, owner).
 FORGET_OWNER = ('DELETE FROM owner WHERE id = ? AND NOT EXISTS '
