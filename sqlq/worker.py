@@ -307,20 +307,24 @@ class Worker:
 
 def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Optional[int],
                        shared_state: Any, idle_wait: float, parent_pid: int) -> None:
-    """Entry point of a forked worker process; it stops (after its current task) if its
-    consumer process disappears, rather than claiming tasks as an orphan."""
+    """Entry point of a worker process (forked; a spawned one comes through
+    :func:`sqlq._spawn.run_spawned_worker`); it stops (after its current task) if its consumer
+    process disappears, rather than claiming tasks as an orphan."""
     # The consumer coordinates shutdown: a terminal's Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if hasattr(signal, 'SIGHUP'):  # not on Windows
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def on_term(signum: int, frame: Any) -> None:
         raise WorkerInterrupted()
 
     signal.signal(signal.SIGTERM, on_term)
     start_heartbeat(queue)
+    # Without SIGALRM (Windows) the consumer's health check kills a worker past its timeout.
     worker = Worker(queue, stop_event, name=name, max_tasks=max_tasks,
-                    state=RunState(shared_state), guard=alarm_timeout, idle_wait=idle_wait,
-                    parent_pid=parent_pid)
+                    state=RunState(shared_state),
+                    guard=alarm_timeout if hasattr(signal, 'setitimer') else None,
+                    idle_wait=idle_wait, parent_pid=parent_pid)
     try:
         worker.run()
     except WorkerInterrupted:
