@@ -19,8 +19,9 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
 
+from . import _spawn
 from ._logging import flush_all
 from .exceptions import ConfigurationError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
@@ -87,10 +88,15 @@ class _WorkerHandle:
         if c.worker_type == 'process':
             shared = c._mp.Array('d', 3, lock=False)
             self.state = RunState(shared)
-            self.runner = c._mp.Process(
-                target=run_process_worker, name=self.name, daemon=True,
-                args=(c.queue, c._stop_event, self.name, c.max_tasks, shared, c.idle_wait,
-                      os.getpid()))
+            args: Tuple[Any, ...] = (c._stop_event, self.name, c.max_tasks, shared,
+                                     c.idle_wait, os.getpid())
+            if c.start_method == 'fork':  # the child inherits the queue as it is
+                target: Callable[..., None] = run_process_worker
+                args = (c.queue,) + args
+            else:  # a fresh interpreter: it imports the queue (see sqlq._spawn)
+                target = _spawn.run_spawned_worker
+                args = (c._queue_path, _spawn.logging_spec()) + args
+            self.runner = c._mp.Process(target=target, name=self.name, daemon=True, args=args)
             self.runner.start()
         elif c.worker_type == 'greenlet':
             import gevent  # checked at construction
@@ -137,10 +143,7 @@ class _WorkerHandle:
 
     def kill(self) -> None:
         if self.consumer.worker_type == 'process' and self.is_alive():
-            try:
-                os.kill(self.runner.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.runner.kill()  # SIGKILL; TerminateProcess on Windows
             self.runner.join(5)
 
     @property
@@ -158,6 +161,10 @@ class Consumer:
     many tasks), ``shutdown_timeout`` (how long a graceful stop waits for running tasks before
     interrupting them). ``initial_delay``, ``backoff`` and ``max_delay`` are accepted for
     huey compatibility: workers are woken by notifications instead of back-off polling.
+    ``start_method`` (process workers only): ``'fork'`` (Linux's default), ``'spawn'`` (the
+    default elsewhere) or ``'forkserver'``; a spawned worker imports the queue from the module
+    that defines it (see :mod:`sqlq._spawn`). Thread and greenlet workers use no start method
+    and :meth:`start` installs no signal handler.
     """
 
     def __init__(self, queue: 'Queue', workers: int = 1, worker_type: str = 'thread',
@@ -167,7 +174,8 @@ class Consumer:
                  flush_locks: bool = False, extra_locks: Optional[Iterable[str]] = None,
                  max_tasks: Optional[int] = None, shutdown_timeout: Optional[float] = None,
                  idle_wait: float = IDLE_WAIT,
-                 clock: Optional[Callable[[], float]] = None) -> None:
+                 clock: Optional[Callable[[], float]] = None,
+                 start_method: Optional[str] = None) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ConfigurationError('workers must be a positive int, not %r' % (workers,))
         if worker_type not in WORKER_TYPES:
@@ -196,8 +204,12 @@ class Consumer:
         self.idle_wait = idle_wait
         self.scheduler = Scheduler(queue, periodic=periodic, interval=scheduler_interval,
                                    clock=clock)
-        self._mp = multiprocessing.get_context('fork')
+        self.start_method: Optional[str] = None
         if worker_type == 'process':
+            self.start_method = _spawn.check_start_method(start_method)
+            if self.start_method != 'fork':
+                self._queue_path = _spawn.queue_path(queue)
+            self._mp: Any = multiprocessing.get_context(self.start_method)
             self._stop_event: Any = ProcessStopEvent(self._mp)
         else:
             self._stop_event = threading.Event()
@@ -421,6 +433,7 @@ class Consumer:
             if self.graceful_signal is not None and signum != self.graceful_signal:
                 handler = immediate
             signal.signal(signum, handler)
-        signal.signal(signal.SIGHUP, restart)
+        if hasattr(signal, 'SIGHUP'):  # not on Windows
+            signal.signal(signal.SIGHUP, restart)
 
     graceful_signal: Optional[int] = None

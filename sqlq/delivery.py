@@ -26,10 +26,11 @@ class Delivery:
     """A task as a worker received it (or as it runs locally, unclaimed: ``receipt`` None)."""
 
     __slots__ = ('task', 'receipt', 'attempts', 'recoveries', 'priority', 'seq',
-                 'revoke_flags', 'started')
+                 'revoke_flags', 'started', 'start_recorded')
 
     def __init__(self, task: 'Task', receipt: Any = None, attempts: int = 0,
-                 recoveries: int = 0, priority: int = 0, seq: int = 0) -> None:
+                 recoveries: int = 0, priority: int = 0, seq: int = 0,
+                 start_recorded: bool = False) -> None:
         self.task = task
         #: Settles the claim (storage receipt); None once settled, or if never claimed.
         self.receipt = receipt
@@ -44,12 +45,15 @@ class Delivery:
         self.revoke_flags: Optional[RevokeFlags] = None
         #: ``time.monotonic()`` when the task function started, while it runs.
         self.started: Optional[float] = None
+        #: Whether the storage records the claim as started (``Storage.mark_started``): if
+        #: its process dies while it runs, the death counts against it.
+        self.start_recorded = start_recorded
 
     @classmethod
     def of_claim(cls, task: 'Task', claim: 'Claim') -> 'Delivery':
         """The delivery of ``task`` by a storage claim."""
         return cls(task, claim.receipt, claim.attempts, claim.recoveries, claim.priority,
-                   claim.seq)
+                   claim.seq, claim.started)
 
     def time_remaining(self) -> Optional[float]:
         """Seconds left before the task's timeout (None without a timeout or before its run)."""

@@ -54,15 +54,21 @@ class Executor:
         dead letters instead (quarantined or unusable)."""
         queue = self.queue
         storage = queue.storage
-        if claim.recoveries >= queue.quarantine_after:
+        if claim.deaths >= queue.quarantine_after:
             reason = ('quarantined: its worker died %d times while running it (the task '
-                      'may crash or kill the process that runs it)' % claim.recoveries)
+                      'may crash or kill the process that runs it)' % claim.deaths)
             logger.error('task moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
             return None
         try:
             task = queue.deserialize_task(claim.data)
-        except (DeserializationError, UnknownTaskError) as exc:
+        except Exception as exc:
+            # Whatever a message that cannot become a task raises -- DeserializationError,
+            # UnknownTaskError, or a TypeError from data that is not even bytes -- it is
+            # buried with the reason: one bad row must never stop the queue behind it.
+            if not isinstance(exc, (DeserializationError, UnknownTaskError)):
+                exc = DeserializationError('cannot decode a message of type %s: %s: %s' % (
+                    type(claim.data).__name__, type(exc).__name__, exc))
             reason = '%s: %s' % (type(exc).__name__, exc)
             logger.error('unusable message moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
@@ -210,5 +216,7 @@ class Executor:
         claim = queue.storage.dequeue()
         if claim is None:
             return
-        self.run(Delivery(queue.deserialize_task(claim.data), claim.receipt))
+        delivery = self.deliver(claim)
+        if delivery is not None:
+            self.run(delivery)
 

@@ -36,6 +36,9 @@ def add_consume_command(commands: Any) -> None:
     workers.add_argument('-k', '--worker-type', choices=('thread', 'process', 'greenlet'),
                          default='thread', help='thread (default), process or greenlet '
                          '(greenlet needs the gevent extra)')
+    workers.add_argument('--start-method', choices=('fork', 'spawn', 'forkserver'),
+                         default=None, help='how process workers start (default: fork on '
+                         'Linux, spawn elsewhere; a spawned worker imports QUEUE\'s module)')
     workers.add_argument('-M', '--max-tasks', type=positive_int, default=None,
                          help='recycle a worker after it ran this many tasks')
     workers.add_argument('-c', '--health-check-interval', type=positive_float, default=10.0,
@@ -111,6 +114,7 @@ def consume(args: argparse.Namespace) -> int:
         check_worker_health=not args.disable_health_check,
         health_check_interval=args.health_check_interval, flush_locks=args.flush_locks,
         extra_locks=[name.strip() for name in args.extra_locks.split(',') if name.strip()],
-        max_tasks=args.max_tasks, shutdown_timeout=args.shutdown_timeout)
+        max_tasks=args.max_tasks, shutdown_timeout=args.shutdown_timeout,
+        start_method=args.start_method if args.worker_type == 'process' else None)
     consumer.graceful_signal = args.graceful_signal
     return consumer.run()

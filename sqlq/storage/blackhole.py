@@ -58,6 +58,9 @@ class BlackHoleStorage(Storage):
                                                   Optional[float]]]) -> list[bool]:
         return [False] * len(items)
 
+    def mark_started(self, receipt: Any) -> bool:
+        return False
+
     def release(self, receipt: Any) -> bool:
         return False
 

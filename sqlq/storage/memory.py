@@ -33,7 +33,7 @@ __all__ = ['MemoryStorage']
 
 class _Message:
     __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts', 'recoveries',
-                 'enqueued_at')
+                 'enqueued_at', 'started', 'deaths')
 
     def __init__(self, id: int, priority: int, data: bytes, enqueued_at: float) -> None:
         self.id = id
@@ -44,6 +44,8 @@ class _Message:
         self.attempts = 0
         self.recoveries = 0
         self.enqueued_at = enqueued_at
+        self.started = False  # the claim is recorded as started (Storage.mark_started)
+        self.deaths = 0
 
 
 class _State:
@@ -123,6 +125,7 @@ class MemoryStorage(Storage):
     @staticmethod
     def _requeue(st: _State, msg: _Message) -> None:
         msg.owner = msg.claimed_at = None
+        msg.started = False
         heapq.heappush(st.ready, (-msg.priority, msg.id))
 
     # ------------------------------------------------------------------ ready queue
@@ -148,6 +151,7 @@ class MemoryStorage(Storage):
         owner = self.owner_id
         flag_prefix = self.flag_prefix
         claims: list[Claim] = []
+        started = limit == 1  # a claim of one is recorded as started: it runs at once
         with self._locked() as st:
             now = self._clock()
             flagged = None if flag_prefix is None else \
@@ -158,9 +162,10 @@ class MemoryStorage(Storage):
                 msg.owner = owner
                 msg.claimed_at = now
                 msg.attempts += 1
+                msg.started = started
                 claims.append(Claim(msg.data, new_receipt((msg.id, owner, msg.attempts)),
                                     msg.attempts, msg.recoveries, msg.priority, msg.id,
-                                    flagged))
+                                    flagged, started, msg.deaths))
             if claims:
                 self._changed()
         return claims
@@ -176,6 +181,14 @@ class MemoryStorage(Storage):
             if released:
                 self._changed('queue')
         return released
+
+    def mark_started(self, receipt: Any) -> bool:
+        with self._locked() as st:
+            msg = self._claimed(st, receipt)
+            if msg is None:
+                return False
+            msg.started = True
+            return True
 
     def ack(self, receipt: Any) -> bool:
         with self._locked() as st:
@@ -427,6 +440,7 @@ class MemoryStorage(Storage):
             for msg in st.messages.values():
                 if msg.owner is not None and msg.owner == owner_id:
                     msg.recoveries += 1
+                    msg.deaths += msg.started
                     self._requeue(st, msg)
                     released += 1
             existed = st.owners.pop(owner_id, None) is not None

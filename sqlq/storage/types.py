@@ -81,7 +81,8 @@ class Claim(NamedTuple):
     receipt: Receipt
     #: How many times this message has been claimed, this claim included (1 the first time).
     attempts: int
-    #: How many times the message was taken back from a dead owner (``release_owner``).
+    #: How many times the message was taken back from a dead owner (``release_owner``),
+    #: whether it had started or not.
     recoveries: int = 0
     #: The priority it was enqueued with.
     priority: int = 0
@@ -91,6 +92,13 @@ class Claim(NamedTuple):
     #: (``False`` spares the caller a read of those keys); ``None``: not checked (see
     #: :class:`~sqlq.storage.capabilities.FlagWatch`).
     flagged: Optional[bool] = None
+    #: Whether the claim was recorded as started when it was made (``dequeue``,
+    #: ``dequeue_many(1)``, a hand-off): its owner runs it at once. Otherwise
+    #: :meth:`~sqlq.storage.base.Storage.mark_started` records the start.
+    started: bool = False
+    #: How many times the message's owner died while its claim was recorded as started: the
+    #: deaths it may have caused (``recoveries`` also counts the claims taken back unstarted).
+    deaths: int = 0
 
 
 class ClaimedItem(NamedTuple):
@@ -112,7 +120,7 @@ class ClaimedItem(NamedTuple):
 class OwnerInfo(NamedTuple):
     """A claiming process, as listed by :meth:`~sqlq.storage.base.Storage.owners`."""
 
-    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random'``).
+    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random:scope'``).
     id: str
     host: Optional[str]
     pid: Optional[int]

@@ -5,7 +5,8 @@ Ledger events of ``lost.record`` (detail: the key): ``start`` when the body begi
 it ends (both before the outcome commits) and ``settled`` from a post-execute hook, i.e. after
 the outcome and the release of the claim were committed. A run with ``start`` but no
 ``settled`` was in flight when its process died. The other tasks: ``start``/``finish``/
-``gave-up tag`` (``lost.block``, ``lost.block_once``), ``echo tag``, ``die code``,
+``gave-up tag`` (``lost.block``, ``lost.block_once``), ``echo tag``, ``die code``
+(``lost.die``, ``lost.die_once``: at most once),
 ``unstorable`` and ``unknown tag``.
 
 ``build(path, extra=True)`` also registers ``lost.unknown``, which the consumer's queue does
@@ -58,6 +59,7 @@ def build(path: str, clock: Optional[Callable[[], float]] = None,
 
     echo = q.task(name='lost.echo')(harness.echo)
     die = q.task(name='lost.die')(harness.die)
+    die_once = q.task(name='lost.die_once', at_most_once=True)(harness.die)
 
     @q.task(name='lost.unstorable')
     def unstorable() -> Unstorable:
@@ -65,7 +67,8 @@ def build(path: str, clock: Optional[Callable[[], float]] = None,
         return Unstorable()
 
     tasks: Dict[str, Any] = dict(record=record_key, block=block_normal, block_once=block_once,
-                                 echo=echo, die=die, unstorable=unstorable)
+                                 echo=echo, die=die, die_once=die_once,
+                                 unstorable=unstorable)
     if extra:
         @q.task(name='lost.unknown')
         def unknown(tag: str) -> str:

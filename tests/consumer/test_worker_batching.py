@@ -384,17 +384,20 @@ def test_stopping_gives_unstarted_claims_back(queue):
     assert [t.attempts for t in tasks] == [2] * buffered + [1] * (9 - buffered)
 
 
-def test_a_recovered_claim_runs_alone(queue):
+def test_a_recovered_claim_has_its_start_recorded_before_it_runs(queue):
+    """A claim taken back from a dead worker may be what killed it: its start is recorded
+    before it runs (so the next death counts against it), while the tasks claimed in the same
+    batch wait unstarted and uncharged, as any batch does."""
+    from sqlq.delivery import running_delivery
     seen = {}
 
     @queue.task(context=True)
     def job(tag, task=None):
+        delivery = running_delivery()
         if tag == 'recovered':
             seen['claimed'] = queue.storage.claimed_size()
             seen['ready'] = queue.storage.queue_size()
-            seen['recovered attempts'] = task.attempts
-        else:
-            seen[tag] = task.attempts
+        seen[tag] = (task.attempts, delivery.start_recorded)
         return tag
 
     # Prepared before the worker starts: a worker that finds it at once, with a run-time
@@ -408,11 +411,11 @@ def test_a_recovered_claim_runs_alone(queue):
     calls = spy_claims(queue.storage)
     with running(queue, mean_run=1e-6):
         wait_for(lambda: len(seen) == 8, WAIT, 'every job')
-    # claimed in one batch with the others, which were given back before it ran
+    # claimed in one batch with the others, which stay claimed in the buffer meanwhile
     assert calls[0][1] > 1, calls
-    assert (seen['claimed'], seen['ready']) == (1, 5)
-    assert seen['recovered attempts'] == 2
-    assert [seen[i] for i in range(5)] == [2] * 5  # given back: that claim counted once
+    assert (seen['claimed'], seen['ready']) == (6, 0)
+    assert seen['recovered'] == (2, True)
+    assert [seen[i] for i in range(5)] == [(1, False)] * 5  # batch claims: not recorded
 
 
 # ---------------------------------------------------------------------- storage trouble

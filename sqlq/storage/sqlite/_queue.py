@@ -114,7 +114,8 @@ class ReadyQueue(HandOff):
                 self._register_idle()
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
-        params: tuple[Any, ...] = (owner, self._clock(), name, limit)
+        # A claim of one is recorded as started: its worker runs it at once.
+        params: tuple[Any, ...] = (owner, self._clock(), name, limit, int(limit == 1))
         if flag_prefix is not None:
             params += _sql.prefix_range(flag_prefix)
         checked = flag_prefix is not None
@@ -143,7 +144,8 @@ class ReadyQueue(HandOff):
                                         else _sql.READY_HEAD_FLAGGED,
                                         params[:3] + (limit - len(handed),) + params[4:])
                         if rows:
-                            self._do(conn, _sql.CLAIM_HEAD, params[:3] + (len(rows),))
+                            self._do(conn, _sql.CLAIM_HEAD,
+                                     params[:3] + (len(rows), params[4]))
                     if not rows and not handed and getattr(local, 'serving', None):
                         self._register_idle()
             except BaseException:
@@ -152,13 +154,20 @@ class ReadyQueue(HandOff):
                 raise
             added = 1
         claims = [Claim(row[1], new_receipt((row[0], owner, row[2] + added)), row[2] + added,
-                        row[3], row[4], row[0], bool(row[5]) if checked else None)
+                        row[3], row[4], row[0], bool(row[7]) if checked else None,
+                        bool(row[6]), row[5])
                   for row in rows]
-        if handed:
+        if handed:  # handed messages are recorded as started (ENQUEUE_HANDED)
             claims += [Claim(row[1], new_receipt((row[0], owner, row[2])), row[2], row[3], row[4],
-                             row[0])
+                             row[0], None, True)
                        for row in handed]
         return claims
+
+    def mark_started(self, receipt: Any) -> bool:
+        with self._tx() as conn:
+            self._do(conn, _sql.MARK_STARTED, (*Receipt.of(receipt), self.name))
+            marked: bool = conn.changes() > 0
+            return marked
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*Receipt.of(receipt), self.name) for receipt in receipts]

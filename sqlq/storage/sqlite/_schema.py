@@ -16,6 +16,9 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     claims and, together with ``id`` and ``owner``, fences receipts. A released row keeps its
     ``id`` and so its FIFO position. ``recoveries`` counts how often the message was taken back
     from a dead owner (``release_owner``); ``enqueued_at`` is copied to the dead letter.
+    ``started`` (version 3) is 1 while the claim is recorded as started (``mark_started``, or
+    a claim of one): ``release_owner`` then also raises ``deaths``, the count the queue
+    quarantines by; a claim that waited unstarted in a worker's batch goes back uncharged.
 ``schedule``
     Messages waiting for their ``ts`` (unix epoch seconds); moved to ``task`` by the scheduler.
 ``kv``
@@ -27,7 +30,7 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     that nothing is ever lost silently: an operator can inspect, requeue or purge them.
     ``enqueued_at`` is the buried task row's (NULL for a message that was never enqueued).
 ``owner``
-    One row per live claiming process (its owner id: ``host:pid:random``), upserted by its
+    One row per live claiming process (its owner id: ``host:pid:random:scope``), upserted by its
     ``heartbeat``. It exists for dead-owner detection: a consumer whose ``heartbeat_at`` is
     stale (or whose pid is gone on this host) holds claims nobody will settle, and
     ``release_owner`` returns them to the ready queue; and so that the inspection CLI can show
@@ -60,7 +63,7 @@ from typing import Any, Callable
 from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
@@ -150,11 +153,24 @@ def _add_hand_off(conn: Any) -> None:
     conn.execute(SCHEMA_V2)
 
 
+SCHEMA_V3 = """
+ALTER TABLE task ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0;
+"""
+
+
+def _add_start_marks(conn: Any) -> None:
+    """2 -> 3: ``task.started`` and ``task.deaths`` (only a started claim is charged a death;
+    existing rows start with none: their ``recoveries`` counted claims that never ran)."""
+    conn.execute(SCHEMA_V3)
+
+
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
 #: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
     0: _create_v1,
     1: _add_hand_off,
+    2: _add_start_marks,
 }
 
 

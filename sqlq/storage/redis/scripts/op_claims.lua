@@ -13,6 +13,13 @@ OPS.unstart = function()  -- give back claims that never started (the attempt st
   return {released}
 end
 
+OPS.start = function()  -- id owner attempts: record the claim as started; {1}, or {0} if gone
+  local id, owner, attempts = arg(), arg(), arg()
+  if not held(id, owner, attempts) then return {0} end
+  redis.call('HSET', P .. 'm:' .. id, 'st', 1)
+  return {1}
+end
+
 OPS.ack = function()
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end
