@@ -75,8 +75,9 @@ def commit_outcome(storage: 'Storage', task: 'Task', apply: Apply) -> Optional[L
 
 
 def _log_stale(task: 'Task') -> None:
-    logger.warning('outcome of %s rejected: its claim was taken over by another worker '
-                   '(this one was presumed dead)', task)
+    logger.warning('outcome of %s rejected: its claim is no longer held (taken over by '
+                   'another worker, this one presumed dead; or settled by an earlier try of '
+                   'this commit whose reply was lost)', task)
 
 
 class OutcomeGroup:
