@@ -21,7 +21,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Tuple, cast
 
-from .exceptions import SerializationError, StorageError, TaskException
+from .exceptions import (
+    DatabaseLockedError,
+    SerializationError,
+    StorageError,
+    StorageUnavailableError,
+    TaskException,
+)
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
 from .storage.base import EMPTY, retry_conflicts
 
@@ -69,8 +75,9 @@ def commit_outcome(storage: 'Storage', task: 'Task', apply: Apply) -> Optional[L
 
 
 def _log_stale(task: 'Task') -> None:
-    logger.warning('outcome of %s rejected: its claim was taken over by another worker '
-                   '(this one was presumed dead)', task)
+    logger.warning('outcome of %s rejected: its claim is no longer held (taken over by '
+                   'another worker, this one presumed dead; or settled by an earlier try of '
+                   'this commit whose reply was lost)', task)
 
 
 class OutcomeGroup:
@@ -114,8 +121,9 @@ class OutcomeGroup:
         """Commit the pending outcomes and ``step()`` (if given) in one transaction.
 
         Returns what ``step`` returned. An outcome whose claim is stale, or whose writes fail,
-        is undone alone (logged; a failed one stays claimed for recovery). If the commit
-        itself fails, the outcomes stay pending for the next flush and the error propagates.
+        is undone alone (logged; a failed one becomes a dead letter). If the commit itself
+        fails, or the storage cannot be reached (or is locked) meanwhile, the outcomes stay
+        pending for the next flush and the error propagates.
         """
         if not self.storage.batch_in_transaction:
             self._flush_separately()
@@ -207,6 +215,8 @@ class OutcomeGroup:
                         outcomes[index] = apply()
                     except StaleClaim:
                         _log_stale(task)
+                    except _RETRY_LATER:
+                        raise
                     except Exception as exc:
                         raise _Isolate() from exc
             value = step() if step is not None else None
@@ -219,6 +229,8 @@ class OutcomeGroup:
             return
         try:
             held = self.storage.complete_many([pending[i][3] for i in indexes])  # type: ignore
+        except _RETRY_LATER:
+            raise
         except Exception as exc:
             raise _Isolate() from exc
         for index, was_held in zip(indexes, held):
@@ -230,6 +242,8 @@ class OutcomeGroup:
     def _apply_isolated(self, task: 'Task', apply: Apply, receipt: Any) -> Any:
         try:
             return commit_outcome(self.storage, task, apply)
+        except _RETRY_LATER:
+            raise  # not this outcome's fault: the whole group waits for the next flush
         except Exception as exc:
             reason = 'its outcome could not be recorded: %s: %s' % (type(exc).__name__, exc)
             try:  # visible, not stuck: a claim nobody settles would wait for a restart
@@ -243,6 +257,12 @@ class OutcomeGroup:
                 logger.exception('outcome of %s could not be recorded; it stays claimed for '
                                  'recovery', task)
             return _FAILED
+
+
+#: Errors that say the storage cannot be used now (unreachable, still loading its data,
+#: locked), not that an outcome cannot be written: the group stays pending for the next
+#: flush instead of being isolated (where a failing outcome would be given up).
+_RETRY_LATER = (StorageUnavailableError, DatabaseLockedError)
 
 
 class _Isolate(Exception):

@@ -151,6 +151,8 @@ class Worker:
         self._outage_since: Optional[float] = None
         self._log_info = line_logger(logger, logging.INFO)  # per-task lines, as huey logs them
         self._retry_delay = 0.0
+        #: Receipts of claims that never reached the buffer, still to give back.
+        self._unbuffered: list[Any] = []
 
     def run(self) -> None:
         """The worker's whole life: startup hooks, the task loop, shutdown hooks."""
@@ -206,9 +208,21 @@ class Worker:
             self._release_buffer()
 
     def _release_buffer(self) -> None:
+        """Give the unstarted claims back (kept, to try again, if the storage fails)."""
+        self._release_unbuffered()
         unstarted = self.buffer.drain()
         if unstarted:
-            self.queue.storage.release_unstarted([d.receipt for d in unstarted])
+            try:
+                self.queue.storage.release_unstarted([d.receipt for d in unstarted])
+            except BaseException:
+                for delivery in unstarted:
+                    self.buffer.push(delivery.priority, delivery.seq, delivery)
+                raise
+
+    def _release_unbuffered(self) -> None:
+        if self._unbuffered:
+            self.queue.storage.release_unstarted(self._unbuffered)
+            self._unbuffered = []
 
     def run_once(self) -> bool:
         """Claim (or take from the buffer) and execute one task; False if the queue had none."""
@@ -251,6 +265,7 @@ class Worker:
         if self.max_tasks:
             limit = max(1, min(limit, self.max_tasks - self.done))
         queue, storage = self.queue, self.queue.storage
+        self._release_unbuffered()  # claims an outage kept from going back, first
         while True:
             if len(self.outcomes):  # the flush joins the claim's transaction where it pays
                 claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
@@ -263,9 +278,11 @@ class Worker:
                 try:
                     delivery = queue.deliver(claim)  # None: moved to the dead letters
                 except BaseException:
-                    # Not buffered, so nobody would settle them: give them back.
+                    # Not buffered, so nobody would settle them: give them back (later, if
+                    # the storage fails now: never left claimed by this live worker).
+                    self._unbuffered.extend(c.receipt for c in claims[index:])
                     with contextlib.suppress(Exception):
-                        storage.release_unstarted([c.receipt for c in claims[index:]])
+                        self._release_unbuffered()
                     raise
                 if delivery is not None:
                     deliveries.append(delivery)
@@ -293,8 +310,17 @@ class Worker:
             self.queue.executor.interrupt(delivery)
             logger.warning('%s interrupted; returned to the queue', task)
             raise
+        except StorageError:
+            if delivery.receipt is None:
+                logger.exception('%s could not be executed', task)
+            else:
+                # Not started (a task's own errors are its outcome, written later by the
+                # group): the checks before its start could not reach the storage. It runs
+                # when the storage is back, not left claimed by this live worker.
+                self.buffer.push(delivery.priority, delivery.seq, delivery)
+                raise
         except Exception:
-            # execute() records task failures itself; this is storage or state-machine trouble.
+            # execute() records task failures itself; this is state-machine trouble.
             logger.exception('%s could not be executed; it stays claimed for recovery', task)
         finally:
             self.state.finished()

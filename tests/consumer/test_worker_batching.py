@@ -19,7 +19,7 @@ from sqlq.outcomes import OutcomeGroup
 from sqlq.signals import SIGNAL_COMPLETE
 from sqlq.storage import EMPTY
 from sqlq.worker import Worker
-from tests._helpers import wait_for
+from tests._helpers import storage_outage, wait_for
 from tests.storage._helpers import DEAD, as_owner
 
 # The worker's claim buffer is the fast path's ClaimBuffer: run on both implementations.
@@ -420,21 +420,6 @@ def test_a_recovered_claim_has_its_start_recorded_before_it_runs(queue):
 
 # ---------------------------------------------------------------------- storage trouble
 
-@pytest.fixture
-def recording_job(queue, monkeypatch):
-    """``(job, ran)``: a task recording each argument it runs with, on a worker retrying
-    storage errors after 10 ms."""
-    monkeypatch.setattr(worker_module, 'RETRY_FIRST_DELAY', 0.01)
-    ran = []
-
-    @queue.task()
-    def job(i):
-        ran.append(i)
-        return i
-
-    return job, ran
-
-
 def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_job, caplog):
     caplog.set_level(logging.INFO, logger='sqlq.worker')
     job, ran = recording_job
@@ -465,8 +450,9 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_j
     assert queue.pending_count() == 0 and queue.running_count() == 0
 
 
+@pytest.mark.parametrize('giving_back', ['works', 'fails at first'])
 def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording_job,
-                                                                 monkeypatch):
+                                                                 monkeypatch, giving_back):
     job, ran = recording_job
     original = queue.deliver
     calls, failures = [], []
@@ -475,6 +461,9 @@ def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording
         calls.append(claim)
         if len(calls) == 3:  # the third claim of the batch below
             failures.append(claim)  # e.g. the storage failing while burying a bad message
+            if giving_back == 'fails at first':  # still unreachable: they go back later
+                failures.append(storage_outage(queue.storage, monkeypatch,
+                                               ['release_unstarted'], 2))
             raise StorageError('injected while taking a claimed batch')
         return original(claim)
 
@@ -483,8 +472,12 @@ def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording
         ran.clear()
         monkeypatch.setattr(queue, 'deliver', flaky)
         results = queue.enqueue_many([job.s(i) for i in range(12)])
-        wait_for(lambda: len(ran) >= 12, WAIT, 'every task to run')
+        wait_for(lambda: len(ran) >= 12 and queue.running_count() == 0, WAIT,
+                 'every task to run and no claim to remain',
+                 lambda: 'ran %s, %d claimed' % (sorted(ran), queue.running_count()))
         assert [r.get(blocking=True, timeout=WAIT) for r in results] == list(range(12))
     assert failures  # the failure happened in the middle of a batch
+    if giving_back == 'fails at first':
+        assert failures[1] == ['release_unstarted'] * 2
     assert sorted(ran) == list(range(12))  # the claims it left unbuffered ran after all
     assert queue.pending_count() == 0 and queue.running_count() == 0
