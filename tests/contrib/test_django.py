@@ -29,6 +29,9 @@ def test_a_rolled_back_transaction_enqueues_nothing(django_project):
     # The plain task called in the same transaction was enqueued at once; confirm_order not.
     assert out['pending'] == ['audit']
     assert django_project.scenario('pending') == ['audit']
+    # (and djhuey's other exports are the queue's)
+    assert django_project.scenario('exports') == {'queue': True, 'methods': [True] * 3,
+                                                  'call_local': True}
 
 
 def test_db_task_closes_connections_around_each_run(django_project):

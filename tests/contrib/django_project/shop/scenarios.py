@@ -44,6 +44,20 @@ def pending():
     return [task.name for task in get_queue().pending()]
 
 
+def exports():
+    """djhuey's exports: the queue's methods, read from the one queue."""
+    import sqlq.contrib.django as module
+    from sqlq.contrib.django import queue, revoke_by_id, signal
+    from sqlq.contrib.django import result as result_of
+    return {'queue': queue is get_queue(), 'methods': [
+        getattr(f, '__self__', None) is get_queue() for f in (revoke_by_id, signal, result_of)],
+        'call_local': module.db_task()(_count).call_local is _count}
+
+
+def _count():
+    return Order.objects.count()
+
+
 def connection_states(*tags):
     """Run ``db:TAG`` or ``plain:TAG`` tasks one after another; what each saw."""
     from .tasks import db_connection_state, plain_connection_state
