@@ -149,9 +149,9 @@ class Sqlq:
         """Build the queue from ``app.config``, bind the tasks declared so far to it, and add
         ``flask sqlq consume``. One application per extension (a second ``init_app`` rebinds
         the tasks to the new application's queue: an application factory in tests)."""
-        queue = queue_from_config(app)
         consumer_settings = app.config.get('SQLQ_CONSUMER') or {}
         apply_consumer_settings(consumer_parser('check'), consumer_settings, 'SQLQ_CONSUMER')
+        queue = queue_from_config(app)
         if self._queue is not None:
             self._queue.close()
         self._app, self._queue = app, queue
