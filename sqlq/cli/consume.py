@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, Tuple
 
 from .._logging import BackgroundHandler, ConsumerFormatter
 from ._common import CliError, load_queue, positive_float, positive_int
@@ -30,6 +30,13 @@ def add_consume_command(commands: Any) -> None:
                     'app.queue) until stopped. SIGINT/SIGTERM stop gracefully (a second one '
                     'stops at once); SIGHUP restarts in place.')
     consume.add_argument('queue', help='the queue object, as module.attribute')
+    add_consume_options(consume)
+
+
+def add_consume_options(consume: Any, verbose: Tuple[str, ...] = ('-v', '--verbose')) -> None:
+    """The options of ``sqlq consume`` (all but its QUEUE argument) on ``consume``, an
+    argparse parser: also that of ``manage.py sqlq_consume`` and ``flask sqlq consume``, which
+    give ``verbose`` other flags (Django's ``-v`` is its verbosity)."""
     workers = consume.add_argument_group('workers')
     workers.add_argument('-w', '--workers', type=positive_int, default=1,
                          help='number of workers (default 1)')
@@ -72,7 +79,7 @@ def add_consume_command(commands: Any) -> None:
     logs = consume.add_argument_group('logging')
     logs.add_argument('-l', '--logfile', default=None, help='log to this file')
     verbosity = logs.add_mutually_exclusive_group()
-    verbosity.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    verbosity.add_argument(*verbose, action='store_true', help='debug logging')
     verbosity.add_argument('-q', '--quiet', action='store_true', help='warnings and errors only')
     logs.add_argument('-S', '--simple', action='store_true', help='simple log format')
 
@@ -95,17 +102,27 @@ def configure_logging(args: argparse.Namespace) -> None:
     root.setLevel(level)
 
 
-def consume(args: argparse.Namespace) -> int:
-    """Run the consumer the arguments describe until it stops; its exit status."""
-    from ..consumer import Consumer
+def patch_for_greenlets(args: argparse.Namespace) -> None:
+    """For ``-k greenlet``: gevent's monkey-patching, before the application is imported."""
     if args.worker_type == 'greenlet':
         try:
             from gevent import monkey
         except ImportError:
             raise CliError("greenlet workers need gevent: pip install 'sqlq[gevent]'") from None
         monkey.patch_all()
+
+
+def consume(args: argparse.Namespace) -> int:
+    """Run the consumer the arguments describe until it stops; its exit status."""
+    patch_for_greenlets(args)
     configure_logging(args)
-    queue = load_queue(args.queue)
+    return run_consumer(load_queue(args.queue), args)
+
+
+def run_consumer(queue: Any, args: argparse.Namespace) -> int:
+    """Run a consumer of ``queue`` with the options of :func:`add_consume_options` until it
+    stops; its exit status."""
+    from ..consumer import Consumer
     consumer = Consumer(
         queue, workers=args.workers, worker_type=args.worker_type,
         periodic=not args.no_periodic, initial_delay=args.initial_delay,
