@@ -324,7 +324,7 @@ def test_tasks_claimed_beside_a_killer_are_not_charged_its_deaths(lost):
     killers are gone. (They used to be charged each death and quarantined after three
     without ever running.)"""
     bystanders = ['b%02d' % i for i in range(40)]
-    lost.queue.enqueue_many([lost.app.record.s(key) for key in bystanders])
+    results = lost.queue.enqueue_many([lost.app.record.s(key) for key in bystanders])
     for round in range(3):
         # fast warm-ups first (priority 9: the workers' batches grow), then a killer
         # (priority 5), then the bystanders (priority 0): the batch that holds the killer
@@ -343,7 +343,11 @@ def test_tasks_claimed_beside_a_killer_are_not_charged_its_deaths(lost):
              describe=lambda: final.describe() + '\n%r' % (lost.queue.dead_letters(),))
     letters = lost.queue.dead_letters()
     assert letters == [], [letter.reason for letter in letters]
-    assert set(lost.keys('settled')) == set(bystanders)
+    # Every bystander ran and its outcome is committed. (Its 'settled' mark, written by a
+    # post-execute hook after that commit, is missing for one that another thread finished
+    # just before a killer ended the process.)
+    assert [result.get(preserve=True) for result in results.results] == bystanders
+    assert set(lost.keys('body')) >= set(bystanders)
     report('bystanders', deaths=3, quarantined=len(letters))
 
 
