@@ -148,6 +148,16 @@ class _Claimer(Worker):
             self.outcomes.flush()
         return True
 
+    def _give_back(self) -> None:
+        """At stop: give back the unstarted claims, then stay in the worker session until the
+        loop's runs are over and their outcomes committed: ending it releases the messages
+        handed to this thread, running ones included."""
+        try:
+            super()._give_back()
+        finally:
+            self.owner.claims_done()
+            self.owner.settled.wait()
+
     def _admit(self, delivery: 'Delivery') -> bool:
         """The checks before the run (see ``Executor.admit``): True to run it now."""
         task = delivery.task
@@ -269,6 +279,9 @@ class AsyncioWorker:
         self._sync_threads: Dict[int, threading.Thread] = {}
         self._interrupting = False
         self._claimer_done: Optional['asyncio.Future[None]'] = None
+        #: Set once every run handed to the loop has its outcome committed (or the worker
+        #: gave up on it): the claimer may then end its worker session.
+        self.settled = threading.Event()
 
     # -- the loop thread -----------------------------------------------------------------------
     def run(self) -> None:
@@ -293,6 +306,8 @@ class AsyncioWorker:
         finally:
             self.committer.put(None)
             await loop.run_in_executor(None, committer.join)
+            self.settled.set()
+            await loop.run_in_executor(None, claimer.join)
 
     def _claim(self) -> None:
         try:
@@ -300,8 +315,12 @@ class AsyncioWorker:
         except BaseException:
             logger.exception('%s: its claimer stopped', self.name)
         finally:
-            assert self.loop is not None and self._claimer_done is not None
-            self.loop.call_soon_threadsafe(_set_done, self._claimer_done)
+            self.claims_done()
+
+    def claims_done(self) -> None:
+        """From the claimer: it hands over no more tasks."""
+        assert self.loop is not None and self._claimer_done is not None
+        self.loop.call_soon_threadsafe(_set_done, self._claimer_done)
 
     def dispatch(self, deliveries: List['Delivery']) -> None:
         """From the claimer: run these admitted tasks (each has a slot)."""

@@ -182,6 +182,39 @@ def test_graceful_stop_lets_running_tasks_finish(queue, start):
     assert queue.pending_count() == 1 and queue.running_count() == 0
 
 
+@pytest.mark.parametrize('backend', ['sqlite'], indirect=True)
+def test_a_task_handed_to_the_idle_worker_stays_claimed_through_a_graceful_stop(
+        queue, start, caplog):
+    """A single enqueue hands its task to the idle claimer (SQLite's hand-off); the claimer's
+    worker session, whose end releases what was handed to it, lasts until the run's outcome
+    is committed: the task runs once and its outcome is not rejected as stale."""
+    started, release = threading.Event(), threading.Event()
+    runs = []
+
+    @queue.task()
+    async def handed():
+        runs.append(1)
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return 'done'
+
+    consumer = start(workers=2)
+    storage = queue.storage
+    wait_for(lambda: storage._rows('SELECT 1 FROM idle_worker'), WAIT, 'the worker to go idle')
+    result = handed()
+    assert started.wait(WAIT)
+    stopper = threading.Thread(target=consumer.stop, kwargs=dict(graceful=True, timeout=WAIT))
+    stopper.start()
+    worker = consumer._handles[0].worker
+    wait_for(lambda: worker._claimer_done.done(), WAIT, 'the claimer to stop claiming')
+    release.set()            # the run ends after its claimer stopped
+    stopper.join(WAIT)
+    assert result.get() == 'done' and runs == [1]
+    assert queue.pending_count() == 0 and queue.running_count() == 0
+    assert 'rejected' not in caplog.text
+
+
 def test_immediate_stop_cancels_coroutines_and_plain_tasks_and_returns_them(queue, start,
                                                                               signals):
     started = threading.Barrier(3, timeout=WAIT)
