@@ -14,7 +14,8 @@ threads, each waiting on exactly what concerns it:
   a task, takes free slots, admits that many tasks (the state machine's checks before a run:
   due, expired, revoked, pre-execute hooks, SIGNAL_EXECUTING) and hands them to the loop in one
   call. It waits for new work in the storage's ``wait_for_change`` only while slots are free,
-  and for a free slot otherwise;
+  and for a free slot otherwise. At stop it keeps its worker session open until every run's
+  outcome is committed (the session's end releases the messages handed to it);
 - the **committer** decides and records the outcome of each finished run
   (:meth:`~sqlq.execution.Executor.conclude`) into its :class:`~sqlq.outcomes.OutcomeGroup`,
   committed once it is due (128 outcomes or 5 ms) or at once when nothing else runs, and only
