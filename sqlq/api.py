@@ -22,11 +22,14 @@ from typing import (
     Dict,
     Iterable,
     List,
+    Literal,
     Optional,
     Set,
     Type,
     TypeVar,
     Union,
+    cast,
+    overload,
 )
 
 from ._time import Delay, QueueTime, Timestamp
@@ -51,7 +54,7 @@ from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task
 from .task_codec import TaskCodec
 from .workflows import ChordResult, Chords, chord, group
-from .wrapper import TaskWrapper, within_context
+from .wrapper import ArgumentContextDecorator, TaskDecorator, TaskWrapper, within_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from .consumer import Consumer
@@ -59,10 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ['Queue', 'group', 'chord', 'ChordResult', 'RunningTask', 'FailedTask', 'EnqueueResult']
 
 T = TypeVar('T')
-Decorator = Callable[[Callable[..., Any]], TaskWrapper]
 #: What ``enqueue`` returns: a Result, a ResultGroup (pipeline, group), a ChordResult, or None
 #: when the queue keeps no results.
-EnqueueResult = Union[Result, ResultGroup, ChordResult, None]
+EnqueueResult = Union[Result[Any], ResultGroup[Any], ChordResult, None]
 
 
 class Queue:
@@ -189,34 +191,43 @@ class Queue:
 
     # -- decorators and registry ---------------------------------------------------------------
     def task(self, *, context: bool = False, name: Optional[str] = None,
-             **options: Any) -> Decorator:
-        """Decorator turning a function into a task; calling it then enqueues a call.
+             **options: Any) -> TaskDecorator:
+        """Decorator turning a function (or an ``async def`` function) into a task; calling it
+        then enqueues a call.
 
         ``options``: the task's default options (``retries``, ``retry_delay``,
         ``retry_backoff``, ``priority``, ``expires``, ``timeout``); other keywords become
         attributes of the task class, as with huey.
         """
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             return TaskWrapper(self, func, context=context, name=name, **options)
-        return decorator
+        return cast(TaskDecorator, decorator)
 
     def periodic_task(self, validate_datetime: Callable[[_dt.datetime], bool], *,
                       context: bool = False, name: Optional[str] = None,
-                      **options: Any) -> Decorator:
+                      **options: Any) -> TaskDecorator:
         """Decorator for a task the consumer enqueues whenever ``validate_datetime(now)``."""
         if not callable(validate_datetime):
             raise TypeError('periodic_task needs a callable such as crontab(...), not %r'
                             % (validate_datetime,))
 
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             return TaskWrapper(self, func, context=context, name=name, task_base=PeriodicTask,
                                validate_datetime=staticmethod(validate_datetime), **options)
-        return decorator
+        return cast(TaskDecorator, decorator)
 
-    def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Decorator:
+    @overload
+    def context_task(self, obj: Any, as_argument: Literal[True], **kwargs: Any
+                     ) -> ArgumentContextDecorator: ...
+
+    @overload
+    def context_task(self, obj: Any, as_argument: Literal[False] = False, **kwargs: Any
+                     ) -> TaskDecorator: ...
+
+    def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Any:
         """Like ``task``, running the function inside ``with obj`` (its value first if
         ``as_argument``)."""
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             kwargs.setdefault('name', None)
             return self.task(**kwargs)(within_context(func, obj, as_argument))
         return decorator
@@ -325,7 +336,7 @@ class Queue:
                             % type(task).__name__)
         return self.enqueuer.enqueue(task)
 
-    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
         return self.enqueuer.enqueue_many(tasks)
 

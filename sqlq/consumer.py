@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger('sqlq.consumer')
 
-WORKER_TYPES = ('thread', 'process', 'greenlet')
+WORKER_TYPES = ('thread', 'process', 'greenlet', 'asyncio')
 # Extra time a process worker gets past its task's timeout before it is killed outright.
 TIMEOUT_GRACE = 5.0
 # Seconds between two rounds of WAL checkpoint, incremental vacuum and expired-key purge.
@@ -82,6 +82,7 @@ class _WorkerHandle:
         self.name = 'worker-%d' % (index + 1)
         self.runner: Any = None
         self.state: Optional[RunState] = None
+        self.worker: Any = None  # an asyncio worker (interrupted through it)
 
     def start(self) -> None:
         c = self.consumer
@@ -97,6 +98,13 @@ class _WorkerHandle:
                 target = _spawn.run_spawned_worker
                 args = (c._queue_path, _spawn.logging_spec()) + args
             self.runner = c._mp.Process(target=target, name=self.name, daemon=True, args=args)
+            self.runner.start()
+        elif c.worker_type == 'asyncio':  # one event loop running `workers` tasks at once
+            from .asyncio_worker import AsyncioWorker
+            self.state = RunState()
+            self.worker = AsyncioWorker(c.queue, c._stop_event, self.name, c.workers,
+                                        c.max_tasks, self.state, idle_wait=c.idle_wait)
+            self.runner = threading.Thread(target=self.worker.run, name=self.name, daemon=True)
             self.runner.start()
         elif c.worker_type == 'greenlet':
             import gevent  # checked at construction
@@ -138,6 +146,8 @@ class _WorkerHandle:
                 pass
         elif kind == 'greenlet':
             self.runner.kill(WorkerInterrupted, block=False)
+        elif kind == 'asyncio':
+            self.worker.interrupt()
         else:
             interrupt_thread(self.runner)
 
@@ -152,7 +162,9 @@ class _WorkerHandle:
 
 
 class Consumer:
-    """Runs a queue's tasks with ``workers`` threads, processes or greenlets.
+    """Runs a queue's tasks with ``workers`` threads, processes or greenlets, or on one event
+    loop running up to ``workers`` tasks at once (``worker_type='asyncio'``: see
+    :mod:`sqlq.asyncio_worker`).
 
     Options mirror huey_consumer's: ``periodic`` (fire periodic tasks), ``scheduler_interval``
     (longest sleep between schedule checks; new schedule entries wake it earlier),
@@ -274,7 +286,9 @@ class Consumer:
         logger.info('The following tasks are available:%s',
                     ''.join('\n + %s' % n for n in names) if names else ' (none)')
         if self.worker_type != 'process':
-            timed = [t.name for t in self.queue.registered_tasks() if t.default_options.timeout]
+            # An async task's timeout cancels its coroutine, whatever the worker type.
+            timed = [t.name for t in self.queue.registered_tasks()
+                     if t.default_options.timeout and not t.is_async]
             if timed:
                 logger.warning('%s workers enforce task timeouts only cooperatively (the task '
                                'calls task.check_timeout()); use -k process to stop %s for real',
@@ -289,7 +303,8 @@ class Consumer:
             if flushed:
                 logger.info('flushed locks: %s', ', '.join(sorted(flushed)))
         self.queue.storage.defer_checkpoints(True)
-        self._handles = [_WorkerHandle(self, i) for i in range(self.workers)]
+        slots = 1 if self.worker_type == 'asyncio' else self.workers
+        self._handles = [_WorkerHandle(self, i) for i in range(slots)]
         for handle in self._handles:
             handle.start()
 

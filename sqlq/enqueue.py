@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 from typing import (
     TYPE_CHECKING,
+    Any,
     Callable,
     Iterable,
     List,
@@ -37,7 +38,7 @@ T = TypeVar('T')
 UNIQUE_PREFIX = 'unique:'
 #: What an enqueue returns for one task: its Result, a pipeline's ResultGroup, or None when
 #: the queue keeps no results.
-TaskHandle = Union[Result, ResultGroup, None]
+TaskHandle = Union[Result[Any], ResultGroup[Any], None]
 
 
 class Enqueuer:
@@ -53,7 +54,7 @@ class Enqueuer:
             return self.run_immediately(task)
         return self.handle(self.write([task])[0])
 
-    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
         tasks = list(tasks)
         for task in tasks:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Tuple, Union
 
+from ._aio import run_with_timeout
 from ._time import Timestamp
 from .decisions import Outcome, decide, not_due, skipped, succeeded
 from .delivery import Delivery, mark_running, unmark_running
@@ -38,6 +39,8 @@ logger = logging.getLogger('sqlq')
 #: A context manager entered around the task function alone (the consumer enforces
 #: timeouts so).
 Guard = Callable[[Task], ContextManager[Any]]
+#: What a run of a task function gave: (value, exception or None, traceback text).
+Ran = Tuple[Any, Optional[BaseException], str]
 
 
 class Executor:
@@ -125,41 +128,74 @@ class Executor:
             guard: Optional[Guard] = None) -> Any:
         """The state machine for one delivery; returns the task's value (None if it did not
         run or failed)."""
+        if not self.admit(delivery, timestamp):
+            return None
+        value, exception, tb = self.invoke(delivery, guard)
+        self.conclude(delivery, value, exception, tb)
+        return value
+
+    # The three steps of ``run``, apart for a worker that runs the task function elsewhere
+    # (the asyncio worker: admit and conclude in its storage threads, the run on its loop).
+    def admit(self, delivery: Delivery, timestamp: Optional[Timestamp] = None) -> bool:
+        """The checks before a run: True if the task runs now (SIGNAL_EXECUTING sent, the
+        pre-execute hooks passed); otherwise its outcome (not due, expired, revoked,
+        canceled) is recorded and False returned."""
         queue = self.queue
         task = delivery.task
         now = queue.time.timestamp(timestamp)
         if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
             self.record(delivery, not_due(task))
-            return None
+            return False
         if task.expires_resolved is not None and \
                 queue.time.to_timestamp(task.expires_resolved) < now:
             self.record(delivery, skipped(task, SIGNAL_EXPIRED))
-            return None
+            return False
         if queue.revocations.is_revoked(task, now, peek=False, delivery=delivery):
             self.record(delivery, skipped(task, SIGNAL_REVOKED))
-            return None
+            return False
         queue.signals.send(SIGNAL_EXECUTING, task)  # before the hooks, as with huey
         try:
             queue.hooks.pre_execute.run(task, propagate=(CancelExecution,))
         except CancelExecution:
             self.record(delivery, skipped(task, SIGNAL_CANCELED))
-            return None
+            return False
+        return True
 
-        value: Any = None
-        exception: Optional[BaseException] = None
-        tb = ''
+    @staticmethod
+    def invoke(delivery: Delivery, guard: Optional[Guard] = None) -> Ran:
+        """Run the task function (inside ``guard``): ``(value, exception, traceback text)``.
+        An Exception is the run's outcome; a BaseException (WorkerInterrupted) propagates."""
+        task = delivery.task
         token = mark_running(delivery)
         try:
             if guard is None:
-                value = task.execute()
-            else:
-                with guard(task):
-                    value = task.execute()
+                return task.execute(), None, ''
+            with guard(task):
+                return task.execute(), None, ''
         except Exception as exc:
-            exception = exc
-            tb = traceback.format_exc()
+            return None, exc, traceback.format_exc()
         finally:
             unmark_running(delivery, token)
+
+    @staticmethod
+    async def ainvoke(delivery: Delivery) -> Ran:
+        """:meth:`invoke` for an async task on a running event loop: its coroutine awaited,
+        cancelled at its timeout (TaskTimeout). Cancellation of the caller propagates."""
+        task = delivery.task
+        token = mark_running(delivery)
+        try:
+            return await run_with_timeout(task.call(), task.options.timeout, task), None, ''
+        except Exception as exc:
+            return None, exc, traceback.format_exc()
+        finally:
+            unmark_running(delivery, token)
+
+    def conclude(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
+                 tb: str) -> None:
+        """Decide and record the outcome of a run (the post-execute hooks run once it is
+        committed)."""
+        queue = self.queue
+        task = delivery.task
 
         def post_execute() -> None:
             queue.hooks.post_execute.run(task, value, exception)
@@ -167,7 +203,6 @@ class Executor:
         outcome = succeeded(task, value, queue.policy) if exception is None else \
             self.decide(delivery, value, exception, tb)
         self.record(delivery, outcome, then=post_execute)
-        return value
 
     def decide(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
                tb: str, retry: bool = True) -> Outcome:

@@ -32,7 +32,7 @@ REVOKE_PREFETCH_TTL = 0.05
 
 #: What may be revoked: a task instance or its Result, a task class or wrapper (every
 #: invocation), a task id.
-Target = Union[Task, Result, type, TaskWrapper, str]
+Target = Union[Task, 'Result[Any]', type, 'TaskWrapper[Any, Any]', str]
 
 
 class Revocations:

@@ -11,6 +11,7 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _accel
+from ._aio import run_coroutine
 from .delivery import running_delivery
 from .exceptions import TaskTimeout
 from .options import OPTION_NAMES, OptionAttributes, TaskOptions, check_options
@@ -47,6 +48,9 @@ class Task(OptionAttributes):
     #: A second enqueue of the same call (same arguments) while the first is pending or
     #: running returns the first one's Result instead of enqueueing again.
     unique: ClassVar[bool] = False
+    #: The function is an ``async def``: a call returns a coroutine, which a run awaits (see
+    #: :meth:`execute`; the asyncio worker awaits :meth:`call` on its own event loop).
+    is_async: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -90,8 +94,19 @@ class Task(OptionAttributes):
     def check_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:  # per task class
         """TypeError if ``args``/``kwargs`` can't be passed to the task function."""
 
+    def call(self) -> Any:
+        """Call the task function with this invocation's arguments: its value, or for an
+        async function the coroutine (not yet run)."""
+        if self.context:
+            return self.func(*self.args, task=self, **self.kwargs)
+        return self.func(*self.args, **self.kwargs)
+
     def execute(self) -> Any:
-        """Run the task function with this invocation's arguments."""
+        """Run the task function with this invocation's arguments; an async function's
+        coroutine runs to its end on an event loop of its own (``asyncio.run``), cancelled at
+        its timeout (TaskTimeout)."""
+        if self.is_async:
+            return run_coroutine(self.call(), self.options.timeout, self)
         if self.context:
             return self.func(*self.args, task=self, **self.kwargs)
         return self.func(*self.args, **self.kwargs)
@@ -140,7 +155,8 @@ class Task(OptionAttributes):
             raise TaskTimeout('%s exceeded its timeout of %ss' % (self, self.options.timeout))
 
     # -- pipelines -----------------------------------------------------------------------------
-    def then(self, task: Union['Task', 'TaskWrapper'], *args: Any, **kwargs: Any) -> 'Task':
+    def then(self, task: Union['Task', 'TaskWrapper[Any, Any]'], *args: Any,
+             **kwargs: Any) -> 'Task':
         """Run ``task`` after this one succeeds, passing this one's result as its last argument
         (a tuple: as several; a dict: as keyword arguments not given otherwise).
 
@@ -153,7 +169,8 @@ class Task(OptionAttributes):
             self.on_complete = follower
         return self
 
-    def error(self, task: Union['Task', 'TaskWrapper'], *args: Any, **kwargs: Any) -> 'Task':
+    def error(self, task: Union['Task', 'TaskWrapper[Any, Any]'], *args: Any,
+              **kwargs: Any) -> 'Task':
         """Run ``task`` if this one fails for good, passing the exception as its last argument."""
         handler = as_task(task, args, kwargs)
         if self.on_error is not None:
@@ -213,7 +230,7 @@ class PeriodicTask(Task):
         return False
 
 
-def as_task(task: Union[Task, 'TaskWrapper'], args: Tuple[Any, ...],
+def as_task(task: Union[Task, 'TaskWrapper[Any, Any]'], args: Tuple[Any, ...],
             kwargs: Dict[str, Any]) -> Task:
     """``task`` as a Task instance: a wrapper's ``s(*args, **kwargs)``, or the instance itself
     with ``args`` appended to its arguments and ``kwargs`` merged into its keyword arguments

@@ -36,6 +36,8 @@ _LAYOUT = ':layout'
 
 #: A member of a group or chord.
 Member = Union[Task, 'chord', 'group']
+#: A task that follows (a callback, a pipeline step, an error handler).
+Follower = Union[Task, 'TaskWrapper[Any, Any]']
 #: Where each value of a chord's tasks goes in the callback's list: an index into those values,
 #: or a list (a group member) of the same.
 Layout = List[Any]
@@ -50,11 +52,11 @@ class group:
     def __init__(self, tasks: Iterable[Member]) -> None:
         self.tasks: List[Member] = list(tasks)
 
-    def then(self, task: Union[Task, TaskWrapper], *args: Any, **kwargs: Any) -> 'chord':
+    def then(self, task: Follower, *args: Any, **kwargs: Any) -> 'chord':
         """A chord of these tasks whose callback is ``task`` (with ``args``/``kwargs``)."""
         return chord(self.tasks, as_task(task, args, kwargs))
 
-    def error(self, task: Union[Task, TaskWrapper], *args: Any, **kwargs: Any) -> 'group':
+    def error(self, task: Follower, *args: Any, **kwargs: Any) -> 'group':
         """Run ``task`` (with ``args``/``kwargs``, then the exception) when a member fails for
         good: each member gets its own invocation of it. Returns the group."""
         handler = as_task(task, args, kwargs)
@@ -71,7 +73,7 @@ class chord:
     revoked/expired/canceled one SKIPPED. With no members the callback runs with ``[]``.
     """
 
-    def __init__(self, tasks: Iterable[Member], callback: Union[Task, TaskWrapper]) -> None:
+    def __init__(self, tasks: Iterable[Member], callback: Follower) -> None:
         self.tasks: List[Member] = list(tasks)
         for member in self.tasks:
             if not isinstance(member, (Task, chord, group)):
@@ -82,12 +84,12 @@ class chord:
                             % type(callback).__name__)
         self.callback = as_task(callback, (), {})
 
-    def then(self, task: Union[Task, TaskWrapper], *args: Any, **kwargs: Any) -> 'chord':
+    def then(self, task: Follower, *args: Any, **kwargs: Any) -> 'chord':
         """Run ``task`` after the callback, with its result (see ``Task.then``)."""
         self.callback.then(task, *args, **kwargs)
         return self
 
-    def error(self, task: Union[Task, TaskWrapper], *args: Any, **kwargs: Any) -> 'chord':
+    def error(self, task: Follower, *args: Any, **kwargs: Any) -> 'chord':
         """Run ``task`` if the callback fails (see ``Task.error``)."""
         self.callback.error(task, *args, **kwargs)
         return self
@@ -102,8 +104,8 @@ class ChordResult:
     to it with ``chord.then`` (None if none are).
     """
 
-    def __init__(self, results: ResultGroup, callback: Result,
-                 pipeline: Optional[ResultGroup] = None) -> None:
+    def __init__(self, results: ResultGroup[Any], callback: Result[Any],
+                 pipeline: Optional[ResultGroup[Any]] = None) -> None:
         self.results = results
         self.callback = callback
         self.pipeline_results = pipeline
@@ -161,7 +163,7 @@ class Chords:
             if any(isinstance(slot, list) for slot in layout):
                 writes.append((CHORD_PREFIX + chord_id + _LAYOUT,
                                queue.serializer.serialize(layout)))
-        results: List[Result] = []
+        results: List[Result[Any]] = []
         for index, member in enumerate(tasks):
             config = {'id': chord_id, 'index': index, 'size': len(tasks)}
             if isinstance(member, chord):
@@ -172,7 +174,7 @@ class Chords:
                 member.chord_config = config
                 ready.append(member)
                 results.append(Result(queue, member.chain()[-1]))
-        callback_result = Result(queue, callback)
+        callback_result: Result[Any] = Result(queue, callback)
         pipeline = None
         if callback.on_complete is not None:  # the callback's Result first: one handle
             pipeline = ResultGroup([callback_result] + [Result(queue, task)

@@ -7,7 +7,14 @@ the queue.
 Names, as with huey: ``task.name`` (and ``wrapper.name``) is the function's ``__name__``, or
 the ``name=`` given to the decorator. The queue registers the task -- and its messages carry
 it -- under ``registered_name``: ``module.qualname``, or the ``name=`` given.
+
+Typing: ``TaskWrapper[P, R]`` is generic in the function's parameters ``P`` and its return
+type ``R`` (what its coroutine returns, for an ``async def``), so that a type checker reads
+``add(1, 2)`` as a ``Result[int]`` and rejects ``add('a', [])``. A call returns None instead
+when its queue keeps no results (``results=False``): the annotations describe the common case
+(see the README's typing note).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -20,27 +27,36 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Coroutine,
     Dict,
+    Generic,
     Iterable,
     List,
     Optional,
+    Protocol,
     Tuple,
     Type,
     Union,
+    cast,
+    overload,
 )
 
+from ._aio import is_async_function
 from ._gc import cycle_collector_paused
 from ._signature import accepts, fast_fit, signature_of
+from ._typing import P, R
 from .exceptions import ConfigurationError
 from .options import CALL_KEYWORDS, OPTION_NAMES, OptionAttributes, TaskOptions, check_options
 from .task import Task
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import EnqueueResult, Queue
-    from .result import ResultGroup
+    from typing_extensions import Concatenate
 
-__all__ = ['TaskWrapper', 'default_task_name', 'within_context', 'task_function',
-           'reject_async', 'check_parameter_names']
+    from .api import Queue
+    from .result import Result, ResultGroup
+
+__all__ = ['TaskWrapper', 'TaskDecorator', 'ArgumentContextDecorator', 'default_task_name',
+           'within_context', 'task_function', 'check_async', 'check_parameter_names']
 
 Number = Union[int, float]
 
@@ -53,14 +69,15 @@ def task_function(func: Any) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
-def reject_async(func: Callable[..., Any]) -> None:
-    """ConfigurationError for a coroutine (or async generator) function: workers run tasks
-    as plain calls, as huey's do. The one place to change when async tasks come."""
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+def check_async(func: Callable[..., Any]) -> bool:
+    """True if ``func`` is an ``async def`` function: its task's runs await the coroutine a
+    call returns (see :meth:`sqlq.task.Task.execute` and the asyncio worker).
+    ConfigurationError for an async generator function, which no run could consume."""
+    if inspect.isasyncgenfunction(func):
         raise ConfigurationError(
-            'task %s is an async function, and sqlq runs tasks as plain calls: make it a '
-            'regular function (which may run a coroutine with asyncio.run())'
-            % getattr(func, '__qualname__', func))
+            'task %s is an async generator function: a task must return (or, as an async '
+            'function, await) its value, not yield it' % getattr(func, '__qualname__', func))
+    return is_async_function(func)
 
 
 def check_parameter_names(signature: Optional[inspect.Signature], task_name: str) -> List[str]:
@@ -94,21 +111,32 @@ def check_parameter_names(signature: Optional[inspect.Signature], task_name: str
 def within_context(func: Callable[..., Any], obj: Any, as_argument: bool) -> Callable[..., Any]:
     """``func`` run inside ``with obj`` (the context's value passed first if ``as_argument``),
     with ``func``'s signature minus that first parameter, so calls are checked against the
-    rest."""
+    rest. For an async function, an async function running inside ``async with obj`` (or
+    ``with obj`` if it is not an asynchronous context manager)."""
     func = task_function(func)
-    reject_async(func)
+    inner: Callable[..., Any]
+    if check_async(func):
+        is_async_context = hasattr(obj, '__aenter__')
 
-    @functools.wraps(func)
-    def inner(*args: Any, **kw: Any) -> Any:
-        with obj as ctx:
-            if as_argument:
-                return func(ctx, *args, **kw)
-            return func(*args, **kw)
+        async def ainner(*args: Any, **kw: Any) -> Any:
+            if is_async_context:
+                async with obj as ctx:
+                    return await (func(ctx, *args, **kw) if as_argument else func(*args, **kw))
+            with obj as ctx:
+                return await (func(ctx, *args, **kw) if as_argument else func(*args, **kw))
+        inner = functools.wraps(func)(ainner)
+    else:
+        def sinner(*args: Any, **kw: Any) -> Any:
+            with obj as ctx:
+                if as_argument:
+                    return func(ctx, *args, **kw)
+                return func(*args, **kw)
+        inner = functools.wraps(func)(sinner)
     if as_argument:
         try:
             sig = inspect.signature(func)
             params = list(sig.parameters.values())[1:]
-            inner.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+            setattr(inner, '__signature__', sig.replace(parameters=params))  # noqa: B010
         except (TypeError, ValueError):
             pass
     return inner
@@ -129,7 +157,31 @@ def default_task_name(func: Callable[..., Any]) -> str:
     return '%s.%s' % (module, func.__qualname__)
 
 
-class TaskWrapper(OptionAttributes):
+class TaskDecorator(Protocol):
+    """What ``queue.task(...)`` and ``queue.periodic_task(...)`` return (for type checkers):
+    a decorator making a ``TaskWrapper[P, R]`` of a function ``(P) -> R`` or of an
+    ``async def`` function ``(P) -> Coroutine[..., R]``."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> TaskWrapper[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R]) -> TaskWrapper[P, R]: ...
+
+
+class ArgumentContextDecorator(Protocol):
+    """What ``queue.context_task(obj, as_argument=True)`` returns: the function's first
+    parameter receives the context's value, so the task's parameters are the others."""
+
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
+                 ) -> TaskWrapper[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[Concatenate[Any, P], R]) -> TaskWrapper[P, R]: ...
+
+
+class TaskWrapper(OptionAttributes, Generic[P, R]):
     """What ``@queue.task()`` returns: call it to enqueue, or use ``s``/``schedule``/``map``.
 
     Its option attributes (``retries``, ``retry_delay``...) are the task's defaults.
@@ -139,7 +191,7 @@ class TaskWrapper(OptionAttributes):
                  name: Optional[str] = None, task_base: Optional[Type[Task]] = None,
                  **settings: Any) -> None:
         func = task_function(func)
-        reject_async(func)
+        is_async = check_async(func)
         self.queue = queue
         self.func = func
         self.context = context
@@ -159,7 +211,7 @@ class TaskWrapper(OptionAttributes):
         attrs: Dict[str, Any] = {
             'name': self.name, 'registered_name': self.registered_name, 'queue': queue,
             'context': context, 'func': staticmethod(func), '__module__': func.__module__,
-            'check_call': staticmethod(self.check_arguments),
+            'check_call': staticmethod(self.check_arguments), 'is_async': is_async,
             'default_options': base.default_options.updated(options),
         }
         attrs.update(settings)  # extra settings become class attributes, as with huey
@@ -177,15 +229,27 @@ class TaskWrapper(OptionAttributes):
         self.task_class.default_options = value
 
     # -- enqueueing ----------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> 'EnqueueResult':
-        """Enqueue a call (or run it at once in immediate mode) and return its Result.
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Result[R]:
+        """Enqueue a call (or run it at once in immediate mode) and return its Result (None
+        when the queue keeps no results).
 
         The keywords of :data:`~sqlq.options.CALL_KEYWORDS` are this call's settings, not
-        arguments: ``add(1, 2, priority=5)``, ``add(1, 2, delay=60)``, ``add(1, 2, id='x')``.
+        arguments: ``add(1, 2, priority=5)``, ``add(1, 2, delay=60)``, ``add(1, 2, id='x')``
+        (a type checker, which knows only the function's parameters, rejects them: use
+        :meth:`schedule` in checked code).
         """
         if kwargs and not CALL_KEYWORDS.isdisjoint(kwargs):
-            return self.queue.enqueue(self._invocation(args, kwargs, 'call'))
-        return self.queue.enqueue(self.task_class(args, kwargs))
+            return cast('Result[R]', self.queue.enqueue(self._invocation(args, kwargs, 'call')))
+        return cast('Result[R]', self.queue.enqueue(self.task_class(args, kwargs)))
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Result[R]:
+        """The call, for asyncio code: the enqueue runs in the event loop's default executor
+        (a thread), so that a storage that makes it wait (a locked SQLite file, a distant
+        Redis server) never blocks the loop. A direct call is fine too: it takes tens of
+        microseconds when the storage answers at once (README, "asyncio")."""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self, *args, **kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
         """A Task for this call, not yet enqueued (for pipelines, groups and chords).
@@ -223,7 +287,7 @@ class TaskWrapper(OptionAttributes):
                  kwargs: Optional[Dict[str, Any]] = None,
                  eta: Union[_dt.datetime, Number, None] = None,
                  delay: Union[Number, _dt.timedelta, None] = None, id: Optional[str] = None,
-                 unique_key: Optional[str] = None, **options: Any) -> 'EnqueueResult':
+                 unique_key: Optional[str] = None, **options: Any) -> Result[R]:
         """Enqueue a call to run at ``eta`` (a datetime or epoch seconds) or after ``delay``.
 
         ``options``: task options for this call (``priority``, ``retries``, ``retry_delay``,
@@ -231,11 +295,11 @@ class TaskWrapper(OptionAttributes):
         With ``unique_key``, while a task enqueued with the same key is pending, scheduled or
         running, this returns that task's Result instead of enqueueing another.
         """
-        return self.queue.enqueue(self._make(
+        return cast('Result[R]', self.queue.enqueue(self._make(
             () if args is None else tuple(args), {} if kwargs is None else dict(kwargs),
-            '%s.schedule' % self.name, eta, delay, id, unique_key, **options))
+            '%s.schedule' % self.name, eta, delay, id, unique_key, **options)))
 
-    def map(self, it: Iterable[Any]) -> Optional['ResultGroup']:
+    def map(self, it: Iterable[Any]) -> ResultGroup[R]:
         """Enqueue one call per item (a tuple is the argument list) in one transaction; their
         ResultGroup (None when the queue keeps no results, as with huey)."""
         items = it if isinstance(it, (list, tuple, range)) else list(it)
@@ -243,10 +307,11 @@ class TaskWrapper(OptionAttributes):
             make = self.task_class
             tasks = [make(item if isinstance(item, tuple) else (item,), {}) for item in items]
             group = self.queue.enqueue_many(tasks)
-            return group if self.queue.results else None
+            return group if self.queue.results else None  # type: ignore[return-value]
 
-    def call_local(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the function in this process, bypassing the queue."""
+    def call_local(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the function in this process, bypassing the queue (an async function's
+        coroutine, to await)."""
         return self.func(*args, **kwargs)
 
     # -- revocation ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'sqlq'
-BOTTOM = {'exceptions', 'signals', 'crontab', '_time', '_wire'}
+BOTTOM = {'exceptions', 'signals', 'crontab', '_time', '_wire', '_aio', '_typing'}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -39,10 +39,13 @@ def add_consume_options(consume: Any, verbose: Tuple[str, ...] = ('-v', '--verbo
     give ``verbose`` other flags (Django's ``-v`` is its verbosity)."""
     workers = consume.add_argument_group('workers')
     workers.add_argument('-w', '--workers', type=positive_int, default=1,
-                         help='number of workers (default 1)')
-    workers.add_argument('-k', '--worker-type', choices=('thread', 'process', 'greenlet'),
-                         default='thread', help='thread (default), process or greenlet '
-                         '(greenlet needs the gevent extra)')
+                         help='number of workers (default 1); with -k asyncio, how many '
+                         'tasks run at once on the event loop')
+    workers.add_argument('-k', '--worker-type',
+                         choices=('thread', 'process', 'greenlet', 'asyncio'),
+                         default='thread', help='thread (default), process, greenlet (needs '
+                         'the gevent extra) or asyncio (one event loop: async def tasks run '
+                         'on it, plain ones in a thread pool)')
     workers.add_argument('--start-method', choices=('fork', 'spawn', 'forkserver'),
                          default=None, help='how process workers start (default: fork on '
                          'Linux, spawn elsewhere; a spawned worker imports QUEUE\'s module)')

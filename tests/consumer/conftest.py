@@ -19,3 +19,12 @@ def recording_job(queue, monkeypatch):
         return i
 
     return job, ran
+
+
+@pytest.fixture
+def consumers():
+    """Consumers created by a test; stopped (at once) at its end whatever happened."""
+    made = []
+    yield made
+    for consumer in made:
+        consumer.stop(graceful=False, timeout=0)

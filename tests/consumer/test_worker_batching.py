@@ -135,7 +135,8 @@ def test_fast_tasks_are_claimed_in_batches_and_run_by_priority(queue):
         del calls[:]
         queue.enqueue_many(tasks)
         wait_for(lambda: len(ran) == 60, WAIT, 'the tasks')
-        assert results_of(queue, tasks) == list(range(60))  # committed: readable now
+        # the last outcomes commit with the worker's next (empty) claim, just after the runs
+        wait_for(lambda: results_of(queue, tasks) == list(range(60)), WAIT, 'the outcomes')
     assert ran == expected
     assert max(n for _, n in calls) > 1, calls  # several mixed-priority tasks per claim
     assert all(limit <= worker_module.MAX_BATCH for limit, _ in calls)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import sqlq.contrib.asyncio
+import sqlq.awaiting
 from sqlq import ResultTimeout, TaskException
 from sqlq.contrib.asyncio import aget_result, aget_result_group
 from tests._helpers import drain, wait_for
@@ -31,21 +31,6 @@ def no_helper_left():
     ends without one."""
     wait_for(no_helper_thread, 5, "the previous test's helper thread to exit")
     yield
-
-
-@pytest.fixture
-def later(queue):
-    """``later(seconds, fn, *args)`` runs ``fn(*args)`` in another thread after ``seconds``
-    (as a consumer would); those threads are joined before the queue closes."""
-    timers = []
-
-    def start(seconds, fn, *args):
-        timers.append(threading.Timer(seconds, fn, args))
-        timers[-1].start()
-
-    yield start
-    for timer in timers:
-        timer.join(10)
 
 
 @pytest.fixture
@@ -83,7 +68,7 @@ def test_aget_result_awaits_the_value_while_other_coroutines_run(queue, add, lat
 def test_aget_result_is_woken_by_the_completion_not_by_polling(queue, add, monkeypatch, later):
     """sqlq: the wait ends on the storage's notification, well before the helper thread's
     fallback re-check (for writers that send none) would end it."""
-    monkeypatch.setattr(sqlq.contrib.asyncio, 'HELPER_WAIT', 5.0)
+    monkeypatch.setattr(sqlq.awaiting, 'HELPER_WAIT', 5.0)
     result = add(2, 3)
 
     async def main():

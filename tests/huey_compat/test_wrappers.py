@@ -4,7 +4,7 @@ Confirmed against huey 3.5.4 (MemoryHuey): ``task.name`` is the function's ``__n
 ``name=`` given) while the registry key carries the module (``__main__.add``; the task's repr
 shows it); ``TaskWrapper.retries``/``.retry_delay`` are the decorator's values (0 by default);
 ``huey2.task()(task_of_huey1)`` makes a task of the same function, with the new decorator's
-options; ``@huey.task()`` on an ``async def`` raises ConfigurationError.
+options.
 """
 from __future__ import annotations
 
@@ -169,27 +169,7 @@ def test_context_task_of_another_queues_task(make_queue):
     assert queue1.pending_count() == 0
 
 
-# -- async functions ---------------------------------------------------------------------------
-def test_async_function_is_a_configuration_error(queue):
-    """huey: ``@huey.task()`` on an ``async def`` raises ConfigurationError."""
-    with pytest.raises(ConfigurationError, match='async'):
-        @queue.task()
-        async def fetch(url):
-            return url
-
-    with pytest.raises(ConfigurationError, match='async'):
-        @queue.periodic_task(lambda dt: False)
-        async def tick():
-            pass
-
-    with pytest.raises(ConfigurationError, match='async'):
-        @queue.context_task(object())
-        async def with_context():
-            pass
-
-    assert queue.registered_task_names() == []
-
-
+# -- async functions (sqlq runs them: tests/tasks/test_async_tasks.py) ------------------------
 def test_async_generator_function_is_a_configuration_error():
     """An async generator function can't run as a plain call either."""
     queue = MemoryQueue('x')

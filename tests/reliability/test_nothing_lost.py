@@ -58,18 +58,30 @@ def no_user_visible_errors(text):
 
 
 # -- 1. kill -9 of the whole consumer during a drain ---------------------------------------------
+#: kind -> (workers, the task, the most runs one process has in flight: running or finished
+#: with the outcome waiting for its group commit)
+KILL9_KINDS = {
+    'process': (2, 'record', GROUP_MAX_SIZE + 1),
+    # one event loop running 8 coroutines; a run's slot is freed once its outcome is grouped
+    'asyncio': (8, 'arecord', GROUP_MAX_SIZE + 8),
+}
+
+
 @pytest.mark.timeout(110)
-def test_kill9_whole_consumer_during_drain(lost):
+@pytest.mark.parametrize('kind', sorted(KILL9_KINDS))
+def test_kill9_whole_consumer_during_drain(lost, kind):
     """Thousands of tasks; the consumer's whole process group SIGKILLed at random points and
     restarted each time. Every key runs (result stored, ledger body) at least once; a key runs
     twice only if its first run was in flight (started, never settled) in a killed group."""
-    total, kills, workers = 3000, 4, 2
+    total, kills = 3000, 4
+    workers, task_name, in_flight_bound = KILL9_KINDS[kind]
     seed = int(os.environ.get('SQLQ_LOST_SEED') or random.randrange(1 << 30))
     rng = random.Random(seed)
     thresholds = sorted(rng.sample(range(total // 10, total * 9 // 10), kills))
     keys = ['k%04d' % i for i in range(total)]
-    lost.queue.enqueue_many([lost.app.record.s(key, 0.001) for key in keys])
-    options = ('-k', 'process', '-w', str(workers), '-c', '0.5')
+    task = getattr(lost.app, task_name)
+    lost.queue.enqueue_many([task.s(key, 0.001) for key in keys])
+    options = ('-k', kind, '-w', str(workers), '-c', '0.5')
 
     generations = []   # (pids of the killed group, kill time, in-flight (pid, key) at kill)
     started = time.monotonic()
@@ -121,7 +133,7 @@ def test_kill9_whole_consumer_during_drain(lost):
                             for pids, killed_at, in_flight in generations)
             if not explained:
                 unexplained.append((key, pid, ts))
-    numbers = dict(seed=seed, tasks=total, kills=kills, workers=workers,
+    numbers = dict(kind=kind, seed=seed, tasks=total, kills=kills, workers=workers,
                    kill_points=thresholds, in_flight_at_kills=in_flight_total,
                    lost=len(missing), missing_results=len(missing_results),
                    duplicates=len(duplicates),
@@ -129,19 +141,19 @@ def test_kill9_whole_consumer_during_drain(lost):
                    settled_twice=sum(1 for n in settles.values() if n > 1),
                    dead_letters=lost.queue.dead_letter_count(), seconds=round(elapsed, 1),
                    max_rerun_delay=round(max(rerun_delays, default=0.0), 2))
-    report('kill9_drain', **numbers)
+    report('kill9_drain_%s' % kind, **numbers)
     print('kill -9 drain:', numbers)
 
     assert missing == [] and missing_results == [], numbers
     assert len(results) == total, numbers                     # one stored result per task
     assert lost.queue.dead_letter_count() == 0, lost.queue.dead_letters()
     assert unexplained == [], (unexplained, numbers)
-    # A worker has in flight its running task and the finished ones whose outcomes wait for a
-    # group commit (sqlq.outcomes): at most GROUP_MAX_SIZE + 1 per worker at a kill.
+    # A worker has in flight its running task(s) and the finished ones whose outcomes wait
+    # for a group commit (sqlq.outcomes): at most in_flight_bound per process at a kill.
     assert len(duplicates) <= in_flight_total, numbers
     for _pids, _, in_flight in generations:
         per_pid = collections.Counter(pid for pid, _ in in_flight)
-        assert max(per_pid.values(), default=0) <= GROUP_MAX_SIZE + 1, (per_pid, numbers)
+        assert max(per_pid.values(), default=0) <= in_flight_bound, (per_pid, numbers)
     assert all(n == 1 for n in settles.values()), numbers    # no outcome committed twice
     assert max(rerun_delays, default=0.0) < RECOVERY_BOUND, numbers
     assert no_user_visible_errors(final.log()) == [], final.describe()

@@ -77,12 +77,13 @@ def _reset_queue() -> None:
 
 
 # -- decorators -------------------------------------------------------------------------------
-def task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 'TaskWrapper']:
+def task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 'TaskWrapper[..., Any]']:
     """``@task(retries=..., ...)``: the queue's ``task`` decorator."""
     return get_queue().task(*args, **kwargs)
 
 
-def periodic_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 'TaskWrapper']:
+def periodic_task(*args: Any, **kwargs: Any
+                  ) -> Callable[[Callable[..., Any]], 'TaskWrapper[..., Any]']:
     """``@periodic_task(crontab(...))``: the queue's ``periodic_task`` decorator."""
     return get_queue().periodic_task(*args, **kwargs)
 
@@ -113,20 +114,20 @@ def close_db(func: Callable[..., Any]) -> Callable[..., Any]:
     return inner
 
 
-def _with_close_db(decorate: Callable[[Callable[..., Any]], 'TaskWrapper'],
-                   func: Callable[..., Any]) -> 'TaskWrapper':
+def _with_close_db(decorate: Callable[[Callable[..., Any]], 'TaskWrapper[..., Any]'],
+                   func: Callable[..., Any]) -> 'TaskWrapper[..., Any]':
     wrapper = decorate(close_db(func))
     wrapper.call_local = func  # type: ignore[method-assign]  # as djhuey: no closing
     return wrapper
 
 
-def db_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 'TaskWrapper']:
+def db_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 'TaskWrapper[..., Any]']:
     """``@task`` for functions that use Django's database: see :func:`close_db`."""
     return lambda func: _with_close_db(task(*args, **kwargs), func)
 
 
 def db_periodic_task(*args: Any, **kwargs: Any
-                     ) -> Callable[[Callable[..., Any]], 'TaskWrapper']:
+                     ) -> Callable[[Callable[..., Any]], 'TaskWrapper[..., Any]']:
     """``@periodic_task`` for functions that use Django's database: see :func:`close_db`."""
     return lambda func: _with_close_db(periodic_task(*args, **kwargs), func)
 
@@ -138,7 +139,7 @@ class OnCommitTask:
     task (its ``s``, ``schedule``, ``map`` enqueue at once); ``call_local`` runs the function
     here."""
 
-    def __init__(self, wrapper: 'TaskWrapper', func: Callable[..., Any],
+    def __init__(self, wrapper: 'TaskWrapper[..., Any]', func: Callable[..., Any],
                  using: Optional[str] = None) -> None:
         self.task = wrapper
         self.using = using
