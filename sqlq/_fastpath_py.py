@@ -17,7 +17,7 @@ from typing import Any, Iterable, List, Optional, Tuple
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'Message']
+__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
 
 #: A decoded message: the 13 values of ``encode_message``'s parameters, in order.
 Message = Tuple[str, str, bytes, int, int, float, float, Optional[float], Optional[float],

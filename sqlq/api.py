@@ -22,16 +22,19 @@ from typing import (
     Dict,
     Iterable,
     List,
+    Literal,
     Optional,
     Set,
     Type,
     TypeVar,
     Union,
+    cast,
+    overload,
 )
 
 from ._time import Delay, QueueTime, Timestamp
 from .admin import Admin, FailedTask, RunningTask
-from .decisions import Policy, error_result
+from .decisions import Policy, error_metadata
 from .delivery import Delivery
 from .enqueue import Enqueuer
 from .exceptions import ConfigurationError
@@ -42,7 +45,7 @@ from .locks import Locks, RateLimit, TaskLock
 from .message import MessageCodec
 from .outcomes import OutcomeGroup, OutcomeWriter
 from .registry import Registry
-from .result import Error, Result, ResultGroup
+from .result import Result, ResultGroup
 from .revocation import FLAGS_PREFIX, Revocations
 from .scheduler import Schedule
 from .serializer import Serializer, default_serializer
@@ -53,7 +56,7 @@ from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task
 from .task_codec import TaskCodec
 from .workflows import ChordResult, Chords, chord, group
-from .wrapper import TaskWrapper, within_context
+from .wrapper import ArgumentContextDecorator, TaskDecorator, TaskWrapper, within_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from .consumer import Consumer
@@ -61,10 +64,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ['Queue', 'group', 'chord', 'ChordResult', 'RunningTask', 'FailedTask', 'EnqueueResult']
 
 T = TypeVar('T')
-Decorator = Callable[[Callable[..., Any]], TaskWrapper]
 #: What ``enqueue`` returns: a Result, a ResultGroup (pipeline, group), a ChordResult, or None
 #: when the queue keeps no results.
-EnqueueResult = Union[Result, ResultGroup, ChordResult, None]
+EnqueueResult = Union[Result[Any], ResultGroup[Any], ChordResult, None]
 
 
 class Queue(QueueHistory):
@@ -197,34 +199,43 @@ class Queue(QueueHistory):
 
     # -- decorators and registry ---------------------------------------------------------------
     def task(self, *, context: bool = False, name: Optional[str] = None,
-             **options: Any) -> Decorator:
-        """Decorator turning a function into a task; calling it then enqueues a call.
+             **options: Any) -> TaskDecorator:
+        """Decorator turning a function (or an ``async def`` function) into a task; calling it
+        then enqueues a call.
 
         ``options``: the task's default options (``retries``, ``retry_delay``,
         ``retry_backoff``, ``priority``, ``expires``, ``timeout``); other keywords become
         attributes of the task class, as with huey.
         """
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             return TaskWrapper(self, func, context=context, name=name, **options)
-        return decorator
+        return cast(TaskDecorator, decorator)
 
     def periodic_task(self, validate_datetime: Callable[[_dt.datetime], bool], *,
                       context: bool = False, name: Optional[str] = None,
-                      **options: Any) -> Decorator:
+                      **options: Any) -> TaskDecorator:
         """Decorator for a task the consumer enqueues whenever ``validate_datetime(now)``."""
         if not callable(validate_datetime):
             raise TypeError('periodic_task needs a callable such as crontab(...), not %r'
                             % (validate_datetime,))
 
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             return TaskWrapper(self, func, context=context, name=name, task_base=PeriodicTask,
                                validate_datetime=staticmethod(validate_datetime), **options)
-        return decorator
+        return cast(TaskDecorator, decorator)
 
-    def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Decorator:
+    @overload
+    def context_task(self, obj: Any, as_argument: Literal[True], **kwargs: Any
+                     ) -> ArgumentContextDecorator: ...
+
+    @overload
+    def context_task(self, obj: Any, as_argument: Literal[False] = False, **kwargs: Any
+                     ) -> TaskDecorator: ...
+
+    def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Any:
         """Like ``task``, running the function inside ``with obj`` (its value first if
         ``as_argument``)."""
-        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+        def decorator(func: Callable[..., Any]) -> TaskWrapper[Any, Any]:
             kwargs.setdefault('name', None)
             return self.task(**kwargs)(within_context(func, obj, as_argument))
         return decorator
@@ -324,8 +335,8 @@ class Queue(QueueHistory):
         Returns a Result (a ResultGroup for a pipeline or group, a ChordResult for a chord;
         None when the queue keeps no results).
         """
-        if isinstance(task, group):
-            return self.enqueue_many(task.tasks)
+        if isinstance(task, group):  # (a member chord or group: TypeError)
+            return self.enqueue_many(task.tasks)  # type: ignore[arg-type]
         if isinstance(task, chord):
             return self.chords.enqueue(task)
         if not isinstance(task, Task):
@@ -333,7 +344,7 @@ class Queue(QueueHistory):
                             % type(task).__name__)
         return self.enqueuer.enqueue(task)
 
-    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
         return self.enqueuer.enqueue_many(tasks)
 
@@ -373,10 +384,10 @@ class Queue(QueueHistory):
         to ``group`` (committed by its flushes) instead of committing one by one."""
         return self.outcome_writer.grouping(group)
 
-    def build_error_result(self, task: Task, exception: BaseException,
-                           tb: Optional[str] = None) -> Error:
-        """The Error stored for a failed attempt (subclasses may store more)."""
-        return error_result(task, exception, tb)
+    def build_error_result(self, task: Task, exception: BaseException) -> Dict[str, Any]:
+        """huey's hook: the metadata dict stored for a failed attempt (a subclass may add to
+        ``super().build_error_result(task, exception)``); ``TaskException.metadata``."""
+        return error_metadata(task, exception)
 
     def create_consumer(self, **options: Any) -> 'Consumer':
         """A Consumer running this queue's tasks (see ``sqlq.consumer.Consumer``).
@@ -445,7 +456,7 @@ class Queue(QueueHistory):
 
     def is_revoked(self, task: Any, timestamp: Optional[Timestamp] = None,
                    peek: bool = True) -> bool:
-        """Whether a task (instance, class, wrapper or id) is revoked at ``timestamp``."""
+        """Whether a task (instance, Result, class, wrapper or id) is revoked at ``timestamp``."""
         return self.revocations.is_revoked(task, self.time.timestamp(timestamp), peek)
 
     def reschedule(self, task: Task, eta: Optional[Timestamp] = None,

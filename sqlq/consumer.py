@@ -19,8 +19,9 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
 
+from . import _spawn
 from ._logging import flush_all
 from .exceptions import ConfigurationError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger('sqlq.consumer')
 
-WORKER_TYPES = ('thread', 'process', 'greenlet')
+WORKER_TYPES = ('thread', 'process', 'greenlet', 'asyncio')
 # Extra time a process worker gets past its task's timeout before it is killed outright.
 TIMEOUT_GRACE = 5.0
 # Seconds between two rounds of WAL checkpoint, incremental vacuum and expired-key purge.
@@ -81,16 +82,29 @@ class _WorkerHandle:
         self.name = 'worker-%d' % (index + 1)
         self.runner: Any = None
         self.state: Optional[RunState] = None
+        self.worker: Any = None  # an asyncio worker (interrupted through it)
 
     def start(self) -> None:
         c = self.consumer
         if c.worker_type == 'process':
             shared = c._mp.Array('d', 3, lock=False)
             self.state = RunState(shared)
-            self.runner = c._mp.Process(
-                target=run_process_worker, name=self.name, daemon=True,
-                args=(c.queue, c._stop_event, self.name, c.max_tasks, shared, c.idle_wait,
-                      os.getpid()))
+            args: Tuple[Any, ...] = (c._stop_event, self.name, c.max_tasks, shared,
+                                     c.idle_wait, os.getpid())
+            if c.start_method == 'fork':  # the child inherits the queue as it is
+                target: Callable[..., None] = run_process_worker
+                args = (c.queue,) + args
+            else:  # a fresh interpreter: it imports the queue (see sqlq._spawn)
+                target = _spawn.run_spawned_worker
+                args = (c._queue_path, _spawn.logging_spec()) + args
+            self.runner = c._mp.Process(target=target, name=self.name, daemon=True, args=args)
+            self.runner.start()
+        elif c.worker_type == 'asyncio':  # one event loop running `workers` tasks at once
+            from .asyncio_worker import AsyncioWorker
+            self.state = RunState()
+            self.worker = AsyncioWorker(c.queue, c._stop_event, self.name, c.workers,
+                                        c.max_tasks, self.state, idle_wait=c.idle_wait)
+            self.runner = threading.Thread(target=self.worker.run, name=self.name, daemon=True)
             self.runner.start()
         elif c.worker_type == 'greenlet':
             import gevent  # checked at construction
@@ -132,15 +146,14 @@ class _WorkerHandle:
                 pass
         elif kind == 'greenlet':
             self.runner.kill(WorkerInterrupted, block=False)
+        elif kind == 'asyncio':
+            self.worker.interrupt()
         else:
             interrupt_thread(self.runner)
 
     def kill(self) -> None:
         if self.consumer.worker_type == 'process' and self.is_alive():
-            try:
-                os.kill(self.runner.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.runner.kill()  # SIGKILL; TerminateProcess on Windows
             self.runner.join(5)
 
     @property
@@ -149,7 +162,9 @@ class _WorkerHandle:
 
 
 class Consumer:
-    """Runs a queue's tasks with ``workers`` threads, processes or greenlets.
+    """Runs a queue's tasks with ``workers`` threads, processes or greenlets, or on one event
+    loop running up to ``workers`` tasks at once (``worker_type='asyncio'``: see
+    :mod:`sqlq.asyncio_worker`).
 
     Options mirror huey_consumer's: ``periodic`` (fire periodic tasks), ``scheduler_interval``
     (longest sleep between schedule checks; new schedule entries wake it earlier),
@@ -158,6 +173,10 @@ class Consumer:
     many tasks), ``shutdown_timeout`` (how long a graceful stop waits for running tasks before
     interrupting them). ``initial_delay``, ``backoff`` and ``max_delay`` are accepted for
     huey compatibility: workers are woken by notifications instead of back-off polling.
+    ``start_method`` (process workers only): ``'fork'`` (Linux's default), ``'spawn'`` (the
+    default elsewhere) or ``'forkserver'``; a spawned worker imports the queue from the module
+    that defines it (see :mod:`sqlq._spawn`). Thread and greenlet workers use no start method
+    and :meth:`start` installs no signal handler.
     """
 
     def __init__(self, queue: 'Queue', workers: int = 1, worker_type: str = 'thread',
@@ -167,7 +186,8 @@ class Consumer:
                  flush_locks: bool = False, extra_locks: Optional[Iterable[str]] = None,
                  max_tasks: Optional[int] = None, shutdown_timeout: Optional[float] = None,
                  idle_wait: float = IDLE_WAIT,
-                 clock: Optional[Callable[[], float]] = None) -> None:
+                 clock: Optional[Callable[[], float]] = None,
+                 start_method: Optional[str] = None) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ConfigurationError('workers must be a positive int, not %r' % (workers,))
         if worker_type not in WORKER_TYPES:
@@ -196,8 +216,12 @@ class Consumer:
         self.idle_wait = idle_wait
         self.scheduler = Scheduler(queue, periodic=periodic, interval=scheduler_interval,
                                    clock=clock)
-        self._mp = multiprocessing.get_context('fork')
+        self.start_method: Optional[str] = None
         if worker_type == 'process':
+            self.start_method = _spawn.check_start_method(start_method)
+            if self.start_method != 'fork':
+                self._queue_path = _spawn.queue_path(queue)
+            self._mp: Any = multiprocessing.get_context(self.start_method)
             self._stop_event: Any = ProcessStopEvent(self._mp)
         else:
             self._stop_event = threading.Event()
@@ -262,7 +286,9 @@ class Consumer:
         logger.info('The following tasks are available:%s',
                     ''.join('\n + %s' % n for n in names) if names else ' (none)')
         if self.worker_type != 'process':
-            timed = [t.name for t in self.queue.registered_tasks() if t.default_options.timeout]
+            # An async task's timeout cancels its coroutine, whatever the worker type.
+            timed = [t.name for t in self.queue.registered_tasks()
+                     if t.default_options.timeout and not t.is_async]
             if timed:
                 logger.warning('%s workers enforce task timeouts only cooperatively (the task '
                                'calls task.check_timeout()); use -k process to stop %s for real',
@@ -277,7 +303,8 @@ class Consumer:
             if flushed:
                 logger.info('flushed locks: %s', ', '.join(sorted(flushed)))
         self.queue.storage.defer_checkpoints(True)
-        self._handles = [_WorkerHandle(self, i) for i in range(self.workers)]
+        slots = 1 if self.worker_type == 'asyncio' else self.workers
+        self._handles = [_WorkerHandle(self, i) for i in range(slots)]
         for handle in self._handles:
             handle.start()
 
@@ -421,6 +448,7 @@ class Consumer:
             if self.graceful_signal is not None and signum != self.graceful_signal:
                 handler = immediate
             signal.signal(signum, handler)
-        signal.signal(signal.SIGHUP, restart)
+        if hasattr(signal, 'SIGHUP'):  # not on Windows
+            signal.signal(signal.SIGHUP, restart)
 
     graceful_signal: Optional[int] = None

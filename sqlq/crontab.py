@@ -8,10 +8,14 @@ Field syntax (each field is a string or a non-negative ``int``):
 
 * ``*``          every value of the field
 * ``*/n``        every n-th value, counted from the field's minimum (``hour='*/4'`` is 0,4,...,20;
-                 ``day='*/10'`` is 1,11,21,31)
+                 ``day='*/10'`` is 1,11,21,31); not for ``day_of_week``, as with huey (a week
+                 does not divide into steps: spell the days, or use ``'0-6/n'``)
 * ``a``          exactly ``a``
-* ``a-b``        ``a`` through ``b`` inclusive (``a <= b``)
-* ``a-b/n``      every n-th value from ``a`` through ``b``
+* ``a-b``        ``a`` through ``b`` inclusive; with ``a > b`` the range wraps around the
+                 field's end, as with huey (``hour='22-2'`` is 22,23,0,1,2;
+                 ``day_of_week='5-1'`` is Friday to Monday)
+* ``a-b/n``      every n-th value from ``a`` through ``b`` (counted on across a wrap:
+                 ``minute='50-10/7'`` is 50,57,4)
 * ``x,y,...``    any mix of the above
 
 Ranges: minute 0-59, hour 0-23, day 1-31, month 1-12, day_of_week 0-6 with 0 = Sunday,
@@ -20,11 +24,13 @@ Ranges: minute 0-59, hour 0-23, day 1-31, month 1-12, day_of_week 0-6 with 0 = S
 Semantics kept from huey: ``day`` AND ``day_of_week`` must both match (classic cron ORs them when
 both are restricted), so ``crontab(day=13, day_of_week=5)`` fires on Friday the 13th only.
 Matching uses the datetime's wall-clock fields as given; no time-zone conversion is done.
+``crontab.hourly()`` (minute 0 of every hour) and ``crontab.daily()`` (midnight) are huey's
+shorthands; keyword arguments change their other fields.
 
 Deliberate difference from huey: invalid input (out-of-range values, unparseable text, a step of
-0, a reversed range) always raises ``ValueError`` naming the field and the value. huey ignores
-invalid parts unless ``strict=True``; ``strict`` is still accepted for compatibility but no
-longer changes anything.
+0) always raises ``ValueError`` naming the field and the value. huey ignores some invalid parts
+unless ``strict=True``; ``strict`` is still accepted for compatibility but no longer changes
+anything.
 """
 from __future__ import annotations
 
@@ -82,6 +88,9 @@ def _parse_field(name: str, low: int, high: int, value: object) -> frozenset[int
         else:
             step = 1
         if star is not None:
+            if step_s is not None and name == 'day_of_week':
+                raise fail('*/n cannot be used for day_of_week, as with huey (list the days, '
+                           'or use a range such as 0-6/n)')
             start, end = low, high
         else:
             start = int(start_s)
@@ -89,9 +98,14 @@ def _parse_field(name: str, low: int, high: int, value: object) -> frozenset[int
             for number in (start, end):
                 if not low <= number <= high:
                     raise fail('%d is out of range %d-%d' % (number, low, high))
-            if start > end:
-                raise fail('range %d-%d is reversed (start must not exceed end)' % (start, end))
-        result.update(range(start, end + 1, step))
+        if start > end and name == 'day_of_week' and start == 7:
+            start = 0  # Sunday spelt 7 starts the week: '7-1' is Sunday to Monday
+        if start > end:  # wraps around the field's end, as with huey
+            top = 6 if name == 'day_of_week' else high
+            cycle = list(range(start, top + 1)) + list(range(low, end + 1))
+            result.update(cycle[::step])
+        else:
+            result.update(range(start, end + 1, step))
 
     if name == 'day_of_week' and 7 in result:
         result.discard(7)
@@ -238,13 +252,36 @@ class Crontab:
         return None
 
 
-def crontab(minute: FieldValue = '*', hour: FieldValue = '*', day: FieldValue = '*',
-            month: FieldValue = '*', day_of_week: FieldValue = '*',
-            strict: bool = False) -> Crontab:
-    """Build a :class:`Crontab` matching the given cron fields (see the module docstring).
+class _Crontab:
+    """``crontab(...)`` and its shorthands ``crontab.hourly()`` and ``crontab.daily()``."""
 
-    ``day`` and ``day_of_week`` must both match. Invalid input always raises ValueError;
-    ``strict`` is accepted for huey compatibility and has no effect.
-    """
-    del strict  # kept for API compatibility only; validation is always strict
-    return Crontab(minute, hour, day, month, day_of_week)
+    def __call__(self, minute: FieldValue = '*', hour: FieldValue = '*', day: FieldValue = '*',
+                 month: FieldValue = '*', day_of_week: FieldValue = '*',
+                 strict: bool = False) -> Crontab:
+        """Build a :class:`Crontab` matching the given cron fields (see the module docstring).
+
+        ``day`` and ``day_of_week`` must both match. Invalid input always raises ValueError;
+        ``strict`` is accepted for huey compatibility and has no effect.
+        """
+        del strict  # kept for API compatibility only; validation is always strict
+        return Crontab(minute, hour, day, month, day_of_week)
+
+    def hourly(self, *, minute: FieldValue = '0', hour: FieldValue = '*',
+               day: FieldValue = '*', month: FieldValue = '*',
+               day_of_week: FieldValue = '*', strict: bool = False) -> Crontab:
+        """Every hour, on the hour (huey's ``crontab.hourly()``)."""
+        return self(minute, hour, day, month, day_of_week, strict)
+
+    def daily(self, *, minute: FieldValue = '0', hour: FieldValue = '0',
+              day: FieldValue = '*', month: FieldValue = '*',
+              day_of_week: FieldValue = '*', strict: bool = False) -> Crontab:
+        """Every day at midnight (huey's ``crontab.daily()``)."""
+        return self(minute, hour, day, month, day_of_week, strict)
+
+    def __repr__(self) -> str:
+        return '<function crontab>'
+
+
+#: Build a :class:`Crontab`: ``crontab(minute='*', hour='*', day='*', month='*',
+#: day_of_week='*')``; ``crontab.hourly()``, ``crontab.daily()``.
+crontab = _Crontab()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .storage.base import Claim
     from .task import Task
 
-__all__ = ['Delivery', 'running_delivery']
+__all__ = ['Delivery', 'running_delivery', 'mark_running', 'unmark_running']
 
 #: Revoke flags read together with a batch of claims: (monotonic time of the read,
 #: {key: raw flag}).
@@ -26,10 +26,11 @@ class Delivery:
     """A task as a worker received it (or as it runs locally, unclaimed: ``receipt`` None)."""
 
     __slots__ = ('task', 'receipt', 'attempts', 'recoveries', 'priority', 'seq',
-                 'revoke_flags', 'started', 'ran')
+                 'revoke_flags', 'started', 'start_recorded', 'ran')
 
     def __init__(self, task: 'Task', receipt: Any = None, attempts: int = 0,
-                 recoveries: int = 0, priority: int = 0, seq: int = 0) -> None:
+                 recoveries: int = 0, priority: int = 0, seq: int = 0,
+                 start_recorded: bool = False) -> None:
         self.task = task
         #: Settles the claim (storage receipt); None once settled, or if never claimed.
         self.receipt = receipt
@@ -44,6 +45,9 @@ class Delivery:
         self.revoke_flags: Optional[RevokeFlags] = None
         #: ``time.monotonic()`` when the task function started, while it runs.
         self.started: Optional[float] = None
+        #: Whether the storage records the claim as started (``Storage.mark_started``): if
+        #: its process dies while it runs, the death counts against it.
+        self.start_recorded = start_recorded
         #: How long the task function ran (seconds), once it returned or raised.
         self.ran: Optional[float] = None
 
@@ -51,7 +55,7 @@ class Delivery:
     def of_claim(cls, task: 'Task', claim: 'Claim') -> 'Delivery':
         """The delivery of ``task`` by a storage claim."""
         return cls(task, claim.receipt, claim.attempts, claim.recoveries, claim.priority,
-                   claim.seq)
+                   claim.seq, claim.started)
 
     def time_remaining(self) -> Optional[float]:
         """Seconds left before the task's timeout (None without a timeout or before its run)."""
@@ -74,22 +78,17 @@ def running_delivery() -> Optional[Delivery]:
     return _RUNNING.get()
 
 
-class running:
-    """Context manager marking ``delivery`` as running in this context (its start time)."""
+def mark_running(delivery: Delivery) -> 'contextvars.Token[Optional[Delivery]]':
+    """Mark ``delivery`` as running in this context from now (its start time); returns what
+    :func:`unmark_running` needs."""
+    delivery.started = time.monotonic()
+    return _RUNNING.set(delivery)
 
-    __slots__ = ('delivery', '_token')
 
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-
-    def __enter__(self) -> Delivery:
-        self.delivery.started = time.monotonic()
-        self._token = _RUNNING.set(self.delivery)
-        return self.delivery
-
-    def __exit__(self, *exc: Any) -> None:
-        _RUNNING.reset(self._token)
-        delivery = self.delivery
-        if delivery.started is not None:
-            delivery.ran = time.monotonic() - delivery.started
-        delivery.started = None
+def unmark_running(delivery: Delivery, token: 'contextvars.Token[Optional[Delivery]]') -> None:
+    """The end of ``delivery``'s run in this context (its duration: ``delivery.ran``)."""
+    _RUNNING.reset(token)
+    started = delivery.started
+    if started is not None:
+        delivery.ran = time.monotonic() - started
+    delivery.started = None

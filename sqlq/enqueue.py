@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 from typing import (
     TYPE_CHECKING,
+    Any,
     Callable,
     Iterable,
     List,
@@ -37,7 +38,7 @@ T = TypeVar('T')
 UNIQUE_PREFIX = 'unique:'
 #: What an enqueue returns for one task: its Result, a pipeline's ResultGroup, or None when
 #: the queue keeps no results.
-TaskHandle = Union[Result, ResultGroup, None]
+TaskHandle = Union[Result[Any], ResultGroup[Any], None]
 
 
 class Enqueuer:
@@ -53,7 +54,7 @@ class Enqueuer:
             return self.run_immediately(task)
         return self.handle(self.write([task])[0])
 
-    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
         tasks = list(tasks)
         for task in tasks:
@@ -69,7 +70,7 @@ class Enqueuer:
     def handle(self, task: Task) -> TaskHandle:
         """The result handle of an enqueued task (a pipeline's: a ResultGroup of its steps)."""
         queue = self.queue
-        if not queue.results:
+        if not queue.policy.results:
             return None
         if task.on_complete is not None:
             return ResultGroup([Result(queue, t) for t in task.chain()])
@@ -83,7 +84,7 @@ class Enqueuer:
         """
         queue = self.queue
         storage, serialize = queue.storage, queue.serialize_task
-        now = queue.time.now()
+        now = queue.time.clock()
         if all(task.eta is None and not task.unique and task.unique_key is None
                for task in tasks):
             # The common case: ready tasks, no unique keys; one storage call.
@@ -153,7 +154,7 @@ class Enqueuer:
         """The key of a unique task: its name and a digest of its arguments."""
         digest = hashlib.sha256(self.queue.serializer.dumps_raw(
             (task.args, sorted(task.kwargs.items())))).hexdigest()
-        return '%s:%s' % (task.name, digest)
+        return '%s:%s' % (task.registered_name, digest)
 
     def claim_unique_key(self, task: Task) -> Optional[Task]:
         """None if ``task`` may be written; else a stand-in for the task holding its key."""
@@ -199,5 +200,7 @@ class Enqueuer:
         self.resolve_expires(task, queue.time.now())
         queue.serialize_task(task)  # the same argument errors as a real enqueue
         handle = self.handle(task)
+        if queue.signals.has_receivers():
+            queue.signals.send(SIGNAL_ENQUEUED, task)  # as with huey, before it runs
         queue.execute(task)
         return handle

@@ -28,6 +28,12 @@ class DatabaseLockedError(StorageError):
     """The database stayed locked by another connection past the busy timeout."""
 
 
+class DatabaseSharedError(StorageError):
+    """Another copy of the SQLite library in this process (Python's ``sqlite3`` module, used by
+    Django or SQLAlchemy) uses the queue's database file: SQLite's locks cannot work between
+    the two, and writes would be lost. Give the queue a file of its own."""
+
+
 class StorageUnavailableError(StorageError):
     """The storage server cannot be reached (down, connection refused or reset, timeout, still
     loading its data). Retrying later may succeed."""
@@ -87,11 +93,20 @@ class ResultTimeout(SqlqError):
 
 
 class CancelExecution(SqlqError):
-    """Raised in a pre-execute hook (or a task) to cancel the task; ``retry=True`` retries it."""
+    """Raised in a pre-execute hook (or a task) to cancel the task, as with huey.
 
-    def __init__(self, retry: Optional[bool] = None, *args: Any) -> None:
+    From a pre-execute hook the task does not run and stores nothing. Raised by the task
+    itself it stores a TaskException (like any error) and ``retry`` overrides the task's
+    retry policy: None (default) retries if the task has retries left (using one), True
+    retries it anyway, False never retries it.
+    """
+
+    def __init__(self, msg: Optional[str] = None, retry: Optional[bool] = None,
+                 *args: Any) -> None:
+        if isinstance(msg, bool) and retry is None:  # sqlq's former order: (retry, *args)
+            msg, retry = None, msg
         self.retry = retry
-        super().__init__(*args)
+        super().__init__(*((msg,) if msg is not None else ()), *args)
 
 
 class RetryTask(SqlqError):
@@ -112,7 +127,10 @@ class RateLimitExceeded(SqlqError):
 
     def __init__(self, key: str, delay: float, retry: bool = True) -> None:
         self.key, self.delay, self.retry = key, delay, retry
-        super().__init__('rate limit %r exceeded, retry in %.3fs' % (key, delay))
+        super().__init__(key, delay, retry)  # its args rebuild it: picklable, as huey's
+
+    def __str__(self) -> str:
+        return 'Rate limit exceeded on "%s" (next window in %.3fs)' % (self.key, self.delay)
 
 
 # Exceptions whose retry does not use up one of the task's ``retries``.

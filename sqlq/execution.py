@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Tuple, Union
 
+from ._aio import run_with_timeout
 from ._time import Timestamp
-from .decisions import Outcome, decide, not_due, skipped
-from .delivery import Delivery, running
+from .decisions import Outcome, decide, not_due, skipped, succeeded
+from .delivery import Delivery, mark_running, unmark_running
 from .exceptions import CancelExecution, DeserializationError, SerializationError, UnknownTaskError
+from .result import Error
 from .signals import (
     SIGNAL_CANCELED,
     SIGNAL_EXECUTING,
@@ -37,6 +39,8 @@ logger = logging.getLogger('sqlq')
 #: A context manager entered around the task function alone (the consumer enforces
 #: timeouts so).
 Guard = Callable[[Task], ContextManager[Any]]
+#: What a run of a task function gave: (value, exception or None, traceback text).
+Ran = Tuple[Any, Optional[BaseException], str]
 
 
 class Executor:
@@ -53,20 +57,27 @@ class Executor:
         dead letters instead (quarantined or unusable)."""
         queue = self.queue
         storage = queue.storage
-        if claim.recoveries >= queue.quarantine_after:
+        if claim.deaths >= queue.quarantine_after:
             reason = ('quarantined: its worker died %d times while running it (the task '
-                      'may crash or kill the process that runs it)' % claim.recoveries)
+                      'may crash or kill the process that runs it)' % claim.deaths)
             logger.error('task moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
             return None
         try:
             task = queue.deserialize_task(claim.data)
-        except (DeserializationError, UnknownTaskError) as exc:
+        except Exception as exc:
+            # Whatever a message that cannot become a task raises -- DeserializationError,
+            # UnknownTaskError, or a TypeError from data that is not even bytes -- it is
+            # buried with the reason: one bad row must never stop the queue behind it.
+            if not isinstance(exc, (DeserializationError, UnknownTaskError)):
+                exc = DeserializationError('cannot decode a message of type %s: %s: %s' % (
+                    type(claim.data).__name__, type(exc).__name__, exc))
             reason = '%s: %s' % (type(exc).__name__, exc)
             logger.error('unusable message moved to dead letters: %s', reason)
             storage.bury(claim.receipt, reason)
             return None
-        delivery = Delivery.of_claim(task, claim)
+        delivery = Delivery(task, claim.receipt, claim.attempts, claim.recoveries,
+                            claim.priority, claim.seq)
         if task.at_most_once:
             storage.ack(claim.receipt)  # gone before it runs: never run twice
             delivery.receipt = None
@@ -117,53 +128,95 @@ class Executor:
             guard: Optional[Guard] = None) -> Any:
         """The state machine for one delivery; returns the task's value (None if it did not
         run or failed)."""
+        if not self.admit(delivery, timestamp):
+            return None
+        value, exception, tb = self.invoke(delivery, guard)
+        self.conclude(delivery, value, exception, tb)
+        return value
+
+    # The three steps of ``run``, apart for a worker that runs the task function elsewhere
+    # (the asyncio worker: admit and conclude in its storage threads, the run on its loop).
+    def admit(self, delivery: Delivery, timestamp: Optional[Timestamp] = None) -> bool:
+        """The checks before a run: True if the task runs now (SIGNAL_EXECUTING sent, the
+        pre-execute hooks passed); otherwise its outcome (not due, expired, revoked,
+        canceled) is recorded and False returned."""
         queue = self.queue
         task = delivery.task
         now = queue.time.timestamp(timestamp)
         if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
             self.record(delivery, not_due(task))
-            return None
+            return False
         if task.expires_resolved is not None and \
                 queue.time.to_timestamp(task.expires_resolved) < now:
             self.record(delivery, skipped(task, SIGNAL_EXPIRED))
-            return None
+            return False
         if queue.revocations.is_revoked(task, now, peek=False, delivery=delivery):
             self.record(delivery, skipped(task, SIGNAL_REVOKED))
-            return None
+            return False
+        queue.signals.send(SIGNAL_EXECUTING, task)  # before the hooks, as with huey
         try:
             queue.hooks.pre_execute.run(task, propagate=(CancelExecution,))
         except CancelExecution:
             self.record(delivery, skipped(task, SIGNAL_CANCELED))
-            return None
+            return False
+        return True
 
-        queue.signals.send(SIGNAL_EXECUTING, task)
-        value: Any = None
-        exception: Optional[BaseException] = None
-        tb = ''
-        with running(delivery):
-            try:
-                if guard is None:
-                    value = task.execute()
-                else:
-                    with guard(task):
-                        value = task.execute()
-            except Exception as exc:
-                exception = exc
-                tb = traceback.format_exc()
+    @staticmethod
+    def invoke(delivery: Delivery, guard: Optional[Guard] = None) -> Ran:
+        """Run the task function (inside ``guard``): ``(value, exception, traceback text)``.
+        An Exception is the run's outcome; a BaseException (WorkerInterrupted) propagates."""
+        task = delivery.task
+        token = mark_running(delivery)
+        try:
+            if guard is None:
+                return task.execute(), None, ''
+            with guard(task):
+                return task.execute(), None, ''
+        except Exception as exc:
+            return None, exc, traceback.format_exc()
+        finally:
+            unmark_running(delivery, token)
+
+    @staticmethod
+    async def ainvoke(delivery: Delivery) -> Ran:
+        """:meth:`invoke` for an async task on a running event loop: its coroutine awaited,
+        cancelled at its timeout (TaskTimeout). Cancellation of the caller propagates."""
+        task = delivery.task
+        token = mark_running(delivery)
+        try:
+            return await run_with_timeout(task.call(), task.options.timeout, task), None, ''
+        except Exception as exc:
+            return None, exc, traceback.format_exc()
+        finally:
+            unmark_running(delivery, token)
+
+    def conclude(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
+                 tb: str) -> None:
+        """Decide and record the outcome of a run (the post-execute hooks run once it is
+        committed)."""
+        queue = self.queue
+        task = delivery.task
 
         def post_execute() -> None:
             queue.hooks.post_execute.run(task, value, exception)
 
-        self.record(delivery, self.decide(delivery, value, exception, tb), then=post_execute)
-        return value
+        outcome = succeeded(task, value, queue.policy) if exception is None else \
+            self.decide(delivery, value, exception, tb)
+        self.record(delivery, outcome, then=post_execute)
 
     def decide(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
                tb: str, retry: bool = True) -> Outcome:
         """The outcome of a run of the delivered task, by the queue's policy."""
         queue = self.queue
         return decide(delivery.task, value, exception, tb, policy=queue.policy,
-                      build_error=queue.build_error_result, time=queue.time,
+                      build_error=self.build_error, time=queue.time,
                       attempts=delivery.attempts, retry=retry)
+
+    def build_error(self, task: Task, exception: BaseException, tb: Optional[str]) -> Error:
+        """The Error stored for a failed attempt: the metadata of the queue's
+        ``build_error_result(task, exception)`` (huey's hook, which a subclass may extend)."""
+        built = self.queue.build_error_result(task, exception)
+        return built if isinstance(built, Error) else Error(dict(built))
 
     def record(self, delivery: Delivery, outcome: Outcome,
                then: Optional[Callable[[], None]] = None) -> None:
@@ -176,11 +229,13 @@ class Executor:
         if outcome.failure is not None:
             exception, tb = outcome.failure
             logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
+        retry = outcome.retry
         for signal, subject, extra in outcome.announce:
-            if signal == SIGNAL_RETRYING:
-                _apply_retry(task, outcome)  # its receivers see the next attempt
+            if signal == SIGNAL_RETRYING and retry is not None:
+                task.options, task.eta = retry  # its receivers see the next attempt
             queue.signals.send(signal, subject, *extra)
-        _apply_retry(task, outcome)
+        if retry is not None:
+            task.options, task.eta = retry
         try:
             queue.outcome_writer.settle(delivery, outcome, then)
         except SerializationError as exc:  # raised before anything was written
@@ -196,9 +251,7 @@ class Executor:
         claim = queue.storage.dequeue()
         if claim is None:
             return
-        self.run(Delivery(queue.deserialize_task(claim.data), claim.receipt))
+        delivery = self.deliver(claim)
+        if delivery is not None:
+            self.run(delivery)
 
-
-def _apply_retry(task: Task, outcome: Outcome) -> None:
-    if outcome.retry is not None:
-        task.options, task.eta = outcome.retry

@@ -68,6 +68,9 @@ def finished_run(task: 'Task', outcome: 'Outcome', finished_at: float,
             return None
         kind = _SKIPPED.get(outcome.on_settled[0][0], 'canceled')
         duration = None
+    if kind == 'failed' and outcome.dead_reason is None and outcome.failure is None and \
+            any(signal[0] == SIGNAL_CANCELED for signal in outcome.announce):
+        return Finished(task.id, task.name, 'canceled', finished_at, duration, None)
     error = None
     if outcome.failure is not None:
         error = _summary(outcome.failure[0])

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, Optional, Set, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, Set, Tuple, TypeVar
 
 from .exceptions import RateLimitExceeded, TaskLockedException
+from .storage.base import EMPTY
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
@@ -35,10 +36,13 @@ class TaskLock:
         return locked  # type: ignore[return-value]
 
     def acquire(self) -> bool:
-        """Take the lock if free; True if taken."""
-        return self.queue.storage.put_if_empty(self.key, b'1', ttl=self.ttl)
+        """Take the lock: True, or TaskLockedException if it is held (as with huey)."""
+        if not self.queue.storage.put_if_empty(self.key, b'1', ttl=self.ttl):
+            raise TaskLockedException('unable to acquire lock %s' % self.name)
+        return True
 
     def release(self) -> bool:
+        """Free the lock; True if it was held."""
         return self.queue.storage.delete_data(self.key)
 
     clear = release
@@ -46,9 +50,10 @@ class TaskLock:
     def is_locked(self) -> bool:
         return self.queue.storage.has_data_for_key(self.key)
 
+    locked = is_locked
+
     def __enter__(self) -> 'TaskLock':
-        if not self.acquire():
-            raise TaskLockedException('unable to set lock: %s' % self.name)
+        self.acquire()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -59,14 +64,15 @@ class RateLimit:
     """At most ``limit`` entries per ``per`` seconds (fixed windows), across processes.
 
     Entering past the limit raises RateLimitExceeded carrying the delay until the next window;
-    inside a task with ``retry`` the task is retried then, without using up its retries.
+    inside a task with ``retry`` the task is retried then (or after its own ``retry_delay``),
+    without using up its retries. ``limit=0`` is always exceeded.
     """
 
     def __init__(self, queue: 'Queue', name: str, limit: int, per: float,
                  retry: bool = True) -> None:
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError('rate limit must be a positive int, not %r' % (limit,))
-        if not isinstance(per, (int, float)) or per <= 0:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError('rate limit must be an int >= 0, not %r' % (limit,))
+        if isinstance(per, bool) or not isinstance(per, (int, float)) or per <= 0:
             raise ValueError('rate limit period must be a positive number, not %r' % (per,))
         self.queue, self.name, self.limit, self.per, self.retry = queue, name, limit, per, retry
 
@@ -77,16 +83,31 @@ class RateLimit:
                 return fn(*args, **kwargs)
         return limited  # type: ignore[return-value]
 
-    def check(self) -> None:
-        """Count one entry; RateLimitExceeded if the window is full."""
+    def _window(self) -> Tuple[str, float]:
+        """The key counting the current window's entries, and the seconds until it ends."""
         now = self.queue.now()
         window = int(now // self.per)
-        key = '%s%s:%d' % (RATE_LIMIT_PREFIX, self.name, window)
+        return '%s%s:%d' % (RATE_LIMIT_PREFIX, self.name, window), (window + 1) * self.per - now
+
+    def acquire(self) -> None:
+        """Count one entry; RateLimitExceeded if the window is full (huey's name)."""
+        key, remaining = self._window()
         if self.queue.storage.incr(key, 1, ttl=self.per) > self.limit:
-            raise RateLimitExceeded(self.name, (window + 1) * self.per - now, self.retry)
+            raise RateLimitExceeded(self.name, remaining, self.retry)
+
+    check = acquire
+
+    def current_usage(self) -> int:
+        """Entries counted in the current window (refused ones included, as with huey)."""
+        raw = self.queue.storage.peek_data(self._window()[0])
+        return 0 if raw is EMPTY else int(raw)
+
+    def reset(self) -> None:
+        """Forget the current window's entries: the next one starts counting afresh."""
+        self.queue.storage.delete_data(self._window()[0])
 
     def __enter__(self) -> 'RateLimit':
-        self.check()
+        self.acquire()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -106,11 +127,12 @@ class Locks:
         return TaskLock(self.queue, name, ttl)
 
     def flush(self, *names: str) -> Set[str]:
-        """Release the named locks, or every lock when no names are given; returns the names
-        of the released locks known to this process."""
+        """Release every lock this process declared and the named ones (huey's
+        ``flush_locks``); returns the names of those that were held. Without names, the
+        locks other programs declared on this queue are released too."""
         storage = self.queue.storage
         flushed = set()
-        for name in set(names) or self._declared:
+        for name in self._declared.union(names):
             if storage.delete_data(LOCK_PREFIX + name):
                 flushed.add(name)
         if not names:

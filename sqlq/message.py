@@ -9,6 +9,7 @@ serializer then seals the whole message (compression, signature).
 """
 from __future__ import annotations
 
+import functools
 import pickle
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
@@ -18,6 +19,12 @@ from .options import TaskOptions
 from .serializer import Serializer
 
 __all__ = ['Message', 'MessageCodec']
+
+# TaskOptions from its fields in order, without the Python frame of the NamedTuple's __new__
+# (one per decoded message: on the drain's path).
+_new_options = functools.partial(tuple.__new__, TaskOptions)
+assert TaskOptions._fields == ('retries', 'retry_delay', 'retry_backoff', 'priority',
+                               'expires', 'timeout'), 'the decoder builds TaskOptions by position'
 
 
 class Message(NamedTuple):
@@ -89,9 +96,8 @@ class MessageCodec:
                 raise MessageDecodeError('extra fields of task %s (%s) are corrupt: %s'
                                          % (name, id_, exc)) from None
         expires = extra.pop('expires', None) if extra else None
-        options = TaskOptions(retries=retries, retry_delay=retry_delay,
-                              retry_backoff=retry_backoff, priority=priority or None,
-                              expires=expires, timeout=timeout)
+        options = _new_options((retries, retry_delay, retry_backoff, priority or None, expires,
+                                timeout))
         return Message(
             id_, name, tuple(args), dict(kwargs), options, eta, expires_at,
             None if on_complete is None else self._decode(on_complete),

@@ -13,7 +13,8 @@ from typing import Any, Dict, Generic, Mapping, NamedTuple, Optional, TypeVar, U
 
 from ._time import seconds
 
-__all__ = ['TaskOptions', 'OPTION_NAMES', 'check_options', 'OptionAttributes', 'Expires']
+__all__ = ['TaskOptions', 'OPTION_NAMES', 'CALL_KEYWORDS', 'check_options', 'OptionAttributes',
+           'Expires']
 
 #: What ``expires`` accepts: seconds after the enqueue (number or timedelta) or an instant.
 Expires = Union[int, float, _dt.timedelta, _dt.datetime]
@@ -52,6 +53,10 @@ class TaskOptions(NamedTuple):
 #: The option names, in definition order.
 OPTION_NAMES = TaskOptions._fields
 _NAMES = frozenset(OPTION_NAMES)
+#: The keywords a task call (``add(1, 2, priority=5)``, ``add.s(...)``) takes as settings of
+#: the invocation instead of passing them to the function, as huey does: the options, the
+#: task's ``id``, and when it runs (``eta`` or ``delay``).
+CALL_KEYWORDS = frozenset(OPTION_NAMES + ('id', 'eta', 'delay'))
 
 
 def _check_retries(value: Any, where: str) -> int:

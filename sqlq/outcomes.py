@@ -21,7 +21,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Tuple, cast
 
-from .exceptions import SerializationError, StorageError, TaskException
+from .exceptions import (
+    DatabaseLockedError,
+    SerializationError,
+    StorageError,
+    StorageUnavailableError,
+    TaskException,
+)
 from .history import finished_run
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
 from .storage.base import EMPTY, retry_conflicts
@@ -71,8 +77,9 @@ def commit_outcome(storage: 'Storage', task: 'Task', apply: Apply) -> Optional[L
 
 
 def _log_stale(task: 'Task') -> None:
-    logger.warning('outcome of %s rejected: its claim was taken over by another worker '
-                   '(this one was presumed dead)', task)
+    logger.warning('outcome of %s rejected: its claim is no longer held (taken over by '
+                   'another worker, this one presumed dead; or settled by an earlier try of '
+                   'this commit whose reply was lost)', task)
 
 
 class OutcomeGroup:
@@ -118,8 +125,9 @@ class OutcomeGroup:
         """Commit the pending outcomes and ``step()`` (if given) in one transaction.
 
         Returns what ``step`` returned. An outcome whose claim is stale, or whose writes fail,
-        is undone alone (logged; a failed one stays claimed for recovery). If the commit
-        itself fails, the outcomes stay pending for the next flush and the error propagates.
+        is undone alone (logged; a failed one becomes a dead letter). If the commit itself
+        fails, or the storage cannot be reached (or is locked) meanwhile, the outcomes stay
+        pending for the next flush and the error propagates.
         """
         if not self.storage.batch_in_transaction:
             self._flush_separately()
@@ -211,6 +219,8 @@ class OutcomeGroup:
                         outcomes[index] = apply()
                     except StaleClaim:
                         _log_stale(task)
+                    except _RETRY_LATER:
+                        raise
                     except Exception as exc:
                         raise _Isolate() from exc
             value = step() if step is not None else None
@@ -225,6 +235,8 @@ class OutcomeGroup:
             history = [pending[i][5] for i in indexes]
             held = self.storage.complete_many([pending[i][3] for i in indexes],  # type: ignore
                                               history if any(history) else None)
+        except _RETRY_LATER:
+            raise
         except Exception as exc:
             raise _Isolate() from exc
         for index, was_held in zip(indexes, held):
@@ -236,6 +248,8 @@ class OutcomeGroup:
     def _apply_isolated(self, task: 'Task', apply: Apply, receipt: Any) -> Any:
         try:
             return commit_outcome(self.storage, task, apply)
+        except _RETRY_LATER:
+            raise  # not this outcome's fault: the whole group waits for the next flush
         except Exception as exc:
             reason = 'its outcome could not be recorded: %s: %s' % (type(exc).__name__, exc)
             try:  # visible, not stuck: a claim nobody settles would wait for a restart
@@ -249,6 +263,12 @@ class OutcomeGroup:
                 logger.exception('outcome of %s could not be recorded; it stays claimed for '
                                  'recovery', task)
             return _FAILED
+
+
+#: Errors that say the storage cannot be used now (unreachable, still loading its data,
+#: locked), not that an outcome cannot be written: the group stays pending for the next
+#: flush instead of being isolated (where a failing outcome would be given up).
+_RETRY_LATER = (StorageUnavailableError, DatabaseLockedError)
 
 
 class _Isolate(Exception):
@@ -309,6 +329,8 @@ class OutcomeWriter:
             self._release_claim(delivery, receipt, outcome.dead_reason, finished)
             if result_data is not None:
                 storage.put_data(task.id, result_data, is_result=True, ttl=queue.result_ttl)
+                for step_id in outcome.unreached:
+                    storage.put_data(step_id, result_data, is_result=True, ttl=queue.result_ttl)
             for data, priority, key in ready:
                 storage.enqueue(data, priority, key)
             for data, ts, key in scheduled:
@@ -344,10 +366,15 @@ class OutcomeWriter:
 
     def _announce(self, task: 'Task', outcome: 'Outcome', enqueued: Optional[List['Task']],
                   then: Optional[Callable[[], None]]) -> None:
-        """After the commit: followers' signals, immediate-mode runs, the outcome's signals."""
+        """After the commit: the outcome's signals, then its followers' and immediate-mode runs."""
         queue = self.queue
         send = queue.signals.send
-        applied = enqueued is not None
+        # The task's own signals first: its followers (the next step, a chord's callback)
+        # are enqueued after it completed, as with huey.
+        for signal, subject, extra in outcome.on_applied if enqueued is not None else ():
+            send(signal, subject, *extra)
+        for signal, subject, extra in outcome.on_settled:
+            send(signal, subject, *extra)
         if enqueued is not None:
             if queue.signals.has_receivers():
                 for follower in enqueued:
@@ -358,10 +385,6 @@ class OutcomeWriter:
             if queue.immediate:
                 for _ in enqueued:
                     queue.executor.run_next_immediately()
-        for signal, subject, extra in outcome.on_applied if applied else ():
-            send(signal, subject, *extra)
-        for signal, subject, extra in outcome.on_settled:
-            send(signal, subject, *extra)
         if then is not None:
             then()
 

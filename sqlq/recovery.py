@@ -1,16 +1,22 @@
 """Finding claims whose owner is gone and giving their tasks back to the queue.
 
-Every process that claims tasks has an owner id ``host:pid:token`` (its storage's
-``owner_id``) and, while it runs a consumer or a worker, refreshes a heartbeat row every
+Every process that claims tasks has an owner id ``host:pid:token:scope`` (its storage's
+``owner_id``; the scope names its PID namespace and boot, see :mod:`sqlq.storage._owners`)
+and, while it runs a consumer or a worker, refreshes a heartbeat row every
 :data:`HEARTBEAT_INTERVAL` seconds. A claim's owner is dead when
 
-- it lives on this host and its pid no longer runs, or runs a process that started after the
-  owner registered (the pid was reused) — detected at once, without waiting for a lease; or
-- it lives on another host and its heartbeat is older than :data:`LEASE` seconds.
+- it lives on this host, in this PID namespace, during this boot (same host and scope) and
+  its pid no longer runs, or runs a process that started after the owner registered (the pid
+  was reused) — detected at once, without waiting for a lease; or
+- it lives anywhere else — another host, or another container of this host (a shared
+  hostname with another PID namespace, where its pid means nothing here), or before a
+  reboot — and its heartbeat is older than :data:`LEASE` seconds.
 
 A worker that is alive but hung keeps its claim: the task's ``timeout`` handles it. Released
-messages go back to the ready queue with their ``recoveries`` count raised; the queue
-quarantines a message (dead letter) whose worker died ``quarantine_after`` times.
+messages go back to the ready queue with their ``recoveries`` count raised, and their
+``deaths`` count if their claim was recorded as started (``Storage.mark_started``); the queue
+quarantines a message (dead letter) whose worker died ``quarantine_after`` times while
+running it.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import socket
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .storage._owners import parse_owner_id
+from .storage._owners import owner_parts, pid_scope
 from .storage.base import Storage
 
 logger = logging.getLogger('sqlq.recovery')
@@ -31,6 +37,15 @@ HEARTBEAT_INTERVAL = 2.0
 LEASE = 8.0
 
 _HOST = socket.gethostname()
+_SCOPE: Tuple[int, str] = (-1, '')
+
+
+def _scope() -> str:
+    """This process's :func:`~sqlq.storage._owners.pid_scope` (read again after a fork)."""
+    global _SCOPE
+    if _SCOPE[0] != os.getpid():
+        _SCOPE = (os.getpid(), pid_scope())
+    return _SCOPE[1]
 
 
 def process_started_at(pid: int) -> Optional[float]:
@@ -68,8 +83,9 @@ class ClaimRecovery:
 
     def owner_is_dead(self, owner_id: str, started_at: Optional[float],
                       heartbeat_at: Optional[float], now: float) -> bool:
-        host, pid = parse_owner_id(owner_id)
-        if pid is not None and host == _HOST:
+        host, pid, scope = owner_parts(owner_id)
+        # An older sqlq's id has no scope: its pid is checked as before.
+        if pid is not None and host == _HOST and scope in (None, _scope()):
             if not pid_running(pid):
                 return True
             started = process_started_at(pid)

@@ -1,4 +1,4 @@
-"""Which task classes a queue knows, by name."""
+"""Which task classes a queue knows, by their ``registered_name`` (what messages carry)."""
 from __future__ import annotations
 
 import logging
@@ -19,15 +19,15 @@ class Registry:
         self._classes: Dict[str, Type['Task']] = {}
 
     def register(self, task_class: Type['Task']) -> None:
-        previous = self._classes.get(task_class.name)
+        previous = self._classes.get(task_class.registered_name)
         if previous is not None and previous is not task_class:
             logger.warning('task %s re-registered; the newer definition replaces the older',
-                           task_class.name)
-        self._classes[task_class.name] = task_class
+                           task_class.registered_name)
+        self._classes[task_class.registered_name] = task_class
 
     def unregister(self, task_class: Type['Task']) -> bool:
-        if self._classes.get(task_class.name) is task_class:
-            del self._classes[task_class.name]
+        if self._classes.get(task_class.registered_name) is task_class:
+            del self._classes[task_class.registered_name]
             return True
         return False
 
@@ -38,8 +38,7 @@ class Registry:
             raise UnknownTaskError(
                 'task %r is not registered in this process (registered: %s); import the module '
                 'that defines it before the consumer starts'
-                % (name, ', '.join(sorted(self._classes)) or 'none')
-            ) from None
+                % (name, ', '.join(sorted(self._classes)) or 'none')) from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._classes

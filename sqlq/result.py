@@ -1,9 +1,30 @@
-"""Handles to task outcomes: Result, ResultGroup, and the Error/SKIPPED values stored for them."""
+"""Handles to task outcomes: Result, ResultGroup, and the Error/SKIPPED values stored for them.
+
+``Result[R]`` and ``ResultGroup[R]`` are generic in the task's return type ``R`` (for an
+``async def`` task, what its coroutine returns): ``add(1, 2)`` is a ``Result[int]``, its
+``get(blocking=True)`` an ``int``, its ``get()`` an ``Optional[int]`` (None while not ready),
+and ``await result`` an ``int``, woken by the storage's completion notification
+(:mod:`sqlq.awaiting`).
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Generator,
+    Generic,
+    Iterator,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from .exceptions import ResultTimeout, TaskException
 
@@ -13,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # What a result read returns when nothing is stored (distinct from a stored None).
 from .storage.base import EMPTY  # noqa: E402
+
+#: The task's return type.
+R = TypeVar('R', covariant=True)
 
 
 class Error:
@@ -47,8 +71,9 @@ class _Skipped:
 SKIPPED = _Skipped()
 
 
-class Result:
-    """The outcome of one enqueued task; read it with ``get()`` or by calling the Result."""
+class Result(Generic[R]):
+    """The outcome of one enqueued task; read it with ``get()`` or by calling the Result, or
+    from asyncio code with ``await result`` / ``await result.aget(timeout=...)``."""
 
     def __init__(self, queue: 'Queue', task: 'Task') -> None:
         self.queue = queue
@@ -58,6 +83,16 @@ class Result:
     @property
     def id(self) -> str:
         return self.task.id
+
+    @overload
+    def __call__(self, blocking: Literal[True], timeout: Optional[float] = None,
+                 backoff: float = 1.15, max_delay: float = 1.0,
+                 revoke_on_timeout: bool = False, preserve: bool = False) -> R: ...
+
+    @overload
+    def __call__(self, blocking: bool = False, timeout: Optional[float] = None,
+                 backoff: float = 1.15, max_delay: float = 1.0,
+                 revoke_on_timeout: bool = False, preserve: bool = False) -> Optional[R]: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.get(*args, **kwargs)
@@ -74,6 +109,16 @@ class Result:
                 return None
             self._result = value
         return self._result
+
+    @overload
+    def get(self, blocking: Literal[True], timeout: Optional[float] = None,
+            backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
+            preserve: bool = False) -> R: ...
+
+    @overload
+    def get(self, blocking: bool = False, timeout: Optional[float] = None,
+            backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
+            preserve: bool = False) -> Optional[R]: ...
 
     def get(self, blocking: bool = False, timeout: Optional[float] = None,
             backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
@@ -108,9 +153,33 @@ class Result:
                 return value
             delay = min(delay * backoff, max_delay)
 
+    async def aget(self, timeout: Optional[float] = None, preserve: bool = False,
+                   max_delay: float = 1.0) -> R:
+        """The task's return value, awaited: ``get(blocking=True)`` for asyncio code (other
+        coroutines run meanwhile). Woken by the storage's completion notification, as a
+        blocking ``get`` is, through one helper thread per storage shared by every waiting
+        coroutine (:mod:`sqlq.awaiting`); ``max_delay`` bounds how late a result written by a
+        program that sends no notification is seen (at most 1 s). ResultTimeout after
+        ``timeout`` seconds, TaskException if the task failed; cancelling the wait leaves the
+        result stored."""
+        from .awaiting import aget_result
+        value: R = await aget_result(self, max_delay=max_delay, preserve=preserve,
+                                     timeout=timeout)
+        return value
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await result``: :meth:`aget` without a timeout."""
+        return self.aget().__await__()
+
     def is_ready(self) -> bool:
-        """True once a result (or error) is stored or already read by this handle."""
-        return self._result is not EMPTY or self.queue.has_result(self.id)
+        """True once the task's result (or error) is stored: it is then read into this handle
+        (as with huey: from then on ``get`` returns it without reading storage again)."""
+        if self._result is EMPTY:
+            value = self.queue.get_raw(self.id)
+            if value is EMPTY:
+                return False
+            self._result = value
+        return True
 
     def revoke(self, revoke_once: bool = True) -> None:
         self.queue.revoke(self.task, revoke_once=revoke_once)
@@ -136,20 +205,47 @@ class Result:
         return '<Result: task %s>' % self.id
 
 
-class ResultGroup:
-    """Results of several tasks (a pipeline, ``map``, ``group`` or ``enqueue_many``)."""
+class ResultGroup(Generic[R]):
+    """Results of several tasks (a pipeline, ``map``, ``group`` or ``enqueue_many``); from
+    asyncio code, ``await group`` / ``await group.aget()``. ``R``: the members' return type
+    (``add.map(...)`` is a ``ResultGroup[int]``; a pipeline's or group's members differ:
+    ``ResultGroup[Any]``)."""
 
-    def __init__(self, results: Sequence[Result]) -> None:
-        self._results: List[Result] = list(results)
+    def __init__(self, results: Sequence[Result[R]]) -> None:
+        self._results: List[Result[R]] = list(results)
 
-    def get(self, *args: Any, **kwargs: Any) -> List[Any]:
+    @overload
+    def get(self, blocking: Literal[True], timeout: Optional[float] = None,
+            backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
+            preserve: bool = False) -> List[R]: ...
+
+    @overload
+    def get(self, blocking: bool = False, timeout: Optional[float] = None,
+            backoff: float = 1.15, max_delay: float = 1.0, revoke_on_timeout: bool = False,
+            preserve: bool = False) -> List[Optional[R]]: ...
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
         """``Result.get`` of every member, in order, with the same arguments."""
         return [result.get(*args, **kwargs) for result in self._results]
 
     __call__ = get
 
+    async def aget(self, timeout: Optional[float] = None, preserve: bool = False,
+                   max_delay: float = 1.0) -> List[R]:
+        """Every member's value, in order, awaited together (see :meth:`Result.aget`); the
+        first failure is raised (TaskException) and the other members are no longer
+        awaited; ResultTimeout if one is not ready after ``timeout`` seconds."""
+        from .awaiting import aget_result_group
+        values: List[R] = await aget_result_group(self, max_delay=max_delay,
+                                                  preserve=preserve, timeout=timeout)
+        return values
+
+    def __await__(self) -> Generator[Any, None, List[R]]:
+        """``await group``: :meth:`aget` without a timeout."""
+        return self.aget().__await__()
+
     def as_completed(self, backoff: float = 1.15, max_delay: float = 1.0,
-                     timeout: Optional[float] = None) -> Iterator[Any]:
+                     timeout: Optional[float] = None) -> Iterator[R]:
         """Yield members' values in completion order (TaskException for a failed one)."""
         pending = list(self._results)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -158,7 +254,7 @@ class ResultGroup:
             ready = [r for r in pending if r.is_ready()]
             for result in ready:
                 pending.remove(result)
-                yield result.get()
+                yield result.get(blocking=True)  # stored: returned at once
             if ready or not pending:
                 delay = 0.05
                 continue
@@ -169,13 +265,28 @@ class ResultGroup:
                 delay if remaining is None else min(delay, remaining), topic='data')
             delay = min(delay * backoff, max_delay)
 
-    def __getitem__(self, index: int) -> Result:
-        return self._results[index]
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[R]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Any:
+        """The value of the ``index``-th task (a list of values for a slice), as with huey:
+        waits until it is ready; TaskException if it failed. Iterating gives the Results."""
+        if isinstance(index, slice):
+            return [result.get(blocking=True) for result in self._results[index]]
+        return self._results[index].get(blocking=True)
+
+    @property
+    def results(self) -> List[Result[R]]:
+        """The Result of each task, in order."""
+        return self._results
 
     def __len__(self) -> int:
         return len(self._results)
 
-    def __iter__(self) -> Iterator[Result]:
+    def __iter__(self) -> Iterator[Result[R]]:
         return iter(self._results)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
 from ._time import Delay, Timestamp
 from .options import check_options
+from .result import Result
 from .task import Task
 from .wrapper import TaskWrapper
 
@@ -29,8 +30,9 @@ FLAGS_PREFIX = 'revoke'
 # reads the revoke flags of a batch of claims at once and trusts them for this long.
 REVOKE_PREFETCH_TTL = 0.05
 
-#: What may be revoked: a task instance, a task class or wrapper (every invocation), a task id.
-Target = Union[Task, type, TaskWrapper, str]
+#: What may be revoked: a task instance or its Result, a task class or wrapper (every
+#: invocation), a task id.
+Target = Union[Task, 'Result[Any]', type, 'TaskWrapper[Any, Any]', str]
 
 
 class Revocations:
@@ -42,12 +44,12 @@ class Revocations:
     @staticmethod
     def key(target: Any) -> str:
         """The flag key of ``target`` (an invocation's, or a whole task's)."""
-        if isinstance(target, Task):
+        if isinstance(target, (Task, Result)):
             return REVOKE_PREFIX + target.id
         if isinstance(target, type) and issubclass(target, Task):
-            return REVOKE_CLASS_PREFIX + target.name
+            return REVOKE_CLASS_PREFIX + target.registered_name
         if isinstance(target, TaskWrapper):
-            return REVOKE_CLASS_PREFIX + target.name
+            return REVOKE_CLASS_PREFIX + target.registered_name
         if isinstance(target, str):
             return REVOKE_PREFIX + target
         raise TypeError('cannot revoke %r' % (target,))
@@ -76,7 +78,7 @@ class Revocations:
         keys = set()
         for delivery in deliveries:
             keys.add(REVOKE_PREFIX + delivery.task.id)
-            keys.add(REVOKE_CLASS_PREFIX + delivery.task.name)
+            keys.add(REVOKE_CLASS_PREFIX + delivery.task.registered_name)
         prefetched = (time.monotonic(), self.queue.storage.peek_many(list(keys)))
         for delivery in deliveries:
             delivery.revoke_flags = prefetched
@@ -88,10 +90,12 @@ class Revocations:
         flags are used if fresh."""
         queue = self.queue
         storage = queue.storage
+        if isinstance(target, Result):
+            target = target.task
         keys = [self.key(target)]
         flags = None
         if isinstance(target, Task):
-            keys.append(REVOKE_CLASS_PREFIX + target.name)
+            keys.append(REVOKE_CLASS_PREFIX + target.registered_name)
             if delivery is not None:
                 prefetched, delivery.revoke_flags = delivery.revoke_flags, None
                 if prefetched is not None and \

@@ -2,33 +2,49 @@
 
 A custom serializer subclasses :class:`Serializer` and overrides ``_serialize`` and
 ``_deserialize`` (as with huey). Compression and signing wrap whatever those produce.
+
+A compressing serializer also reads what was stored uncompressed (as huey's does), and gzip
+data as well as zlib data, so that turning compression on -- or moving from huey's default
+gzip framing -- never strands stored tasks and results. It always writes zlib: the same
+deflate stream as gzip with a 6-byte frame instead of 18 (huey's ``use_zlib`` is accepted and
+has nothing left to choose).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import pickle
+import reprlib
 import zlib
 from typing import Any, Optional, Union
 
 from .exceptions import DeserializationError, SerializationError, SignatureError
 
 _DIGEST_SIZE = hashlib.sha256().digest_size
+_GZIP_MAGIC = b'\x1f\x8b'
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib.decompress reads a gzip frame with these
 
 
 class Serializer:
-    """pickle (highest protocol) with optional zlib compression."""
+    """pickle (the highest protocol unless ``pickle_protocol``) with optional zlib
+    compression."""
 
     def __init__(self, compression: bool = False, compression_level: int = 6,
-                 use_zlib: bool = True) -> None:
+                 use_zlib: bool = True,
+                 pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         if not 0 <= compression_level <= 9:
             raise ValueError('compression_level must be 0..9, not %r' % (compression_level,))
+        if not 0 <= pickle_protocol <= pickle.HIGHEST_PROTOCOL:
+            raise ValueError('pickle_protocol must be 0..%d, not %r'
+                             % (pickle.HIGHEST_PROTOCOL, pickle_protocol))
         self.compression = bool(compression)
         self.compression_level = compression_level
+        self.use_zlib = True  # huey's option: sqlq always writes zlib, reads gzip too
+        self.pickle_protocol = pickle_protocol
 
     # -- what subclasses override ------------------------------------------------------------
     def _serialize(self, data: Any) -> bytes:
-        return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(data, self.pickle_protocol)
 
     def _deserialize(self, data: bytes) -> Any:
         return pickle.loads(data)
@@ -41,12 +57,14 @@ class Serializer:
         return raw
 
     def unseal(self, data: bytes) -> bytes:
-        """Undo :meth:`seal`; DeserializationError if the bytes are not what seal produced."""
+        """Undo :meth:`seal`. With compression: zlib or gzip data is decompressed; other
+        bytes were stored before compression was turned on and are returned as they are (a
+        zlib or gzip frame checks its content, so such bytes are never mistaken for one)."""
         if self.compression:
             try:
                 return zlib.decompress(data)
-            except zlib.error as exc:
-                raise DeserializationError('cannot decompress stored data: %s' % exc) from None
+            except zlib.error:
+                return _decompress_gzip(data)
         return data
 
     # -- values -------------------------------------------------------------------------------
@@ -106,13 +124,35 @@ class SignedSerializer(Serializer):
         return super().unseal(body)
 
 
+def _decompress_gzip(data: bytes) -> bytes:
+    """``data`` decompressed if it is gzip data, else ``data`` itself (stored uncompressed)."""
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    try:
+        return zlib.decompress(data, _GZIP_WBITS)
+    except zlib.error as exc:
+        raise DeserializationError('cannot decompress stored gzip data: %s' % exc) from None
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    """A short description of ``value`` for an error message: a bounded ``repr`` (a value
+    nested 100k deep, whose full repr would itself overflow the stack, or a ``__repr__`` that
+    fails, still gets one)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = '<%s object>' % type(value).__name__
     return text if len(text) <= 120 else text[:117] + '...'
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxother = 100
+
+
 def default_serializer(serializer: Optional[Serializer], compression: bool) -> Serializer:
-    """The serializer a queue uses given its ``serializer`` and ``compression`` options."""
+    """The serializer a queue uses given its ``serializer`` and ``compression`` options
+    (huey's ``use_zlib`` has no effect: see the module docstring)."""
     if serializer is None:
         return Serializer(compression=compression)
     if not isinstance(serializer, Serializer):

@@ -11,6 +11,7 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _accel
+from ._aio import run_coroutine
 from .delivery import running_delivery
 from .exceptions import TaskTimeout
 from .options import OPTION_NAMES, OptionAttributes, TaskOptions, check_options
@@ -30,7 +31,12 @@ class Task(OptionAttributes):
     live in :attr:`options`. Options not given default to the class's ``default_options``.
     """
 
+    #: The task's name, as with huey: the function's ``__name__`` (or the ``name=`` given).
     name: ClassVar[str] = 'sqlq.task'
+    #: What the queue registers the task under and its messages carry: ``module.qualname``
+    #: of the function (or the ``name=`` given). A subclass that sets only ``name`` is
+    #: registered under it.
+    registered_name: ClassVar[str] = 'sqlq.task'
     queue: ClassVar[Optional['Queue']] = None
     context: ClassVar[bool] = False
     periodic: ClassVar[bool] = False
@@ -42,15 +48,20 @@ class Task(OptionAttributes):
     #: A second enqueue of the same call (same arguments) while the first is pending or
     #: running returns the first one's Result instead of enqueueing again.
     unique: ClassVar[bool] = False
+    #: The function is an ``async def``: a call returns a coroutine, which a run awaits (see
+    #: :meth:`execute`; the asyncio worker awaits :meth:`call` on its own event loop).
+    is_async: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if 'name' in cls.__dict__ and 'registered_name' not in cls.__dict__:
+            cls.registered_name = cls.name
         # A hand-written subclass may spell its defaults as huey does: default_retries = 3.
         given = {name: cls.__dict__['default_' + name] for name in OPTION_NAMES
                  if 'default_' + name in cls.__dict__}
         if given:
             cls.default_options = cls.default_options.updated(
-                check_options(given, 'task %s' % cls.name))
+                check_options(given, 'task %s' % cls.registered_name))
 
     def __init__(self, args: Optional[Iterable[Any]] = None,
                  kwargs: Optional[Dict[str, Any]] = None, id: Optional[str] = None,
@@ -64,7 +75,8 @@ class Task(OptionAttributes):
         self.id: str = id if id is not None else _accel.new_task_id()
         self.eta = eta
         base = self.default_options if options is None else options
-        self.options = base.updated(check_options(option_values, 'task %s' % self.name)) \
+        self.options = base.updated(
+            check_options(option_values, 'task %s' % self.registered_name)) \
             if option_values else base
         #: ``expires`` as an instant, once the enqueue resolved it.
         self.expires_resolved = expires_resolved
@@ -82,8 +94,19 @@ class Task(OptionAttributes):
     def check_call(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:  # per task class
         """TypeError if ``args``/``kwargs`` can't be passed to the task function."""
 
+    def call(self) -> Any:
+        """Call the task function with this invocation's arguments: its value, or for an
+        async function the coroutine (not yet run)."""
+        if self.context:
+            return self.func(*self.args, task=self, **self.kwargs)
+        return self.func(*self.args, **self.kwargs)
+
     def execute(self) -> Any:
-        """Run the task function with this invocation's arguments."""
+        """Run the task function with this invocation's arguments; an async function's
+        coroutine runs to its end on an event loop of its own (``asyncio.run``), cancelled at
+        its timeout (TaskTimeout)."""
+        if self.is_async:
+            return run_coroutine(self.call(), self.options.timeout, self)
         if self.context:
             return self.func(*self.args, task=self, **self.kwargs)
         return self.func(*self.args, **self.kwargs)
@@ -132,8 +155,13 @@ class Task(OptionAttributes):
             raise TaskTimeout('%s exceeded its timeout of %ss' % (self, self.options.timeout))
 
     # -- pipelines -----------------------------------------------------------------------------
-    def then(self, task: Union['Task', 'TaskWrapper'], *args: Any, **kwargs: Any) -> 'Task':
-        """Run ``task`` after this one succeeds, passing this one's result as its last argument."""
+    def then(self, task: Union['Task', 'TaskWrapper[Any, Any]'], *args: Any,
+             **kwargs: Any) -> 'Task':
+        """Run ``task`` after this one succeeds, passing this one's result as its last argument
+        (a tuple: as several; a dict: as keyword arguments not given otherwise).
+
+        ``args``/``kwargs`` are added to the follower's own (to a Task instance's as well).
+        """
         follower = as_task(task, args, kwargs)
         if self.on_complete is not None:
             self.on_complete.then(follower)
@@ -141,7 +169,8 @@ class Task(OptionAttributes):
             self.on_complete = follower
         return self
 
-    def error(self, task: Union['Task', 'TaskWrapper'], *args: Any, **kwargs: Any) -> 'Task':
+    def error(self, task: Union['Task', 'TaskWrapper[Any, Any]'], *args: Any,
+              **kwargs: Any) -> 'Task':
         """Run ``task`` if this one fails for good, passing the exception as its last argument."""
         handler = as_task(task, args, kwargs)
         if self.on_error is not None:
@@ -151,13 +180,14 @@ class Task(OptionAttributes):
         return self
 
     def extend_data(self, data: Any) -> None:
-        """Add a parent's result to this task's arguments (tuple: extend, dict: update)."""
+        """Add a parent's result to this task's arguments (tuple: extend; dict: the keyword
+        arguments this task was not given explicitly, which win, as with huey)."""
         if data is None or data == ():
             return
         if isinstance(data, tuple):
             self.args += data
         elif isinstance(data, dict):
-            self.kwargs.update(data)
+            self.kwargs = {**data, **self.kwargs}
         else:
             self.args += (data,)
 
@@ -172,7 +202,7 @@ class Task(OptionAttributes):
 
     # -- identity ------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        parts = ['%s: %s' % (self.name, self.id)]
+        parts = ['%s: %s' % (self.registered_name, self.id)]
         if self.eta:
             parts.append('@%s' % self.eta)
         options = self.options
@@ -183,11 +213,11 @@ class Task(OptionAttributes):
         return ' '.join(parts)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Task) and self.id == other.id and self.name == other.name
-                and self.eta == other.eta)
+        return (isinstance(other, Task) and self.id == other.id
+                and self.registered_name == other.registered_name and self.eta == other.eta)
 
     def __hash__(self) -> int:
-        return hash((self.id, self.name))
+        return hash((self.id, self.registered_name))
 
 
 class PeriodicTask(Task):
@@ -200,12 +230,16 @@ class PeriodicTask(Task):
         return False
 
 
-def as_task(task: Union[Task, 'TaskWrapper'], args: Tuple[Any, ...],
+def as_task(task: Union[Task, 'TaskWrapper[Any, Any]'], args: Tuple[Any, ...],
             kwargs: Dict[str, Any]) -> Task:
-    """``task`` as a Task instance: a wrapper's ``s(*args, **kwargs)``, or the instance itself."""
+    """``task`` as a Task instance: a wrapper's ``s(*args, **kwargs)``, or the instance itself
+    with ``args`` appended to its arguments and ``kwargs`` merged into its keyword arguments
+    (as huey does)."""
     if isinstance(task, Task):
-        if args or kwargs:
-            raise TypeError('arguments are given with .s() when passing a Task instance')
+        if args:
+            task.args += tuple(args)
+        if kwargs:
+            task.kwargs.update(kwargs)
         return task
     make = getattr(task, 's', None)
     if make is None or not callable(make):

@@ -29,7 +29,7 @@ class TaskCodec:
         if task.unique_key is not None:
             extra = dict(extra or (), unique=task.unique_key)
         return Message(
-            task.id, task.name, task.args, task.kwargs, task.options,
+            task.id, task.registered_name, task.args, task.kwargs, task.options,
             None if task.eta is None else to_timestamp(task.eta, utc),
             None if task.expires_resolved is None else to_timestamp(task.expires_resolved, utc),
             None if task.on_complete is None else self.message(task.on_complete),
@@ -43,8 +43,10 @@ class TaskCodec:
         extra = message.extra or {}
         return task_class(
             message.args, message.kwargs, id=message.id,
-            eta=queue.time.datetime(message.eta), options=message.options,
-            expires_resolved=queue.time.datetime(message.expires_at),
+            eta=None if message.eta is None else queue.time.datetime(message.eta),
+            options=message.options,
+            expires_resolved=(None if message.expires_at is None
+                              else queue.time.datetime(message.expires_at)),
             on_complete=None if message.on_complete is None else self.task(message.on_complete),
             on_error=None if message.on_error is None else self.task(message.on_error),
             chord_config=extra.get('chord'), unique_key=extra.get('unique'))
@@ -57,7 +59,7 @@ class TaskCodec:
             # No nested messages and no extra fields: skip building a Message.
             utc = self.queue.time.utc
             return self.queue.codec.encode_plain(
-                task.id, task.name, task.args, task.kwargs, task.options,
+                task.id, task.registered_name, task.args, task.kwargs, task.options,
                 None if task.eta is None else to_timestamp(task.eta, utc),
                 None if task.expires_resolved is None else to_timestamp(task.expires_resolved,
                                                                         utc))

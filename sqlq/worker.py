@@ -122,8 +122,11 @@ class Worker:
     priority buffer and commits their outcomes in groups (see ``sqlq.outcomes``): the batch
     size follows the measured run time so that a batch holds about ``BATCH_WINDOW`` seconds
     of work, and is 1 for slow tasks. Unstarted claims go back to the queue when the worker
-    stops; a task that was recovered from a dead worker runs alone, so that if it kills this
-    worker too, no innocent buffered task is counted against the quarantine limit.
+    stops. Only a claim recorded as started is charged a death if the process dies (see
+    ``Storage.mark_started``): a claim of one is recorded when it is made; a batch's claims
+    are not, so a death leaves the tasks buffered beside the running one uncharged, and a task
+    taken back from a dead worker has its start recorded before it runs -- if it is the one
+    killing workers, the next death counts against it and it alone.
     """
 
     def __init__(self, queue: 'Queue', stop_event: Any, name: str = 'worker',
@@ -148,6 +151,8 @@ class Worker:
         self._outage_since: Optional[float] = None
         self._log_info = line_logger(logger, logging.INFO)  # per-task lines, as huey logs them
         self._retry_delay = 0.0
+        #: Receipts of claims that never reached the buffer, still to give back.
+        self._unbuffered: list[Any] = []
 
     def run(self) -> None:
         """The worker's whole life: startup hooks, the task loop, shutdown hooks."""
@@ -203,9 +208,21 @@ class Worker:
             self._release_buffer()
 
     def _release_buffer(self) -> None:
+        """Give the unstarted claims back (kept, to try again, if the storage fails)."""
+        self._release_unbuffered()
         unstarted = self.buffer.drain()
         if unstarted:
-            self.queue.storage.release_unstarted([d.receipt for d in unstarted])
+            try:
+                self.queue.storage.release_unstarted([d.receipt for d in unstarted])
+            except BaseException:
+                for delivery in unstarted:
+                    self.buffer.push(delivery.priority, delivery.seq, delivery)
+                raise
+
+    def _release_unbuffered(self) -> None:
+        if self._unbuffered:
+            self.queue.storage.release_unstarted(self._unbuffered)
+            self._unbuffered = []
 
     def run_once(self) -> bool:
         """Claim (or take from the buffer) and execute one task; False if the queue had none."""
@@ -220,13 +237,26 @@ class Worker:
 
     def _next_delivery(self) -> Optional['Delivery']:
         buffer = self.buffer
-        if not buffer and not self._claim():
-            return None
-        delivery: Delivery = buffer.pop()
-        if delivery.recoveries:
-            self._release_buffer()
-            self.outcomes.flush()
-        return delivery
+        while True:
+            if not buffer and not self._claim():
+                return None
+            delivery: Delivery = buffer.pop()
+            if delivery.recoveries and not delivery.start_recorded and \
+                    delivery.receipt is not None and not self._record_start(delivery):
+                continue  # its claim was taken over meanwhile: nothing to run
+            return delivery
+
+    def _record_start(self, delivery: 'Delivery') -> bool:
+        """Record the start of a task taken back from a dead worker (it may have killed it),
+        committing the waiting outcomes in the same transaction; False if its claim is gone."""
+        storage, receipt = self.queue.storage, delivery.receipt
+        try:
+            started = bool(self.outcomes.flush_then(lambda: storage.mark_started(receipt)))
+        except BaseException:
+            self.buffer.push(delivery.priority, delivery.seq, delivery)  # still ours to run
+            raise
+        delivery.start_recorded = started
+        return started
 
     def _claim(self) -> bool:
         """Claim the next batch into the buffer (committing waiting outcomes in the same
@@ -235,6 +265,7 @@ class Worker:
         if self.max_tasks:
             limit = max(1, min(limit, self.max_tasks - self.done))
         queue, storage = self.queue, self.queue.storage
+        self._release_unbuffered()  # claims an outage kept from going back, first
         while True:
             if len(self.outcomes):  # the flush joins the claim's transaction where it pays
                 claims = self.outcomes.flush_then(lambda: storage.dequeue_many(limit))
@@ -247,9 +278,11 @@ class Worker:
                 try:
                     delivery = queue.deliver(claim)  # None: moved to the dead letters
                 except BaseException:
-                    # Not buffered, so nobody would settle them: give them back.
+                    # Not buffered, so nobody would settle them: give them back (later, if
+                    # the storage fails now: never left claimed by this live worker).
+                    self._unbuffered.extend(c.receipt for c in claims[index:])
                     with contextlib.suppress(Exception):
-                        storage.release_unstarted([c.receipt for c in claims[index:]])
+                        self._release_unbuffered()
                     raise
                 if delivery is not None:
                     deliveries.append(delivery)
@@ -277,8 +310,17 @@ class Worker:
             self.queue.executor.interrupt(delivery)
             logger.warning('%s interrupted; returned to the queue', task)
             raise
+        except StorageError:
+            if delivery.receipt is None:
+                logger.exception('%s could not be executed', task)
+            else:
+                # Not started (a task's own errors are its outcome, written later by the
+                # group): the checks before its start could not reach the storage. It runs
+                # when the storage is back, not left claimed by this live worker.
+                self.buffer.push(delivery.priority, delivery.seq, delivery)
+                raise
         except Exception:
-            # execute() records task failures itself; this is storage or state-machine trouble.
+            # execute() records task failures itself; this is state-machine trouble.
             logger.exception('%s could not be executed; it stays claimed for recovery', task)
         finally:
             self.state.finished()
@@ -291,20 +333,24 @@ class Worker:
 
 def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Optional[int],
                        shared_state: Any, idle_wait: float, parent_pid: int) -> None:
-    """Entry point of a forked worker process; it stops (after its current task) if its
-    consumer process disappears, rather than claiming tasks as an orphan."""
+    """Entry point of a worker process (forked; a spawned one comes through
+    :func:`sqlq._spawn.run_spawned_worker`); it stops (after its current task) if its consumer
+    process disappears, rather than claiming tasks as an orphan."""
     # The consumer coordinates shutdown: a terminal's Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if hasattr(signal, 'SIGHUP'):  # not on Windows
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def on_term(signum: int, frame: Any) -> None:
         raise WorkerInterrupted()
 
     signal.signal(signal.SIGTERM, on_term)
     start_heartbeat(queue)
+    # Without SIGALRM (Windows) the consumer's health check kills a worker past its timeout.
     worker = Worker(queue, stop_event, name=name, max_tasks=max_tasks,
-                    state=RunState(shared_state), guard=alarm_timeout, idle_wait=idle_wait,
-                    parent_pid=parent_pid)
+                    state=RunState(shared_state),
+                    guard=alarm_timeout if hasattr(signal, 'setitimer') else None,
+                    idle_wait=idle_wait, parent_pid=parent_pid)
     try:
         worker.run()
     except WorkerInterrupted:

@@ -77,3 +77,23 @@ class InItsOwnThread:
     def close(self) -> None:
         self.run(lambda storage: storage.close())
         self._thread.shutdown()
+
+
+def storage_outage(storage: Any, monkeypatch: Any, names: 'list[str]', calls: int) -> 'list[str]':
+    """Make ``storage``'s methods ``names`` raise StorageUnavailableError on their next
+    ``calls`` calls (counted together), as a server that is down would; the list of the
+    names of the calls that failed (it grows as they do)."""
+    from sqlq.exceptions import StorageUnavailableError
+    failed: 'list[str]' = []
+    for name in names:
+        original = getattr(storage, name)
+
+        def failing(*args: Any, _original: Any = original, _name: str = name,
+                    **kwargs: Any) -> Any:
+            if len(failed) < calls:
+                failed.append(_name)
+                raise StorageUnavailableError('injected: server unreachable (%s)' % _name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(storage, name, failing)
+    return failed

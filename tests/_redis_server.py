@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 INSTALL_HINT = 'redis-server not installed: apt-get install redis-server (or brew install redis)'
 REDIS_PY_HINT = "redis-py not installed: pip install 'sqlq[redis]'"
@@ -67,20 +67,28 @@ class RedisServer:
     def url(self) -> str:
         return 'redis://127.0.0.1:%d/0' % self.port
 
-    def start(self, timeout: float = 15.0) -> 'RedisServer':
+    def start(self, timeout: float = 15.0, loading: bool = False,
+              extra_args: Sequence[str] = ()) -> 'RedisServer':
+        """Start the server; return once it answers (with ``loading``: once it answers
+        that it is still loading its data set)."""
         args = ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
                 '--save', '', '--appendonly', 'no', '--dir', self.dir,
-                '--protected-mode', 'no'] + self.extra_args
+                '--protected-mode', 'no'] + self.extra_args + list(extra_args)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         import redis
-        client = redis.Redis(host='127.0.0.1', port=self.port, socket_connect_timeout=1)
+        client = self._client(socket_connect_timeout=1)
         try:
             while True:
                 try:
                     if client.ping():
+                        if loading:
+                            raise RuntimeError('redis-server loaded its data too fast')
                         return self
-                except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+                except redis.exceptions.BusyLoadingError:
+                    if loading:
+                        return self
+                except redis.ConnectionError:
                     pass
                 if self.proc.poll() is not None:
                     raise RuntimeError('redis-server exited with %s' % self.proc.returncode)
@@ -90,6 +98,40 @@ class RedisServer:
                 time.sleep(0.02)  # polling interval of a bounded wait
         finally:
             client.close()
+
+    def start_loading(self, keys: int = 40000) -> 'RedisServer':
+        """Start the server with a data set of ``keys`` keys that it loads slowly (1 ms a
+        key: the hidden debug setting ``key-load-delay``), answering every command but a few
+        (SUBSCRIBE...) with ``-LOADING Redis is loading the dataset in memory`` for that
+        long; return once it does. Each key is 1 KiB, uncompressed, so that the server serves
+        its clients between any two keys. ``stop`` ends it."""
+        import redis
+        self.start(extra_args=['--rdbcompression', 'no'])
+        client = redis.Redis(host='127.0.0.1', port=self.port)
+        value = bytes(range(256)) * 4
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for i in range(keys):
+                    pipe.set('filler:%d' % i, value)
+                pipe.execute()
+            client.save()
+        finally:
+            client.close()
+        self.stop()  # without saving again (no save points): the dump above is what loads
+        return self.start(loading=True, extra_args=[
+            '--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'])
+
+    def is_loading(self) -> bool:
+        """Whether the server answers that it is still loading its data set."""
+        import redis
+        client = self._client(socket_connect_timeout=1)
+        try:
+            client.ping()
+        except redis.exceptions.BusyLoadingError:
+            return True
+        finally:
+            client.close()
+        return False
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc is None:
@@ -101,6 +143,23 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
+        self.proc = None
+
+    def _client(self, **options: Any) -> Any:
+        """A redis-py client of this server that never retries (redis-py's default client
+        retries a failed command, a LOADING reply included, with a back-off of seconds)."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        return redis.Redis(host='127.0.0.1', port=self.port, retry=Retry(NoBackoff(), 0),
+                           **options)
+
+    def kill(self, timeout: float = 15.0) -> None:
+        """SIGKILL the server (no shutdown: what its append-only file holds is what survives)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait(timeout)
         self.proc = None
 
     def restart(self) -> None:

@@ -18,6 +18,7 @@ Hypothesis runs with the ``dev`` profile (fewer examples) unless ``CI=true`` sel
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
@@ -133,6 +134,21 @@ def make_queue(backend: str, fastpath: str, tmp_path: Path,
 def queue(make_queue: Callable[..., Any]) -> Any:
     """A fresh queue named 'test' on the current backend and fast-path implementation."""
     return make_queue()
+
+
+@pytest.fixture
+def later(queue: Any) -> Iterator[Callable[..., None]]:
+    """``later(seconds, fn, *args)`` runs ``fn(*args)`` in another thread after ``seconds``
+    (as a consumer would); those threads are joined before the queue closes."""
+    timers: List[threading.Timer] = []
+
+    def start(seconds: float, fn: Callable[..., Any], *args: Any) -> None:
+        timers.append(threading.Timer(seconds, fn, args))
+        timers[-1].start()
+
+    yield start
+    for timer in timers:
+        timer.join(10)
 
 
 # -- subprocesses --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'sqlq'
-BOTTOM = {'exceptions', 'signals', 'crontab', '_time', '_wire'}
+BOTTOM = {'exceptions', 'signals', 'crontab', '_time', '_wire', '_aio', '_typing'}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -200,6 +200,8 @@ def test_every_module_imports_on_its_own():
         env['SQLQ_NO_EXTENSIONS'] = '1'  # else the fallback warning would be an error
     failures = {}
     for name in sorted(MODULES):
+        if missing_framework(name):
+            continue  # sqlq.contrib.django without Django installed, ...
         proc = subprocess.run([sys.executable, '-I', '-W', 'error', '-c',
                                'import sys; sys.path.insert(0, %r); import %s'
                                % (str(PACKAGE.parent), name)],
@@ -207,6 +209,31 @@ def test_every_module_imports_on_its_own():
         if proc.returncode:
             failures[name] = proc.stderr.strip().splitlines()[-1:]
     assert not failures, failures
+
+
+#: The framework each integration needs (installed by the ``django`` and ``flask`` extras).
+FRAMEWORKS = {'sqlq.contrib.django': ('django',), 'sqlq.contrib.flask': ('flask', 'click')}
+
+
+def missing_framework(name: str) -> bool:
+    """Whether module ``name`` belongs to an integration whose framework is not installed."""
+    import importlib.util
+    for package, needs in FRAMEWORKS.items():
+        if name == package or name.startswith(package + '.'):
+            return any(importlib.util.find_spec(n) is None for n in needs)
+    return False
+
+
+def test_only_the_integrations_import_their_frameworks():
+    """Django is imported by sqlq.contrib.django alone, Flask by sqlq.contrib.flask alone, and
+    nothing but the integrations imports them (the core never depends on a framework)."""
+    for name, mods in MODULES.items():
+        for package, needs in FRAMEWORKS.items():
+            roots = needs + (('django_tasks',) if 'django' in needs else ())
+            if any(m.split('.')[0] in roots for m in mods):
+                assert name == package or name.startswith(package + '.'), (name, package)
+        if not name.startswith('sqlq.contrib'):
+            assert not {m for m in mods if m.startswith('sqlq.contrib')}, name
 
 
 def _accel_compiled() -> bool:

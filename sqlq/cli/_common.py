@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from typing import Any
@@ -54,6 +55,6 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('must be a positive number, not %s' % text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError('must be a positive number of seconds, not %s' % text)
     return value

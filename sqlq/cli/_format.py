@@ -204,7 +204,7 @@ def stats_table(stats: Dict[str, Any], owners: Dict[str, int]) -> str:
 def task_json(task: Any, utc: bool) -> Dict[str, Any]:
     return {
         'id': task.id,
-        'name': task.name,
+        'name': task.registered_name,
         'args': list(task.args),
         'kwargs': dict(task.kwargs),
         'priority': task.priority,
@@ -221,7 +221,7 @@ def tasks_table(tasks: Sequence[Any], utc: bool, full: bool, eta: bool) -> str:
     headers += ['priority', 'retries']
     rows = []
     for task in tasks:
-        row = [task.id, task.name, truncate(call_text(task.args, task.kwargs), width)]
+        row = [task.id, task.registered_name, truncate(call_text(task.args, task.kwargs), width)]
         if eta:
             row.append(local_time(eta_timestamp(task, utc)))
         row += [or_dash(task.priority), str(task.retries)]
@@ -233,7 +233,7 @@ def _task_fields(task: Any, id_key: str) -> Dict[str, Any]:
     """The task's id (under ``id_key``), name and arguments; None each if undecodable."""
     if task is None:
         return {id_key: None, 'name': None, 'args': None, 'kwargs': None}
-    return {id_key: task.id, 'name': task.name, 'args': list(task.args),
+    return {id_key: task.id, 'name': task.registered_name, 'args': list(task.args),
             'kwargs': dict(task.kwargs)}
 
 
@@ -258,7 +258,7 @@ def running_table(items: Sequence[Any], full: bool) -> str:
         rows.append([
             str(item.row_id),
             task.id if task is not None else '-',
-            task.name if task is not None else '(undecodable)',
+            task.registered_name if task is not None else '(undecodable)',
             truncate(call_text(task.args, task.kwargs), args_width) if task is not None else '',
             truncate(item.owner, owner_width),
             local_time(item.claimed_at),
@@ -288,7 +288,7 @@ def failed_table(items: Sequence[Any], full: bool) -> str:
         rows.append([
             str(item.id),
             task.id if task is not None else '-',
-            task.name if task is not None else '(undecodable)',
+            task.registered_name if task is not None else '(undecodable)',
             local_time(item.failed_at),
             str(item.attempts),
         ] + ([] if full else [truncate(first_line(item.reason), REASON_WIDTH)]))

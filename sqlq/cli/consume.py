@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, Tuple
 
 from .._logging import BackgroundHandler, ConsumerFormatter
 from ._common import CliError, load_queue, positive_float, positive_int
@@ -30,12 +30,25 @@ def add_consume_command(commands: Any) -> None:
                     'app.queue) until stopped. SIGINT/SIGTERM stop gracefully (a second one '
                     'stops at once); SIGHUP restarts in place.')
     consume.add_argument('queue', help='the queue object, as module.attribute')
+    add_consume_options(consume)
+
+
+def add_consume_options(consume: Any, verbose: Tuple[str, ...] = ('-v', '--verbose')) -> None:
+    """The options of ``sqlq consume`` (all but its QUEUE argument) on ``consume``, an
+    argparse parser: also that of ``manage.py sqlq_consume`` and ``flask sqlq consume``, which
+    give ``verbose`` other flags (Django's ``-v`` is its verbosity)."""
     workers = consume.add_argument_group('workers')
     workers.add_argument('-w', '--workers', type=positive_int, default=1,
-                         help='number of workers (default 1)')
-    workers.add_argument('-k', '--worker-type', choices=('thread', 'process', 'greenlet'),
-                         default='thread', help='thread (default), process or greenlet '
-                         '(greenlet needs the gevent extra)')
+                         help='number of workers (default 1); with -k asyncio, how many '
+                         'tasks run at once on the event loop')
+    workers.add_argument('-k', '--worker-type',
+                         choices=('thread', 'process', 'greenlet', 'asyncio'),
+                         default='thread', help='thread (default), process, greenlet (needs '
+                         'the gevent extra) or asyncio (one event loop: async def tasks run '
+                         'on it, plain ones in a thread pool)')
+    workers.add_argument('--start-method', choices=('fork', 'spawn', 'forkserver'),
+                         default=None, help='how process workers start (default: fork on '
+                         'Linux, spawn elsewhere; a spawned worker imports QUEUE\'s module)')
     workers.add_argument('-M', '--max-tasks', type=positive_int, default=None,
                          help='recycle a worker after it ran this many tasks')
     workers.add_argument('-c', '--health-check-interval', type=positive_float, default=10.0,
@@ -69,7 +82,7 @@ def add_consume_command(commands: Any) -> None:
     logs = consume.add_argument_group('logging')
     logs.add_argument('-l', '--logfile', default=None, help='log to this file')
     verbosity = logs.add_mutually_exclusive_group()
-    verbosity.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    verbosity.add_argument(*verbose, action='store_true', help='debug logging')
     verbosity.add_argument('-q', '--quiet', action='store_true', help='warnings and errors only')
     logs.add_argument('-S', '--simple', action='store_true', help='simple log format')
 
@@ -78,7 +91,11 @@ def configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler: logging.Handler
     if args.logfile:
-        handler = logging.FileHandler(args.logfile)
+        try:
+            handler = logging.FileHandler(args.logfile)
+        except OSError as exc:
+            raise CliError('cannot open log file %r: %s' % (args.logfile, exc.strerror or exc)
+                           ) from None
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ConsumerFormatter(simple=args.simple))
@@ -88,17 +105,27 @@ def configure_logging(args: argparse.Namespace) -> None:
     root.setLevel(level)
 
 
-def consume(args: argparse.Namespace) -> int:
-    """Run the consumer the arguments describe until it stops; its exit status."""
-    from ..consumer import Consumer
+def patch_for_greenlets(args: argparse.Namespace) -> None:
+    """For ``-k greenlet``: gevent's monkey-patching, before the application is imported."""
     if args.worker_type == 'greenlet':
         try:
             from gevent import monkey
         except ImportError:
             raise CliError("greenlet workers need gevent: pip install 'sqlq[gevent]'") from None
         monkey.patch_all()
+
+
+def consume(args: argparse.Namespace) -> int:
+    """Run the consumer the arguments describe until it stops; its exit status."""
+    patch_for_greenlets(args)
     configure_logging(args)
-    queue = load_queue(args.queue)
+    return run_consumer(load_queue(args.queue), args)
+
+
+def run_consumer(queue: Any, args: argparse.Namespace) -> int:
+    """Run a consumer of ``queue`` with the options of :func:`add_consume_options` until it
+    stops; its exit status."""
+    from ..consumer import Consumer
     consumer = Consumer(
         queue, workers=args.workers, worker_type=args.worker_type,
         periodic=not args.no_periodic, initial_delay=args.initial_delay,
@@ -107,6 +134,7 @@ def consume(args: argparse.Namespace) -> int:
         check_worker_health=not args.disable_health_check,
         health_check_interval=args.health_check_interval, flush_locks=args.flush_locks,
         extra_locks=[name.strip() for name in args.extra_locks.split(',') if name.strip()],
-        max_tasks=args.max_tasks, shutdown_timeout=args.shutdown_timeout)
+        max_tasks=args.max_tasks, shutdown_timeout=args.shutdown_timeout,
+        start_method=args.start_method if args.worker_type == 'process' else None)
     consumer.graceful_signal = args.graceful_signal
     return consumer.run()

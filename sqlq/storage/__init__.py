@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlq.storage.base import Storage
+from sqlq.storage.blackhole import BlackHoleStorage
 from sqlq.storage.memory import MemoryStorage
 from sqlq.storage.types import (
     DURATION_BUCKETS,
@@ -27,8 +28,7 @@ from sqlq.storage.types import (
 
 __all__ = ['EMPTY', 'TOPICS', 'Claim', 'ClaimedItem', 'DeadLetter', 'OwnerInfo', 'Receipt',
            'Finished', 'HistoryEntry', 'Location', 'RunStats', 'OUTCOMES', 'DURATION_BUCKETS',
-           'Storage',
-           'MemoryStorage', 'SqliteStorage', 'RedisStorage']
+           'Storage', 'MemoryStorage', 'BlackHoleStorage', 'SqliteStorage', 'RedisStorage']
 
 
 def __getattr__(name: str) -> Any:

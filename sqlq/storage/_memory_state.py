@@ -13,7 +13,7 @@ __all__ = ['_Message', '_State', '_unindex']
 
 class _Message:
     __slots__ = ('id', 'priority', 'data', 'owner', 'claimed_at', 'attempts', 'recoveries',
-                 'enqueued_at', 'key')
+                 'enqueued_at', 'key', 'started', 'deaths')
 
     def __init__(self, id: int, priority: int, data: bytes, enqueued_at: float,
                  key: Optional[str] = None) -> None:
@@ -26,6 +26,8 @@ class _Message:
         self.attempts = 0
         self.recoveries = 0
         self.enqueued_at = enqueued_at
+        self.started = False  # the claim is recorded as started (Storage.mark_started)
+        self.deaths = 0
 
 
 class _State:

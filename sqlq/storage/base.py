@@ -117,7 +117,8 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, Tracking, abc.ABC):
 
     @property
     def owner_id(self) -> str:
-        """Identifies this process's claims: ``'hostname:pid:random'``; a new one after fork."""
+        """Identifies this process's claims: ``'hostname:pid:random:scope'`` (see
+        :mod:`sqlq.storage._owners`); a new one after fork."""
         return self._owner.get()
 
     # ------------------------------------------------------------------ ready queue
@@ -137,7 +138,20 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, Tracking, abc.ABC):
         """Claim the next ready message for :attr:`owner_id`, or return ``None`` if none is ready.
 
         The message is not deleted: it is counted by :meth:`claimed_size` until the claim is
-        settled with :meth:`ack`, :meth:`release` or :meth:`bury`.
+        settled with :meth:`ack`, :meth:`release` or :meth:`bury`. The claim is recorded as
+        started (``Claim.started``, see :meth:`mark_started`): its caller runs it now.
+        """
+
+    @abc.abstractmethod
+    def mark_started(self, receipt: Any) -> bool:
+        """Record that the claimed message's task starts running now.
+
+        A claim recorded as started that is still held when its owner dies counts a *death*
+        against its message (``Claim.deaths``, raised by :meth:`release_owner`): the task may
+        have killed its process. A claim that never started -- a batch claim
+        (:meth:`dequeue_many` with ``limit`` above 1) still waiting in its worker's buffer --
+        goes back uncharged. ``False`` (and no change) if the claim is gone. Every release of
+        a claim clears its mark.
         """
 
     @abc.abstractmethod
@@ -343,9 +357,10 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, Tracking, abc.ABC):
     def release_owner(self, owner_id: str) -> int:
         """Atomically give back every message of this queue claimed by ``owner_id`` (a dead
         process): each becomes ready at its original priority and FIFO position, with its
-        attempt count kept and ``recoveries`` incremented; its receipts go stale. Then the
-        owner's row is deleted (unless it still holds claims in another queue of the same
-        backend). Returns how many messages were released."""
+        attempt count kept and ``recoveries`` incremented -- ``deaths`` too for a claim
+        recorded as started (:meth:`mark_started`); its receipts go stale. Then the owner's
+        row is deleted (unless it still holds claims in another queue of the same backend).
+        Returns how many messages were released."""
 
     @abc.abstractmethod
     def forget_owner(self, owner_id: str) -> bool:

@@ -57,7 +57,10 @@ class BatchClaims:
         """Claim up to ``limit`` ready messages at once (fewer if fewer are ready).
 
         The claims are those that ``limit`` calls of ``dequeue`` would make, made in one step;
-        their order in the list is unspecified: run them in ``(-priority, seq)`` order.
+        their order in the list is unspecified: run them in ``(-priority, seq)`` order. With
+        ``limit`` 1 the claim is recorded as started, as ``dequeue``'s; a backend records the
+        claims of a larger batch as started or not (``Claim.started`` tells; this default
+        does, which charges a dead owner's whole batch).
         """
         claims: List[Claim] = []
         with self.transaction():

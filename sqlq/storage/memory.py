@@ -31,6 +31,7 @@ from sqlq.storage.types import (
     OwnerInfo,
     Receipt,
     RunStats,
+    new_receipt,
 )
 
 __all__ = ['MemoryStorage']
@@ -97,6 +98,7 @@ class MemoryStorage(Storage):
     @staticmethod
     def _requeue(st: _State, msg: _Message) -> None:
         msg.owner = msg.claimed_at = None
+        msg.started = False
         heapq.heappush(st.ready, (-msg.priority, msg.id))
 
     # ------------------------------------------------------------------ ready queue
@@ -124,6 +126,7 @@ class MemoryStorage(Storage):
         owner = self.owner_id
         flag_prefix = self.flag_prefix
         claims: list[Claim] = []
+        started = limit == 1  # a claim of one is recorded as started: it runs at once
         with self._locked() as st:
             now = self._clock()
             flagged = None if flag_prefix is None else \
@@ -134,8 +137,10 @@ class MemoryStorage(Storage):
                 msg.owner = owner
                 msg.claimed_at = now
                 msg.attempts += 1
-                claims.append(Claim(msg.data, Receipt(msg.id, owner, msg.attempts), msg.attempts,
-                                    msg.recoveries, msg.priority, msg.id, flagged))
+                msg.started = started
+                claims.append(Claim(msg.data, new_receipt((msg.id, owner, msg.attempts)),
+                                    msg.attempts, msg.recoveries, msg.priority, msg.id,
+                                    flagged, started, msg.deaths))
             if claims:
                 self._changed()
         return claims
@@ -151,6 +156,14 @@ class MemoryStorage(Storage):
             if released:
                 self._changed('queue')
         return released
+
+    def mark_started(self, receipt: Any) -> bool:
+        with self._locked() as st:
+            msg = self._claimed(st, receipt)
+            if msg is None:
+                return False
+            msg.started = True
+            return True
 
     def ack(self, receipt: Any) -> bool:
         with self._locked() as st:
@@ -409,6 +422,7 @@ class MemoryStorage(Storage):
             for msg in st.messages.values():
                 if msg.owner is not None and msg.owner == owner_id:
                     msg.recoveries += 1
+                    msg.deaths += msg.started
                     self._requeue(st, msg)
                     released += 1
             existed = st.owners.pop(owner_id, None) is not None

@@ -1,11 +1,12 @@
 """The values the storage contract passes around: claims, receipts, listings, EMPTY."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-__all__ = ['EMPTY', 'TOPICS', 'Receipt', 'Claim', 'ClaimedItem', 'OwnerInfo', 'DeadLetter',
-           'Completion', 'Finished', 'HistoryEntry', 'Location', 'RunStats', 'OUTCOMES',
-           'DURATION_BUCKETS']
+__all__ = ['EMPTY', 'TOPICS', 'Receipt', 'new_receipt', 'Claim', 'ClaimedItem', 'OwnerInfo',
+           'DeadLetter', 'Completion', 'Finished', 'HistoryEntry', 'Location', 'RunStats',
+           'OUTCOMES', 'DURATION_BUCKETS']
 
 #: Topics of :meth:`~sqlq.storage.base.Storage.wait_for_change`.
 TOPICS = ('queue', 'schedule', 'data')
@@ -67,6 +68,11 @@ class Receipt(NamedTuple):
             raise TypeError('not a receipt of this storage: %r' % (value,)) from None
 
 
+#: ``new_receipt((message_id, owner, attempts))``: a Receipt without the Python frame of the
+#: NamedTuple's ``__new__`` (one per claim, on the drain's path).
+new_receipt = functools.partial(tuple.__new__, Receipt)
+
+
 class Claim(NamedTuple):
     """A claimed message, returned by :meth:`~sqlq.storage.base.Storage.dequeue`."""
 
@@ -76,7 +82,8 @@ class Claim(NamedTuple):
     receipt: Receipt
     #: How many times this message has been claimed, this claim included (1 the first time).
     attempts: int
-    #: How many times the message was taken back from a dead owner (``release_owner``).
+    #: How many times the message was taken back from a dead owner (``release_owner``),
+    #: whether it had started or not.
     recoveries: int = 0
     #: The priority it was enqueued with.
     priority: int = 0
@@ -86,6 +93,13 @@ class Claim(NamedTuple):
     #: (``False`` spares the caller a read of those keys); ``None``: not checked (see
     #: :class:`~sqlq.storage.capabilities.FlagWatch`).
     flagged: Optional[bool] = None
+    #: Whether the claim was recorded as started when it was made (``dequeue``,
+    #: ``dequeue_many(1)``, a hand-off): its owner runs it at once. Otherwise
+    #: :meth:`~sqlq.storage.base.Storage.mark_started` records the start.
+    started: bool = False
+    #: How many times the message's owner died while its claim was recorded as started: the
+    #: deaths it may have caused (``recoveries`` also counts the claims taken back unstarted).
+    deaths: int = 0
 
 
 class ClaimedItem(NamedTuple):
@@ -107,7 +121,7 @@ class ClaimedItem(NamedTuple):
 class OwnerInfo(NamedTuple):
     """A claiming process, as listed by :meth:`~sqlq.storage.base.Storage.owners`."""
 
-    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random'``).
+    #: Its :attr:`~sqlq.storage.base.Storage.owner_id` (``'host:pid:random:scope'``).
     id: str
     host: Optional[str]
     pid: Optional[int]

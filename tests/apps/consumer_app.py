@@ -3,18 +3,21 @@
 tests/reliability/test_redis_processes.py); its configuration and ledger: ``tests/_harness.py``.
 
 Ledger events (detail after ``event pid time``): ``echo tag``; ``start tag``, ``finish tag`` or
-``gave-up tag`` of ``app.block``; ``die code``; ``sleepy``; ``started_at task_id now``;
+``gave-up tag`` of ``app.block``; ``die code``; ``sleepy``; ``asleepy`` and
+``asleepy-cancelled`` (``app.asleepy``, an async task cancelled at its timeout);
+``started_at task_id now``;
 ``periodic now``; ``validate minute matched`` for every minute the periodic task's
 validate_datetime is asked about; ``signal name task_name task_id`` for the interrupted,
 timeout and retrying signals.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from tests import _harness as harness
 from tests._harness import CLOCK_ENV, open_queue, queue_from_env, record
@@ -50,6 +53,21 @@ def build(path: str, clock: Optional[Callable[[], float]] = None,
         time.sleep(30)
         return 'slept'
 
+    @q.task(name='app.aecho')
+    async def aecho(tag: object) -> List[object]:
+        await asyncio.sleep(0)
+        return harness.echo(tag)
+
+    @q.task(name='app.asleepy', timeout=0.5, retries=1)
+    async def asleepy() -> str:
+        record('asleepy')
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            record('asleepy-cancelled')
+            raise
+        return 'slept'
+
     @q.task(name='app.started_at', context=True)
     def started_at(task: Any = None) -> float:
         now = q.clock()
@@ -65,7 +83,8 @@ def build(path: str, clock: Optional[Callable[[], float]] = None,
         record('signal', signal, task.name, task.id)
 
     q.app = SimpleNamespace(echo=echo, block=block, die=die,  # type: ignore[attr-defined]
-                            sleepy=sleepy, started_at=started_at, periodic=periodic)
+                            sleepy=sleepy, started_at=started_at, periodic=periodic,
+                            aecho=aecho, asleepy=asleepy)
     return q
 
 

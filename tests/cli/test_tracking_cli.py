@@ -14,7 +14,8 @@ from tests.cli.test_inspect import cli_json, data_rows, fail_for_good
 
 
 def fill(app, n):
-    return app.queue.enqueue_many([app.module.add.s(i, i) for i in range(n)])
+    # The Results (a ResultGroup's [i] waits for the i-th value, as huey's).
+    return app.queue.enqueue_many([app.module.add.s(i, i) for i in range(n)]).results
 
 
 # -- listings are bounded ------------------------------------------------------------------------

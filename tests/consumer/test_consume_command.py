@@ -40,17 +40,17 @@ def run_cli(tmp_path, *args, timeout=30):
 
 
 # -- tasks from another process ----------------------------------------------------------------
-@pytest.mark.parametrize('worker_type', ['thread', 'process'])
+@pytest.mark.parametrize('worker_type', ['thread', 'process', 'asyncio'])
 def test_tasks_enqueued_by_another_process_complete(app, worker_type):
     consumer = app.start('-w', '2', '-k', worker_type, '-c', '0.2')
     results = app.app.echo.map([(i,) for i in range(20)])
     values = results.get(blocking=True, timeout=RESULT_TIMEOUT)
     assert [tag for tag, _ in values] == list(range(20))
     pids = {pid for _, pid in values}
-    if worker_type == 'thread':
-        assert pids == {consumer.pid}
-    else:
+    if worker_type == 'process':
         assert consumer.pid not in pids
+    else:
+        assert pids == {consumer.pid}
     assert sorted(int(entry[3]) for entry in app.ledger('echo')) == list(range(20))   # once each
     assert app.queue.pending_count() == 0 and app.queue.running_count() == 0
 
@@ -124,7 +124,7 @@ def test_max_tasks_recycles_workers_and_all_tasks_complete(app, worker_type, ext
 
 
 # -- shutdown -----------------------------------------------------------------------------------
-@pytest.mark.parametrize('worker_type', ['thread', 'process'])
+@pytest.mark.parametrize('worker_type', ['thread', 'process', 'asyncio'])
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
 def test_graceful_shutdown_finishes_running_task_and_starts_no_new_one(app, signum,
                                                                        worker_type):
@@ -144,7 +144,7 @@ def test_graceful_shutdown_finishes_running_task_and_starts_no_new_one(app, sign
     assert not queued.is_ready()
 
 
-@pytest.mark.parametrize('worker_type', ['thread', 'process'])
+@pytest.mark.parametrize('worker_type', ['thread', 'process', 'asyncio'])
 @pytest.mark.parametrize('signals, options', [
     ((signal.SIGTERM, signal.SIGTERM), ()),
     ((signal.SIGINT, signal.SIGINT), ()),
@@ -214,6 +214,24 @@ def test_process_worker_task_timeout_fails_with_tasktimeout_after_one_retry(app)
     assert tag == 'next'
     assert {int(entry[1]) for entry in app.ledger('sleepy')} == {pid}
     assert 'died' not in consumer.log()
+
+
+def test_asyncio_worker_cancels_a_coroutine_at_its_timeout_and_retries_it(app):
+    """``-k asyncio``: the coroutine is cancelled at its timeout (its CancelledError recorded)
+    while other tasks go on running on the loop; TIMEOUT and RETRYING signals, one retry."""
+    consumer = app.start('-w', '4', '-k', 'asyncio')
+    result = app.app.asleepy()                           # timeout=0.5, retries=1, sleeps 30 s
+    meanwhile = app.app.aecho('meanwhile')
+    assert meanwhile.get(blocking=True, timeout=RESULT_TIMEOUT)[0] == 'meanwhile'
+    with pytest.raises(TaskException) as info:
+        result.get(blocking=True, timeout=RESULT_TIMEOUT)
+    assert 'TaskTimeout' in info.value.metadata['error']
+    assert len(app.ledger('asleepy')) == 2 and len(app.ledger('asleepy-cancelled')) == 2
+    signals = [entry[3] for entry in app.ledger('signal') if entry[5] == result.id]
+    assert signals.count('timeout') == 2 and signals.count('retrying') == 1
+    warning = [line for line in consumer.log().splitlines() if 'cooperatively' in line]
+    assert warning and 'app.sleepy' in warning[0]        # a plain task's timeout: cooperative
+    assert 'app.asleepy' not in warning[0]               # an async task's: real
 
 
 def test_extra_locks_are_flushed_at_start(app):

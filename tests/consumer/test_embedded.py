@@ -20,15 +20,6 @@ WAIT = 10  # seconds: bound of every wait in this file
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM)
 
 
-@pytest.fixture
-def consumers():
-    """Consumers created by a test; stopped (at once) at its end whatever happened."""
-    made = []
-    yield made
-    for consumer in made:
-        consumer.stop(graceful=False, timeout=0)
-
-
 def _start(queue, consumers, **options):
     options.setdefault('workers', 2)
     options.setdefault('worker_type', 'thread')

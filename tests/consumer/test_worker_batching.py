@@ -19,7 +19,7 @@ from sqlq.outcomes import OutcomeGroup
 from sqlq.signals import SIGNAL_COMPLETE
 from sqlq.storage import EMPTY
 from sqlq.worker import Worker
-from tests._helpers import wait_for
+from tests._helpers import storage_outage, wait_for
 from tests.storage._helpers import DEAD, as_owner
 
 # The worker's claim buffer is the fast path's ClaimBuffer: run on both implementations.
@@ -135,7 +135,8 @@ def test_fast_tasks_are_claimed_in_batches_and_run_by_priority(queue):
         del calls[:]
         queue.enqueue_many(tasks)
         wait_for(lambda: len(ran) == 60, WAIT, 'the tasks')
-        assert results_of(queue, tasks) == list(range(60))  # committed: readable now
+        # the last outcomes commit with the worker's next (empty) claim, just after the runs
+        wait_for(lambda: results_of(queue, tasks) == list(range(60)), WAIT, 'the outcomes')
     assert ran == expected
     assert max(n for _, n in calls) > 1, calls  # several mixed-priority tasks per claim
     assert all(limit <= worker_module.MAX_BATCH for limit, _ in calls)
@@ -384,17 +385,20 @@ def test_stopping_gives_unstarted_claims_back(queue):
     assert [t.attempts for t in tasks] == [2] * buffered + [1] * (9 - buffered)
 
 
-def test_a_recovered_claim_runs_alone(queue):
+def test_a_recovered_claim_has_its_start_recorded_before_it_runs(queue):
+    """A claim taken back from a dead worker may be what killed it: its start is recorded
+    before it runs (so the next death counts against it), while the tasks claimed in the same
+    batch wait unstarted and uncharged, as any batch does."""
+    from sqlq.delivery import running_delivery
     seen = {}
 
     @queue.task(context=True)
     def job(tag, task=None):
+        delivery = running_delivery()
         if tag == 'recovered':
             seen['claimed'] = queue.storage.claimed_size()
             seen['ready'] = queue.storage.queue_size()
-            seen['recovered attempts'] = task.attempts
-        else:
-            seen[tag] = task.attempts
+        seen[tag] = (task.attempts, delivery.start_recorded)
         return tag
 
     # Prepared before the worker starts: a worker that finds it at once, with a run-time
@@ -408,29 +412,14 @@ def test_a_recovered_claim_runs_alone(queue):
     calls = spy_claims(queue.storage)
     with running(queue, mean_run=1e-6):
         wait_for(lambda: len(seen) == 8, WAIT, 'every job')
-    # claimed in one batch with the others, which were given back before it ran
+    # claimed in one batch with the others, which stay claimed in the buffer meanwhile
     assert calls[0][1] > 1, calls
-    assert (seen['claimed'], seen['ready']) == (1, 5)
-    assert seen['recovered attempts'] == 2
-    assert [seen[i] for i in range(5)] == [2] * 5  # given back: that claim counted once
+    assert (seen['claimed'], seen['ready']) == (6, 0)
+    assert seen['recovered'] == (2, True)
+    assert [seen[i] for i in range(5)] == [(1, False)] * 5  # batch claims: not recorded
 
 
 # ---------------------------------------------------------------------- storage trouble
-
-@pytest.fixture
-def recording_job(queue, monkeypatch):
-    """``(job, ran)``: a task recording each argument it runs with, on a worker retrying
-    storage errors after 10 ms."""
-    monkeypatch.setattr(worker_module, 'RETRY_FIRST_DELAY', 0.01)
-    ran = []
-
-    @queue.task()
-    def job(i):
-        ran.append(i)
-        return i
-
-    return job, ran
-
 
 def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_job, caplog):
     caplog.set_level(logging.INFO, logger='sqlq.worker')
@@ -462,8 +451,9 @@ def test_storage_errors_make_the_worker_back_off_and_continue(queue, recording_j
     assert queue.pending_count() == 0 and queue.running_count() == 0
 
 
+@pytest.mark.parametrize('giving_back', ['works', 'fails at first'])
 def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording_job,
-                                                                 monkeypatch):
+                                                                 monkeypatch, giving_back):
     job, ran = recording_job
     original = queue.deliver
     calls, failures = [], []
@@ -472,6 +462,9 @@ def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording
         calls.append(claim)
         if len(calls) == 3:  # the third claim of the batch below
             failures.append(claim)  # e.g. the storage failing while burying a bad message
+            if giving_back == 'fails at first':  # still unreachable: they go back later
+                failures.append(storage_outage(queue.storage, monkeypatch,
+                                               ['release_unstarted'], 2))
             raise StorageError('injected while taking a claimed batch')
         return original(claim)
 
@@ -480,8 +473,12 @@ def test_claims_that_could_not_be_buffered_go_back_to_the_queue(queue, recording
         ran.clear()
         monkeypatch.setattr(queue, 'deliver', flaky)
         results = queue.enqueue_many([job.s(i) for i in range(12)])
-        wait_for(lambda: len(ran) >= 12, WAIT, 'every task to run')
+        wait_for(lambda: len(ran) >= 12 and queue.running_count() == 0, WAIT,
+                 'every task to run and no claim to remain',
+                 lambda: 'ran %s, %d claimed' % (sorted(ran), queue.running_count()))
         assert [r.get(blocking=True, timeout=WAIT) for r in results] == list(range(12))
     assert failures  # the failure happened in the middle of a batch
+    if giving_back == 'fails at first':
+        assert failures[1] == ['release_unstarted'] * 2
     assert sorted(ran) == list(range(12))  # the claims it left unbuffered ran after all
     assert queue.pending_count() == 0 and queue.running_count() == 0

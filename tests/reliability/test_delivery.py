@@ -119,7 +119,7 @@ def test_unique_enqueue_many_writes_each_key_once(queue):
         return doc
 
     group = index.map(['a', 'b', 'a'])
-    assert group[0].id == group[2].id
+    assert group.results[0].id == group.results[2].id
     assert queue.pending_count() == 2
 
 

@@ -19,11 +19,14 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from sqlq.worker import GROUP_MAX_SIZE
+from tests import _harness
 from tests._helpers import ROOT_DIR, wait_for
 from tests.apps import lost_app
 from tests.apps.lost_app import build
@@ -55,18 +58,30 @@ def no_user_visible_errors(text):
 
 
 # -- 1. kill -9 of the whole consumer during a drain ---------------------------------------------
+#: kind -> (workers, the task, the most runs one process has in flight: running or finished
+#: with the outcome waiting for its group commit)
+KILL9_KINDS = {
+    'process': (2, 'record', GROUP_MAX_SIZE + 1),
+    # one event loop running 8 coroutines; a run's slot is freed once its outcome is grouped
+    'asyncio': (8, 'arecord', GROUP_MAX_SIZE + 8),
+}
+
+
 @pytest.mark.timeout(110)
-def test_kill9_whole_consumer_during_drain(lost):
+@pytest.mark.parametrize('kind', sorted(KILL9_KINDS))
+def test_kill9_whole_consumer_during_drain(lost, kind):
     """Thousands of tasks; the consumer's whole process group SIGKILLed at random points and
     restarted each time. Every key runs (result stored, ledger body) at least once; a key runs
     twice only if its first run was in flight (started, never settled) in a killed group."""
-    total, kills, workers = 3000, 4, 2
+    total, kills = 3000, 4
+    workers, task_name, in_flight_bound = KILL9_KINDS[kind]
     seed = int(os.environ.get('SQLQ_LOST_SEED') or random.randrange(1 << 30))
     rng = random.Random(seed)
     thresholds = sorted(rng.sample(range(total // 10, total * 9 // 10), kills))
     keys = ['k%04d' % i for i in range(total)]
-    lost.queue.enqueue_many([lost.app.record.s(key, 0.001) for key in keys])
-    options = ('-k', 'process', '-w', str(workers), '-c', '0.5')
+    task = getattr(lost.app, task_name)
+    lost.queue.enqueue_many([task.s(key, 0.001) for key in keys])
+    options = ('-k', kind, '-w', str(workers), '-c', '0.5')
 
     generations = []   # (pids of the killed group, kill time, in-flight (pid, key) at kill)
     started = time.monotonic()
@@ -118,7 +133,7 @@ def test_kill9_whole_consumer_during_drain(lost):
                             for pids, killed_at, in_flight in generations)
             if not explained:
                 unexplained.append((key, pid, ts))
-    numbers = dict(seed=seed, tasks=total, kills=kills, workers=workers,
+    numbers = dict(kind=kind, seed=seed, tasks=total, kills=kills, workers=workers,
                    kill_points=thresholds, in_flight_at_kills=in_flight_total,
                    lost=len(missing), missing_results=len(missing_results),
                    duplicates=len(duplicates),
@@ -126,19 +141,19 @@ def test_kill9_whole_consumer_during_drain(lost):
                    settled_twice=sum(1 for n in settles.values() if n > 1),
                    dead_letters=lost.queue.dead_letter_count(), seconds=round(elapsed, 1),
                    max_rerun_delay=round(max(rerun_delays, default=0.0), 2))
-    report('kill9_drain', **numbers)
+    report('kill9_drain_%s' % kind, **numbers)
     print('kill -9 drain:', numbers)
 
     assert missing == [] and missing_results == [], numbers
     assert len(results) == total, numbers                     # one stored result per task
     assert lost.queue.dead_letter_count() == 0, lost.queue.dead_letters()
     assert unexplained == [], (unexplained, numbers)
-    # A worker has in flight its running task and the finished ones whose outcomes wait for a
-    # group commit (sqlq.outcomes): at most GROUP_MAX_SIZE + 1 per worker at a kill.
+    # A worker has in flight its running task(s) and the finished ones whose outcomes wait
+    # for a group commit (sqlq.outcomes): at most in_flight_bound per process at a kill.
     assert len(duplicates) <= in_flight_total, numbers
     for _pids, _, in_flight in generations:
         per_pid = collections.Counter(pid for pid, _ in in_flight)
-        assert max(per_pid.values(), default=0) <= GROUP_MAX_SIZE + 1, (per_pid, numbers)
+        assert max(per_pid.values(), default=0) <= in_flight_bound, (per_pid, numbers)
     assert all(n == 1 for n in settles.values()), numbers    # no outcome committed twice
     assert max(rerun_delays, default=0.0) < RECOVERY_BOUND, numbers
     assert no_user_visible_errors(final.log()) == [], final.describe()
@@ -260,6 +275,30 @@ def test_bad_input_becomes_dead_letters_and_consumer_keeps_running(lost):
            reasons=[r.splitlines()[0][:120] for r in reasons])
 
 
+# -- 3b. poison rows (not even bytes) become dead letters; the queue goes on --------------------
+@pytest.mark.parametrize('kind', ['thread', 'process'])
+def test_poison_rows_become_dead_letters_and_the_queue_goes_on(lost, kind):
+    """Rows whose data is TEXT or INTEGER (what the sqlite3 shell writes for 'hello' and 42),
+    ahead of real tasks: each becomes a dead letter, once, with its reason; every task behind
+    them runs; no worker dies or logs a traceback."""
+    consumer = lost.start('-k', kind, '-w', '2')
+    with lost.queue.storage.transaction() as conn:
+        for value in ("'hello'", '42', "CAST(x'ff41' AS TEXT)"):
+            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+                         "VALUES (?, 1, %s, 0)" % value, (lost.queue.name,))
+    results = [lost.app.echo('after-%d' % i) for i in range(20)]
+    for result in results:
+        assert result.get(blocking=True, timeout=RESULT_TIMEOUT) is not None, \
+            consumer.describe()
+    letters = lost.queue.dead_letters()
+    assert sorted(letter.data for letter in letters) == [b'42', b'hello', b'\xffA']
+    assert all('decode' in letter.reason.lower() for letter in letters), letters
+    assert consumer.proc.poll() is None, consumer.describe()
+    consumer.wait_log('moved to dead letters', 3)   # the log is written asynchronously
+    log = consumer.log()
+    assert 'Traceback' not in log and ' died ' not in log, consumer.describe()
+
+
 # -- 4. at_most_once is not re-run after its worker dies; a normal task is ----------------------
 def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
     consumer = lost.start('-k', 'process', '-w', '2', '-c', '0.2')
@@ -289,6 +328,41 @@ def test_killed_worker_reruns_normal_task_but_not_at_most_once(lost):
            at_most_once_runs=1)
 
 
+# -- 4b. a task that kills a thread consumer: its bystanders are not charged --------------------
+def test_tasks_claimed_beside_a_killer_are_not_charged_its_deaths(lost):
+    """Thread workers (the default): tasks that kill the process -- here three, each run once
+    (at most once) -- while a worker's batch holds other claims it has not started. Those
+    bystanders go back uncharged each time: none is quarantined, every one runs once the
+    killers are gone. (They used to be charged each death and quarantined after three
+    without ever running.)"""
+    bystanders = ['b%02d' % i for i in range(40)]
+    results = lost.queue.enqueue_many([lost.app.record.s(key) for key in bystanders])
+    for round in range(3):
+        # fast warm-ups first (priority 9: the workers' batches grow), then a killer
+        # (priority 5), then the bystanders (priority 0): the batch that holds the killer
+        # holds bystanders behind it.
+        batch = [lost.app.echo.s('w%d-%d' % (round, i)) for i in range(60)]
+        killer = lost.app.die_once.s(7)
+        for task, priority in [(task, 9) for task in batch] + [(killer, 5)]:
+            task.priority = priority
+        lost.queue.enqueue_many(batch + [killer])
+        consumer = lost.start('-k', 'thread', '-w', '2', ready=False)
+        assert consumer.wait_exit(60) == 7, consumer.describe()    # killed by the task
+        assert len(lost.ledger('die')) == round + 1
+    final = lost.start('-k', 'thread', '-w', '2')
+    wait_for(lambda: lost.queue.pending_count() == 0 and lost.queue.running_count() == 0,
+             timeout=60, what='the bystanders to run',
+             describe=lambda: final.describe() + '\n%r' % (lost.queue.dead_letters(),))
+    letters = lost.queue.dead_letters()
+    assert letters == [], [letter.reason for letter in letters]
+    # Every bystander ran and its outcome is committed. (Its 'settled' mark, written by a
+    # post-execute hook after that commit, is missing for one that another thread finished
+    # just before a killer ended the process.)
+    assert [result.get(preserve=True) for result in results.results] == bystanders
+    assert set(lost.keys('body')) >= set(bystanders)
+    report('bystanders', deaths=3, quarantined=len(letters))
+
+
 # -- dead consumer detected by another live consumer ---------------------------------------------
 def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost):
     first = lost.start('-k', 'process', '-w', '1')
@@ -306,6 +380,60 @@ def test_claims_of_a_killed_consumer_are_run_by_a_live_consumer_within_10s(lost)
     assert took <= RECOVERY_BOUND, took
     assert lost.queue.running_count() == 0
     report('live_consumer_recovery', seconds=round(took, 2))
+
+
+def _unshare_works():
+    try:
+        return subprocess.run(UNSHARE + ['true'], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+#: A command in a PID namespace of its own (as in a container), with /proc to match.
+UNSHARE = ['unshare', '--pid', '--fork', '--mount-proc']
+#: Recovery as a consumer in another container runs it: ``recover()`` with the given lease.
+RECOVER = ('import sys; from sqlq.recovery import ClaimRecovery; '
+           'from tests.apps.lost_app import build; '
+           'print(ClaimRecovery(build(sys.argv[1]).storage, lease=float(sys.argv[2])).recover())')
+
+
+def test_consumer_in_another_pid_namespace_is_not_taken_for_dead(lost):
+    """Two containers sharing the hostname (host network) but not a PID namespace: consumer A's
+    pid does not exist in B's namespace. B must not take A for dead while A heartbeats (it
+    used to, and re-ran A's running task beside it); once A is killed, B recovers its task
+    when A's heartbeat goes stale."""
+    if not _unshare_works():
+        pytest.skip('unshare --pid --fork --mount-proc does not work here (needs root or '
+                    'user namespaces)')
+    # A: a consumer whose pid (after 30 short-lived processes) exists in no other namespace
+    # of this test.
+    consumer_args = [sys.executable, '-m', 'sqlq', 'consume', lost.target, '-k', 'thread',
+                     '-w', '1', '-l', os.path.join(lost.dir, 'a.log')]
+    a = _harness.Proc(lost, 'consumer-a', UNSHARE + [
+        'sh', '-c', 'for i in $(seq 30); do /bin/true; done; "$@" & wait', 'sh']
+        + consumer_args)
+    lost.procs.append(a)
+    result = lost.app.block('a', lost.release_path('a'))
+    wait_for(lambda: lost.ledger('start'), what='the task to start in A', describe=a.describe)
+    [item] = lost.queue.storage.claimed_items()
+
+    def recover_in_b(lease):
+        done = subprocess.run(UNSHARE + [sys.executable, '-c', RECOVER, lost.db, str(lease)],
+                              env=lost.env, cwd=lost.dir, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.split()[-1])
+
+    assert recover_in_b(8.0) == 0                   # A heartbeats: alive, whatever its pid
+    assert [i.id for i in lost.queue.storage.claimed_items()] == [item.id]
+    assert len(lost.ledger('start')) == 1
+    a.kill()
+    # A's heartbeat goes stale: B (here with a 1 s lease) gives the task back.
+    wait_for(lambda: recover_in_b(1.0) == 1, timeout=30, what='B to recover the dead A',
+             interval=0.5)
+    b = lost.start('-k', 'thread', '-w', '1')
+    lost.release('a')
+    assert result.get(blocking=True, timeout=RESULT_TIMEOUT) == 'released a', b.describe()
 
 
 def test_task_handed_to_a_consumer_killed_before_it_started_runs_elsewhere(lost):

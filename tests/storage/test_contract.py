@@ -658,6 +658,58 @@ def test_release_owner_returns_claims_in_place_and_fences_receipts(storage, cloc
     assert storage.dead_letters()[-1].attempts == 2
 
 
+def test_only_claims_recorded_as_started_are_charged_a_death(storage):
+    """A dead owner's claims all go back with ``recoveries`` raised; only those recorded as
+    started -- a claim of one, or ``mark_started`` -- have ``deaths`` raised: the tasks of a
+    batch that waited unstarted are not charged for what killed the process."""
+    storage.enqueue_many([(b'one', 9)] + [(b'b%d' % i, 0) for i in range(4)])
+    with as_owner(storage, DEAD):
+        single = storage.dequeue()                   # a claim of one: its owner runs it now
+        batch = sorted(storage.dequeue_many(4), key=lambda c: c.seq)
+        assert single.started and not any(c.started for c in batch)
+        assert storage.dequeue_many(1) == []        # (nothing left)
+        assert storage.mark_started(batch[0].receipt) is True     # its run began
+    assert storage.release_owner(DEAD) == 5
+    claims = {c.data: c for c in storage.dequeue_many(5)}
+    assert {d: (c.recoveries, c.deaths) for d, c in claims.items()} == {
+        b'one': (1, 1), b'b0': (1, 1), b'b1': (1, 0), b'b2': (1, 0), b'b3': (1, 0)}
+    assert storage.dequeue_many(1) == [] and not any(c.started for c in claims.values())
+
+
+def test_mark_started_is_fenced_and_cleared_by_every_release(storage):
+    storage.enqueue_many([(b'a', 0), (b'b', 0), (b'c', 0)])
+    with as_owner(storage, DEAD):
+        a, b, c = sorted(storage.dequeue_many(3), key=lambda claim: claim.seq)
+        for claim in (a, b, c):
+            assert storage.mark_started(claim.receipt) is True
+        assert storage.release(a.receipt) is True
+        assert storage.release_unstarted([b.receipt]) == 1
+        assert storage.mark_started(a.receipt) is False          # settled: fenced
+        assert storage.ack(c.receipt) is True
+        assert storage.mark_started(c.receipt) is False
+        again = storage.dequeue_many(2)                          # a batch: not started
+        assert storage.mark_started(a.receipt) is False          # an older claim's receipt
+    assert storage.release_owner(DEAD) == 2
+    assert sorted((x.data, x.deaths) for x in storage.dequeue_many(2)) == [(b'a', 0), (b'b', 0)]
+    assert len(again) == 2
+
+
+def test_mark_started_in_a_transaction(storage):
+    storage.enqueue_many([(b'a', 0), (b'b', 0), (b'c', 0)])
+    with as_owner(storage, DEAD):
+        with storage.transaction():
+            claims = storage.dequeue_many(2)
+            assert not any(claim.started for claim in claims)
+            assert storage.mark_started(claims[0].receipt) is True
+            assert storage.ack(claims[0].receipt) is True    # still held after the mark
+        with storage.transaction():
+            [one] = storage.dequeue_many(1)
+            assert one.started
+    assert storage.release_owner(DEAD) == 2
+    back = {claim.data: claim.deaths for claim in storage.dequeue_many(2)}
+    assert back == {claims[1].data: 0, one.data: 1}
+
+
 def test_release_owner_is_scoped_to_the_name(make_storage):
     a, b = make_storage('a'), make_storage('b')
     a.enqueue(b'a')

@@ -72,7 +72,7 @@ def test_step_counts_from_each_fields_minimum():
     assert matched_hours('*/4') == [0, 4, 8, 12, 16, 20]
     assert matched_days('*/10') == [1, 11, 21, 31]
     assert matched_months('*/3') == [1, 4, 7, 10]
-    assert matched_weekdays('*/2') == [0, 2, 4, 6]
+    assert matched_weekdays('0-6/2') == [0, 2, 4, 6]   # '*/2' is refused there, as by huey
 
 
 def test_other_fields_accept_every_form():
@@ -131,19 +131,18 @@ def test_sunday_is_0_and_7():
     ('minute', 1.5, 'expected a string or an int, got float'),
     ('minute', True, 'got bool'),
     ('hour', 24, '24 is out of range 0-23'),
-    ('hour', '5-2', 'range 5-2 is reversed'),
     ('hour', '1-2-3', "cannot parse '1-2-3'"),
-    ('minute', '31-30', 'range 31-30 is reversed'),
-    ('day', '2-1/1', 'range 2-1 is reversed'),
+    ('day', '2-32', '32 is out of range 1-31'),
     ('day', 0, '0 is out of range 1-31'),
     ('day', '1-32', '32 is out of range 1-31'),
     ('day', 'L', "cannot parse 'L'"),
     ('month', 13, '13 is out of range 1-12'),
     ('month', 'jan', "cannot parse 'jan'"),
-    ('month', '12-1', 'range 12-1 is reversed'),
+    ('month', '12-13', '13 is out of range 1-12'),
     ('day_of_week', 8, '8 is out of range 0-7'),
     ('day_of_week', 'mon', "cannot parse 'mon'"),
     ('day_of_week', '0-6/0', 'step must be at least 1'),
+    ('day_of_week', '*/2', '*/n cannot be used for day_of_week'),
     ('day_of_week', '\u0663', "cannot parse '\u0663'"),  # Arabic-Indic 3
 ])
 def test_invalid_input_raises_value_error_naming_field_and_value(field, value, fragment):
@@ -262,22 +261,23 @@ def test_next_after_rare_match_is_fast():
 
 # --- properties -------------------------------------------------------------------------------
 
-def piece(low, high):
-    """Strategy for one valid comma-list piece of a field ranging low..high."""
+def piece(low, high, star_step=True):
+    """Strategy for one valid comma-list piece of a field ranging low..high (ranges in
+    order; ``*/n`` unless ``star_step`` is False, as for day_of_week)."""
     number = st.integers(low, high)
     step = st.integers(1, high - low + 2)
     ranged = st.tuples(number, number).map(sorted)
     return st.one_of(
         st.just('*'),
-        step.map(lambda n: '*/%d' % n),
+        step.map(lambda n: '*/%d' % n) if star_step else st.just('*'),
         number.map(str),
         ranged.map(lambda ab: '%d-%d' % tuple(ab)),
         st.tuples(ranged, step).map(lambda t: '%d-%d/%d' % (t[0][0], t[0][1], t[1])),
     )
 
 
-def field(low, high):
-    return st.lists(piece(low, high), min_size=1, max_size=3).map(','.join)
+def field(low, high, star_step=True):
+    return st.lists(piece(low, high, star_step), min_size=1, max_size=3).map(','.join)
 
 
 def expected_values(spec, low, high, star_high=None):
@@ -297,7 +297,7 @@ def expected_values(spec, low, high, star_high=None):
 
 
 @given(minute=field(0, 59), hour=field(0, 23), day=field(1, 31), month=field(1, 12),
-       dow=field(0, 7))
+       dow=field(0, 7, star_step=False))
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_specs_match_reference_expansion(minute, hour, day, month, dow):
     assert matched_minutes(minute) == sorted(expected_values(minute, 0, 59))
@@ -332,7 +332,7 @@ frequent_specs = st.fixed_dictionaries({
     'hour': field(0, 23),
     'day': st.one_of(st.just('*'), field(1, 28)),
     'month': st.one_of(st.just('*'), field(1, 12)),
-    'day_of_week': st.one_of(st.just('*'), field(0, 7)),
+    'day_of_week': st.one_of(st.just('*'), field(0, 7, star_step=False)),
 })
 moments = st.datetimes(min_value=datetime(1999, 1, 1), max_value=datetime(2101, 1, 1),
                        timezones=st.sampled_from([None, timezone.utc,

@@ -92,7 +92,8 @@ def test_flush_locks_clears_held_locks_and_reports_them(queue):
 def test_lock_acquire_release_methods(queue):
     lock = queue.lock_task('m')
     assert lock.acquire() is True
-    assert lock.acquire() is False
+    with pytest.raises(TaskLockedException):   # huey: acquire() raises when held
+        lock.acquire()
     assert lock.is_locked() is True
     assert lock.release() is True
     assert lock.is_locked() is False
@@ -189,7 +190,8 @@ def test_lock_ttl_with_clock(make_queue):
     assert lock.acquire() is True
     clock.advance(29)
     assert queue.is_locked('ttl') is True
-    assert queue.lock_task('ttl', ttl=30).acquire() is False
+    with pytest.raises(TaskLockedException):
+        queue.lock_task('ttl', ttl=30).acquire()
     clock.advance(2)
     assert queue.is_locked('ttl') is False
     assert queue.lock_task('ttl', ttl=30).acquire() is True

@@ -73,11 +73,12 @@ def test_then_splats_tuple_and_merges_dict(queue, tasks):
 
 def test_failed_parent_stops_the_chain(queue, tasks):
     add = tasks['add']
-    rg = queue.enqueue(tasks['boom'].s().then(add, 1))
+    first, second = queue.enqueue(tasks['boom'].s().then(add, 1))
     assert drain(queue) == 1
     with pytest.raises(TaskException):
-        rg[0].get()
-    assert rg[1].get() is None
+        first.get()
+    with pytest.raises(TaskException):          # the step that never runs has the error
+        second.get()
     assert queue.pending_count() == 0
 
 
@@ -95,7 +96,7 @@ def test_error_handler_not_run_on_success(queue, tasks):
     task = add.s(1, 1).error(on_error)
     res = queue.enqueue(task)
     assert drain(queue) == 1
-    result = res[0] if isinstance(res, ResultGroup) else res
+    result = res.results[0] if isinstance(res, ResultGroup) else res
     assert result.get() == 2
 
 
@@ -164,7 +165,7 @@ def test_chord_revoked_member_contributes_skipped(queue, tasks):
     cres = queue.enqueue(chord([add.s(1, 1), add.s(2, 2)], mark))
     member_results = cres.results if hasattr(cres, 'results') else None
     assert member_results is not None, 'chord result must expose member results'
-    member_results[1].revoke()
+    member_results.results[1].revoke()
     drain(queue)
     assert cres.get() == [2, 'SKIPPED']
 

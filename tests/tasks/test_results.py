@@ -50,7 +50,7 @@ def test_preserve_keeps_the_result(queue):
     assert queue.result(res.id) is None
 
 
-def test_is_ready_does_not_consume(queue):
+def test_is_ready_keeps_the_value_for_get(queue):
     @queue.task()
     def val():
         return 1
@@ -193,7 +193,7 @@ def test_reschedule_after_revoke(queue):
     assert again.get() == 'second time lucky'
 
 
-def test_result_group_indexing_len_iter_and_get(queue):
+def test_result_group_len_iter_and_get(queue):
     @queue.task()
     def sq(x):
         return x * x
@@ -201,10 +201,10 @@ def test_result_group_indexing_len_iter_and_get(queue):
     rg = sq.map([1, 2, 3])
     assert isinstance(rg, ResultGroup)
     assert len(rg) == 3
-    assert isinstance(rg[0], Result)
-    assert [r.id for r in rg] == [rg[i].id for i in range(3)]
+    assert all(isinstance(r, Result) for r in rg)
+    assert [r.id for r in rg] == [r.id for r in rg.results]
     drain(queue)
-    assert rg[1].get(preserve=True) == 4
+    assert rg.results[1].get(preserve=True) == 4
     assert rg.get() == [1, 4, 9]
     assert rg() == [1, 4, 9]
 

@@ -6,7 +6,7 @@ import datetime
 import pytest
 
 import sqlq
-from sqlq import CancelExecution, RetryTask
+from sqlq import RetryTask
 from sqlq.signals import (
     SIGNAL_CANCELED,
     SIGNAL_COMPLETE,
@@ -118,21 +118,6 @@ def test_expired_signal(make_queue):
     task = queue.dequeue()
     queue.execute(task, timestamp=datetime.datetime.now() + datetime.timedelta(seconds=10))
     assert log == [SIGNAL_EXPIRED]
-
-
-def test_canceled_signal_from_pre_execute(queue, events):
-    @queue.task()
-    def job():
-        return 1
-
-    @queue.pre_execute()
-    def veto(task):
-        raise CancelExecution()
-
-    job()
-    drain(queue)
-    assert events[-1] == (SIGNAL_CANCELED, 'job', ())
-    assert SIGNAL_COMPLETE not in [e[0] for e in events]
 
 
 def test_locked_signal(queue, events):

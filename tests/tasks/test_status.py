@@ -112,11 +112,17 @@ def test_expired_and_canceled(q, clock):
         if task.name == vetoed.name:
             raise CancelExecution()
 
-    old, no = short_lived(), vetoed()
+    @q.task()
+    def gives_up():
+        raise CancelExecution()  # from the task itself: no failure, no dead letter (huey)
+
+    old, no, quit = short_lived(), vetoed(), gives_up()
     clock.advance(11)
     drain(q)
     assert q.status(old.id).state == 'expired'
     assert q.status(no.id).state == 'canceled'
+    assert q.status(quit.id).state == 'canceled' and q.dead_letter_count() == 0
+    assert [e.outcome for e in q.history(task_id=quit.id)] == ['canceled']
 
 
 def test_unknown_id(q):
@@ -280,7 +286,7 @@ def test_status_of_a_pipeline_step_before_it_is_enqueued(q):
         return a + b
 
     pipeline = add.s(1, 2).then(add, 3)
-    results = q.enqueue(pipeline)
+    results = q.enqueue(pipeline).results  # ResultGroup[i] waits for the value, as huey's
     assert q.status(results[1].id).state == 'unknown'
     drain(q)
     assert [q.status(r.id).state for r in results] == ['succeeded', 'succeeded']

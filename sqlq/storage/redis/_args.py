@@ -6,7 +6,7 @@ import bisect
 from typing import Any, Optional
 
 from sqlq.storage._history import minute_of, outcome_error
-from sqlq.storage.types import DURATION_BUCKETS, Claim, Finished, Receipt
+from sqlq.storage.types import DURATION_BUCKETS, Claim, Finished, new_receipt
 
 #: An absent script argument (no ttl, no id, unused guard slot).
 NO_ARG = ''
@@ -37,10 +37,9 @@ def opt_float(raw: Any) -> Optional[float]:
 
 
 def claim(owner: str, msg_id: Any, data: bytes, attempts: Any, recoveries: Any,
-          priority: Any) -> Claim:
-    """The claim of a script's row (``id, data, attempts, recoveries, priority``)."""
+          priority: Any, deaths: Any = 0, started: Any = 0) -> Claim:
+    """The claim of a script's row (``id, data, attempts, recoveries, priority, deaths,
+    started``; the FIFO position is the message id)."""
     attempts = int(attempts)
-    found = Claim(data, Receipt(int(msg_id), owner, attempts), attempts, int(recoveries))
-    if 'priority' in Claim._fields:  # the FIFO position is the message id
-        found = found._replace(priority=int(priority), seq=int(msg_id))
-    return found
+    return Claim(data, new_receipt((int(msg_id), owner, attempts)), attempts, int(recoveries),
+                 int(priority), int(msg_id), None, bool(int(started)), int(deaths))

@@ -14,11 +14,13 @@ pool when the thread ends or the storage is closed), and speaks to them directly
 apply twice); the next call after an outage reconnects, and a connection the server closed
 while it was idle is replaced before it is used. A dequeue whose reply was lost is repeated
 with the same request id on this thread's next dequeue, which returns the same claim instead
-of orphaning it.
+of orphaning it; the claims of a transaction whose commit reply was lost are given back
+before this process's next run (see :meth:`RedisBase._commit`).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -127,6 +129,8 @@ class RedisBase(Storage):
         #: Every thread's subscription and connection, to close with the storage.
         self._subscribers: list[Subscriber] = []
         self._links: Any = weakref.WeakSet()
+        #: Claims a commit may have made whose reply was lost (see :meth:`_commit`).
+        self._in_doubt: list[Any] = []
 
     def _thread(self) -> Any:
         if self._closed:
@@ -188,16 +192,21 @@ class RedisBase(Storage):
                                                             text))
 
     def _run(self, guards: Sequence[tuple[Any, ...]], ops: Sequence[Any], doing: str,
-             read_only: bool = False) -> list[Any]:
+             read_only: bool = False, now: Optional[str] = None) -> list[Any]:
         """One script run; the results of ``ops`` (a flat list: name, args, name, args...).
-        ``read_only``: ``ops`` only read (the function flagged ``no-writes`` may run them)."""
-        args: list[Any] = [self._qprefix, self._gprefix, num(self._clock()), len(guards)]
+        ``read_only``: ``ops`` only read (the function flagged ``no-writes`` may run them).
+        ``now``: the run's clock (``num(clock())`` if None)."""
+        local = self._thread()
+        if self._in_doubt:
+            self._give_back_in_doubt()
+        args: list[Any] = [self._qprefix, self._gprefix,
+                           num(self._clock()) if now is None else now, len(guards)]
         for guard in guards:
             args.extend(guard)
         args.extend(ops)
         reply: list[Any]
         try:
-            link = self._link(self._thread())
+            link = self._link(local)
             if link is None:
                 reply = self._script(args=args)
             else:
@@ -297,7 +306,47 @@ class RedisBase(Storage):
         finally:
             local.tx = None
         if tx.ops:
-            self._run(tx.guards, tx.ops, 'committing a transaction')
+            self._commit(tx)
+
+    def _commit(self, tx: _Tx) -> None:
+        """Apply a transaction's buffer in one run.
+
+        If the connection fails, the run may have been applied all the same, its reply lost
+        (the server went down after writing its append-only file, a timeout...). Claims it
+        took would then be held by this live owner with nobody to run or settle them, until
+        this process ends. So they are given back, by this process's next run once the
+        server answers, if that run made them: the same message, owner and attempt, claimed
+        at that run's clock (so nothing another run claimed is touched); they never started.
+        """
+        now = num(self._clock())
+        try:
+            self._run(tx.guards, tx.ops, 'committing a transaction', now=now)
+        except StorageUnavailableError:
+            taken = [(msg_id, owner, attempts) for msg_id, (owner, attempts, held)
+                     in tx.claims.items() if held]
+            if taken:
+                with self._lock:
+                    self._in_doubt.append((now, taken))
+            raise
+
+    def _give_back_in_doubt(self) -> None:
+        """Release the claims of commits whose reply was lost (see :meth:`_commit`)."""
+        with self._lock:
+            batches, self._in_doubt = self._in_doubt, []
+        args: list[Any] = []
+        for now, taken in batches:
+            for msg_id, owner, attempts in taken:
+                args.extend((msg_id, owner, attempts, now))
+        try:
+            self._run((), ('unlost', len(args) // 4, *args),
+                      'giving back the claims of a commit whose reply was lost')
+        except StorageUnavailableError:  # tried again before the next run
+            with self._lock:
+                self._in_doubt[:0] = batches
+        except StorageError as exc:  # not now, not later (out of memory, read-only...)
+            logging.getLogger('sqlq.storage').warning(
+                'could not give back the claims of a commit whose reply was lost (%s): '
+                'dead-owner recovery will return them when this process ends', exc)
 
 
 def _function_missing(exc: BaseException) -> bool:

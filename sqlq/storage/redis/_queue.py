@@ -58,7 +58,7 @@ class QueueOps(RedisBase):
         if tx is not None:
             claims: list[Claim] = []
             while len(claims) < limit:
-                found = self._dequeue_in_tx(tx, owner)
+                found = self._dequeue_in_tx(tx, owner, limit == 1)
                 if found is None:
                     break
                 claims.append(found)
@@ -89,16 +89,17 @@ class QueueOps(RedisBase):
         local.idle_token = None
         return [claim(owner, *row) for row in rows]
 
-    def _dequeue_in_tx(self, tx: _Tx, owner: str) -> Optional[Claim]:
+    def _dequeue_in_tx(self, tx: _Tx, owner: str, started: bool) -> Optional[Claim]:
         for row in self._read('head', len(tx.claims) + 1):
             msg_id = int(row[0])
             if msg_id in tx.claims:
                 continue
-            found = claim(owner, msg_id, row[1], int(row[2]) + 1, row[3], row[4])
+            found = claim(owner, msg_id, row[1], int(row[2]) + 1, row[3], row[4], row[5],
+                          started)
             tx.guard('R', msg_id)
             tx.claims[msg_id] = (owner, found.attempts, True)
-            self._write(tx, 'deq', owner, NO_ARG, msg_id, 1, NO_ARG, NO_ARG, NO_ARG,
-                        NO_ARG)
+            self._write(tx, 'deq', owner, NO_ARG, msg_id, int(started), NO_ARG, NO_ARG,
+                        NO_ARG, NO_ARG)
             return found
         return None
 
@@ -113,7 +114,12 @@ class QueueOps(RedisBase):
         args = [value for receipt in unpacked for value in receipt]
         return int(self._one('unstart', len(unpacked), *args)[0])
 
-    def _settle(self, op: str, receipt: Any, *extra: Any) -> bool:
+    def mark_started(self, receipt: Any) -> bool:
+        return self._settle('start', receipt, settles=False)
+
+    def _settle(self, op: str, receipt: Any, *extra: Any, settles: bool = True) -> bool:
+        """Apply ``op`` to a held claim (fenced by its receipt); ``settles``: the claim is
+        gone after it."""
         msg_id, owner, attempts = Receipt.of(receipt)
         tx = self._tx()
         if tx is None:
@@ -127,7 +133,7 @@ class QueueOps(RedisBase):
             if not state or state[0].decode() != owner or int(state[1]) != attempts:
                 return False  # stale for good: fencing tokens only move forward
             tx.guard('C', msg_id, owner, attempts)
-        tx.claims[msg_id] = (owner, attempts, False)
+        tx.claims[msg_id] = (owner, attempts, not settles)
         self._write(tx, op, msg_id, owner, attempts, *extra)
         return True
 

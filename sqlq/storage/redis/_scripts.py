@@ -21,7 +21,8 @@ the reply) or ``{0, index-of-failed-guard}``.
 
 Layout under the queue prefix ``P`` (``<prefix>:q:{<name>}:``): ``seq`` (id counter),
 ``m:<id>`` (message hash: d data, p priority, s ready score, a attempts, r recoveries,
-e enqueued_at, o owner, c claimed_at), ``ready`` (zset: score -priority, member the zero-padded
+dth deaths, e enqueued_at, o owner, c claimed_at, st present while the claim is recorded as
+started, k key), ``ready`` (zset: score -priority, member the zero-padded
 id, so equal scores pop in id order), ``claimed`` (zset by claimed_at), ``sched`` + ``sd``
 (zset by eta + hash of data), ``kv`` (hash), ``kvexp`` (zset of expiry times), ``res`` (set of
 result keys), ``dead`` + ``dl:<id>`` (dead letters), ``km``/``ks``/``kd`` (message keys -> the

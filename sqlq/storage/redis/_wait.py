@@ -114,7 +114,7 @@ class WaitOps(RedisBase):
             if token == local.idle_token:
                 local.idle_token = None
                 local.done_token = token
-                local.handed.append(claim(owner, msg_id, data, 1, 0, priority))
+                local.handed.append(claim(owner, msg_id, data, 1, 0, priority, 0, 1))
             elif session and token.startswith(session):
                 # A registration this thread no longer counted on (its claim's reply was
                 # lost): the message is still ours unless our claim took it already.

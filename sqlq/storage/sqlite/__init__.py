@@ -7,6 +7,8 @@ built on the connection and transaction layers):
 ==================  ==========================================================================
 ``_connection``     per-thread connections, pid guard (reopen after fork), busy handler,
                     pragmas, apsw errors -> :class:`~sqlq.exceptions.StorageError`
+``_guard``          what SQLite's locking cannot see: another SQLite copy in this process on
+                    the file, files other users could write, a deleted file, a full disk
 ``_schema``         DDL, the identity check (``application_id``), migrations by
                     ``user_version``
 ``_sql``            every statement on sqlq's tables, as a named constant

@@ -20,7 +20,8 @@ import apsw
 
 from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
 from sqlq.storage.base import Storage
-from sqlq.storage.sqlite import _schema
+from sqlq.storage.sqlite import _guard, _schema
+from sqlq.storage.sqlite._guard import FileGuard
 
 #: Connections inherited across fork. They must never be used or closed in the child (closing
 #: would, for instance, release POSIX locks the parent still relies on), so a reference is kept
@@ -69,6 +70,10 @@ class Connections(Storage):
     """The connection layer of :class:`~sqlq.storage.sqlite.SqliteStorage`: its options,
     each thread's connection (:meth:`_conn`) and state (``_local``), statements with their
     errors mapped, and closing."""
+
+    #: Checks the files' owners before opening; refuses writes while another copy of SQLite
+    #: in this process uses the file (:mod:`~sqlq.storage.sqlite._guard`).
+    _guard: FileGuard
 
     def __init__(self, filename: str, name: str, *, synchronous: str, timeout: float,
                  clock: Callable[[], float], cache_size: Optional[int],
@@ -120,9 +125,9 @@ class Connections(Storage):
         if conn is None:
             conn = self._open()
             self._local.conn = conn
-            self._start_thread(self._local, conn)
-            with self._conns_lock:
+            with self._conns_lock:  # before _start_thread, which may raise: close() sees it
                 self._conns.append(conn)
+            self._start_thread(self._local, conn)
         return conn
 
     def _start_thread(self, local: threading.local, conn: Any) -> None:
@@ -158,10 +163,12 @@ class Connections(Storage):
             pass
         except OSError as exc:
             raise StorageError('cannot create sqlq database %r: %s' % (path, exc)) from exc
+        self._guard.check_files()  # another user's file: refused before SQLite reads it
         try:
             conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
         except apsw.Error as exc:
-            raise StorageError('cannot open sqlq database %r: %s: %s'
+            full = isinstance(exc, (apsw.IOError, apsw.FullError)) and _guard.full_disk(path, exc)
+            raise StorageError(full or 'cannot open sqlq database %r: %s: %s'
                                % (path, type(exc).__name__, exc)) from exc
         try:
             self._restore_busy_handler(conn)
@@ -181,6 +188,9 @@ class Connections(Storage):
                     delay = min(delay * 2, 0.05)
         except BaseException as exc:
             conn.close()
+            full = isinstance(exc, (apsw.IOError, apsw.FullError)) and _guard.full_disk(path, exc)
+            if full:
+                raise StorageError(full) from exc
             if isinstance(exc, apsw.Error):
                 raise self._error(exc, 'opening it') from exc
             raise

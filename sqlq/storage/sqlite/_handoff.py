@@ -143,7 +143,7 @@ class HandOff(Transactions):
             token = message[_DATAGRAM.size:start].decode('ascii', 'replace')
             owner = self.owner_id
             claim = Claim(message[start:], Receipt(msg_id, owner, 1), 1, 0, priority, msg_id,
-                          None if flagged < 0 else bool(flagged))
+                          None if flagged < 0 else bool(flagged), True)  # started: handed
             if token == local.idle_token:
                 local.idle_token = None
                 local.handed.append(claim)

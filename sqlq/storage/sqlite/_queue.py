@@ -14,7 +14,7 @@ from sqlq.storage._common import limit as _limit  # a contract parameter is name
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
 from sqlq.storage.sqlite._tracking import TaskTracking
-from sqlq.storage.types import Claim, ClaimedItem, Finished, Receipt
+from sqlq.storage.types import Claim, ClaimedItem, Finished, Receipt, new_receipt
 
 
 class ReadyQueue(HandOff, TaskTracking):
@@ -122,7 +122,8 @@ class ReadyQueue(HandOff, TaskTracking):
                 self._register_idle()
             return []
         owner, name, limit = self.owner_id, self.name, int(limit)
-        params: tuple[Any, ...] = (owner, self._clock(), name, limit)
+        # A claim of one is recorded as started: its worker runs it at once.
+        params: tuple[Any, ...] = (owner, self._clock(), name, limit, int(limit == 1))
         if flag_prefix is not None:
             params += _sql.prefix_range(flag_prefix)
         checked = flag_prefix is not None
@@ -130,6 +131,7 @@ class ReadyQueue(HandOff, TaskTracking):
         if token is None and not self._in_transaction():
             # A single statement is atomic on its own, and in autocommit mode its wait for
             # the write lock goes through the busy handler. A claim wakes nobody.
+            self._guard.check()
             try:
                 rows = conn.execute(_sql.CLAIM_RETURNING if flag_prefix is None
                                     else _sql.CLAIM_RETURNING_FLAGGED, params).fetchall()
@@ -150,7 +152,8 @@ class ReadyQueue(HandOff, TaskTracking):
                                         else _sql.READY_HEAD_FLAGGED,
                                         params[:3] + (limit - len(handed),) + params[4:])
                         if rows:
-                            self._do(conn, _sql.CLAIM_HEAD, params[:3] + (len(rows),))
+                            self._do(conn, _sql.CLAIM_HEAD,
+                                     params[:3] + (len(rows), params[4]))
                     if not rows and not handed and getattr(local, 'serving', None):
                         self._register_idle()
             except BaseException:
@@ -158,14 +161,21 @@ class ReadyQueue(HandOff, TaskTracking):
                     local.idle_token = token  # rolled back: still registered
                 raise
             added = 1
-        claims = [Claim(row[1], Receipt(row[0], owner, row[2] + added), row[2] + added, row[3],
-                        row[4], row[0], bool(row[5]) if checked else None)
+        claims = [Claim(row[1], new_receipt((row[0], owner, row[2] + added)), row[2] + added,
+                        row[3], row[4], row[0], bool(row[7]) if checked else None,
+                        bool(row[6]), row[5])
                   for row in rows]
-        if handed:
-            claims += [Claim(row[1], Receipt(row[0], owner, row[2]), row[2], row[3], row[4],
-                             row[0])
+        if handed:  # handed messages are recorded as started (ENQUEUE_HANDED)
+            claims += [Claim(row[1], new_receipt((row[0], owner, row[2])), row[2], row[3], row[4],
+                             row[0], None, True)
                        for row in handed]
         return claims
+
+    def mark_started(self, receipt: Any) -> bool:
+        with self._tx() as conn:
+            self._do(conn, _sql.MARK_STARTED, (*Receipt.of(receipt), self.name))
+            marked: bool = conn.changes() > 0
+            return marked
 
     def release_unstarted(self, receipts: Iterable[Any]) -> int:
         params = [(*Receipt.of(receipt), self.name) for receipt in receipts]

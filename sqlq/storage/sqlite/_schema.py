@@ -16,6 +16,9 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     claims and, together with ``id`` and ``owner``, fences receipts. A released row keeps its
     ``id`` and so its FIFO position. ``recoveries`` counts how often the message was taken back
     from a dead owner (``release_owner``); ``enqueued_at`` is copied to the dead letter.
+    ``started`` (version 3) is 1 while the claim is recorded as started (``mark_started``, or
+    a claim of one): ``release_owner`` then also raises ``deaths``, the count the queue
+    quarantines by; a claim that waited unstarted in a worker's batch goes back uncharged.
 ``schedule``
     Messages waiting for their ``ts`` (unix epoch seconds); moved to ``task`` by the scheduler.
 ``kv``
@@ -27,7 +30,7 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     that nothing is ever lost silently: an operator can inspect, requeue or purge them.
     ``enqueued_at`` is the buried task row's (NULL for a message that was never enqueued).
 ``owner``
-    One row per live claiming process (its owner id: ``host:pid:random``), upserted by its
+    One row per live claiming process (its owner id: ``host:pid:random:scope``), upserted by its
     ``heartbeat``. It exists for dead-owner detection: a consumer whose ``heartbeat_at`` is
     stale (or whose pid is gone on this host) holds claims nobody will settle, and
     ``release_owner`` returns them to the ready queue; and so that the inspection CLI can show
@@ -43,17 +46,17 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     range whose existence the producer reports with it (the worker's revoke flags).
     ``task.assignee`` is cleared when the worker takes the message from the table instead
     (the datagram never came) and by every release: a ready row never has one.
-``key`` of ``task``, ``schedule`` and ``dead_letter`` (version 3)
+``key`` of ``task``, ``schedule`` and ``dead_letter`` (version 4)
     The message's key (the task layer's task id), indexed: a task's status is one index
     look-up per table, whatever the size of the queue. A buried task's key goes with it to the
     dead letter, and back when it is requeued.
-``history`` (version 3)
+``history`` (version 4)
     One row per run of a task that ended (succeeded, failed, retried, or skipped: revoked,
     expired, canceled), written in the transaction that releases the run's claim: its key and
     name, outcome, end time, duration, error summary, and from the claim its enqueue and claim
     times, attempts and owner. Rows go in the order they commit (``id``), which is also their
     order in time, so pruning by age walks the rowid; ``history_key`` finds a task's runs.
-``run_stats`` (version 3)
+``run_stats`` (version 4)
     Sums of the runs per (queue, minute, task name, outcome): count, seconds, and counts per
     duration bucket (``b0``...; bounds in ``sqlq.storage.types.DURATION_BUCKETS``), upserted
     with the history rows of the same commit. Pruning folds old minutes into the row of minute
@@ -75,14 +78,10 @@ from typing import Any, Callable
 from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
-
-#: Tables a sqlq database may contain (used to recognise foreign databases).
-TABLES = frozenset({'task', 'schedule', 'kv', 'dead_letter', 'owner', 'idle_worker', 'history',
-                    'run_stats'})
 
 #: ``PRAGMA journal_size_limit`` of every connection (bytes): the WAL is truncated back to this
 #: size after a checkpoint that reset it.
@@ -169,12 +168,24 @@ def _add_hand_off(conn: Any) -> None:
     conn.execute(SCHEMA_V2)
 
 
+SCHEMA_V3 = """
+ALTER TABLE task ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0;
+"""
+
+
+def _add_start_marks(conn: Any) -> None:
+    """2 -> 3: ``task.started`` and ``task.deaths`` (only a started claim is charged a death;
+    existing rows start with none: their ``recoveries`` counted claims that never ran)."""
+    conn.execute(SCHEMA_V3)
+
+
 #: Duration buckets of ``run_stats`` (``b0`` ... ``b19``): sqlq.storage.types.DURATION_BUCKETS
 #: has 19 bounds, plus one bucket for longer runs. (A constant of this version of the schema:
 #: a later change of the bounds needs a migration.)
 STATS_BUCKETS = 20
 
-SCHEMA_V3 = """
+SCHEMA_V4 = """
 ALTER TABLE task ADD COLUMN key TEXT;
 ALTER TABLE schedule ADD COLUMN key TEXT;
 ALTER TABLE dead_letter ADD COLUMN key TEXT;
@@ -210,8 +221,8 @@ CREATE TABLE IF NOT EXISTS run_stats (
 
 
 def _add_tracking(conn: Any) -> None:
-    """2 -> 3: message keys (indexed), the history of finished runs and its per-minute sums."""
-    conn.execute(SCHEMA_V3)
+    """3 -> 4: message keys (indexed), the history of finished runs and its per-minute sums."""
+    conn.execute(SCHEMA_V4)
 
 
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
@@ -219,13 +230,14 @@ def _add_tracking(conn: Any) -> None:
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
     0: _create_v1,
     1: _add_hand_off,
-    2: _add_tracking,
+    2: _add_start_marks,
+    3: _add_tracking,
 }
 
 
-#: Tables of the file, but SQLite's own.
-_LIST_TABLES = ("SELECT name FROM sqlite_schema WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")
+#: Schema objects of the file (tables, indexes, views, triggers), but SQLite's own.
+_LIST_OBJECTS = ("SELECT DISTINCT tbl_name FROM sqlite_schema "
+                 "WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'")
 
 
 def check_identity(conn: Any, path: str) -> int:
@@ -244,10 +256,14 @@ def check_identity(conn: Any, path: str) -> int:
         raise StorageError('%r is a SQLite database of another application '
                            '(application_id %#x), not a sqlq database' % (path, app_id))
     if app_id == 0:
-        tables = {row[0] for row in conn.execute(_LIST_TABLES)}
-        if version != 0 or not tables <= TABLES:
+        # sqlq sets application_id in the transaction that creates its tables: a file without
+        # it must be empty. (Whatever its tables are called: one named 'task' is no sqlq's.)
+        tables = {row[0] for row in conn.execute(_LIST_OBJECTS)}
+        if version != 0 or tables:
             raise StorageError('%r is a SQLite database of another application (tables: '
-                               '%s), not a sqlq database' % (path, ', '.join(sorted(tables))))
+                               '%s; no sqlq application_id), not a sqlq database: nothing '
+                               'was written to it. Give the queue a file of its own.'
+                               % (path, ', '.join(sorted(tables)) or 'none'))
     if version > SCHEMA_VERSION:
         raise StorageError('%r was created by a newer sqlq (schema version %d; this sqlq '
                            'supports up to %d): upgrade sqlq'

@@ -11,25 +11,41 @@ from __future__ import annotations
 
 import functools
 
+#: How every statement reads a message's ``data`` (and a key's ``value``): as a BLOB whatever
+#: the row holds. The storage contract is bytes, but a row written by other means (the
+#: ``sqlite3`` shell stores ``'hello'`` as TEXT, ``42`` as INTEGER) would come back as str or
+#: int -- or not at all: TEXT that is not UTF-8 fails in apsw's decoding -- and stop every
+#: claim behind it. Cast, it reads as the bytes SQLite holds, which the task layer then fails
+#: to decode and buries with the reason. On a BLOB the cast changes nothing.
+BLOB_DATA = 'CAST(data AS BLOB)'
+BLOB_VALUE = 'CAST(value AS BLOB)'
+
 # ------------------------------------------------------------------ ready queue
 
 # A claim inside a transaction reads the head of the ready queue, then marks the same rows
 # claimed (the write lock is held in between, so both see the same rows): there, cheaper than
 # UPDATE ... RETURNING, which buffers its rows in a temporary table. Outside one, the single
 # autocommit UPDATE ... RETURNING below saves the BEGIN and COMMIT statements and wins.
-READY_HEAD = ('SELECT id, data, attempts, recoveries, priority FROM task '
-              'WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id LIMIT ?4')
+#
+# Parameters of the claim statements: ?1 owner, ?2 now, ?3 queue, ?4 limit, ?5 whether the
+# claims are recorded as started (a claim of one: its worker runs it at once; see
+# Storage.mark_started), ?6 and ?7 the flag_prefix range. Their rows: id, data, attempts,
+# recoveries, priority, deaths, started, and (the FLAGGED forms) whether a flag exists.
+READY_HEAD = ('SELECT id, ' + BLOB_DATA + ', attempts, recoveries, priority, deaths, ?5 '
+              'FROM task WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id '
+              'LIMIT ?4')
 CLAIM_HEAD = (
-    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1 '
+    'UPDATE task SET owner = ?1, claimed_at = ?2, attempts = attempts + 1, started = ?5 '
     'WHERE id IN (SELECT id FROM task WHERE queue = ?3 AND owner IS NULL '
     'ORDER BY priority DESC, id LIMIT ?4)')
 #: The claim outside a transaction: one autocommit statement (a third of the time of
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
-CLAIM_RETURNING = CLAIM_HEAD + ' RETURNING id, data, attempts, recoveries, priority'
-#: The storage's flag_prefix (FlagWatch): whether a key of the range [?5, ?6) exists (in the
+CLAIM_RETURNING = (CLAIM_HEAD + ' RETURNING id, ' + BLOB_DATA
+                   + ', attempts, recoveries, priority, deaths, started')
+#: The storage's flag_prefix (FlagWatch): whether a key of the range [?6, ?7) exists (in the
 #: claim's own statement: a separate read would cost more than the check).
-FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?5 AND key < ?6)'
+FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?6 AND key < ?7)'
 CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
 READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
@@ -38,8 +54,12 @@ ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES (?,
 INSERT_ROWS = 100
 ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES '
                  + ', '.join(['(?, ?, ?, ?, ?)'] * INSERT_ROWS))
-#: What every release of a claim sets: a ready row is unowned and handed to nobody.
-UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL'
+#: What every release of a claim sets: a ready row is unowned, handed to nobody and not
+#: started.
+UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL, started = 0'
+#: Storage.mark_started: parameters (id, owner, attempts, queue).
+MARK_STARTED = ('UPDATE task SET started = 1 WHERE id = ? AND owner = ? AND attempts = ? '
+                'AND queue = ?')
 #: Receipt-fenced statements: parameters (id, owner, attempts, queue) for the batch forms,
 #: (id, queue, owner, attempts) for the single ones.
 RELEASE_UNSTARTED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? '
@@ -53,12 +73,13 @@ ACK = 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? AND attempts = 
 RELEASE = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? AND queue = ? '
            'AND owner = ? AND attempts = ?')
 BURY = ('DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
-        'AND attempts = ? RETURNING data, attempts, enqueued_at, key, claimed_at')
+        'AND attempts = ? RETURNING ' + BLOB_DATA + ', attempts, enqueued_at, key, claimed_at')
 READY_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL'
 CLAIMED_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NOT NULL'
-READY_ITEMS = ('SELECT data FROM task WHERE queue = ? AND owner IS NULL '
+READY_ITEMS = ('SELECT ' + BLOB_DATA + ' FROM task WHERE queue = ? AND owner IS NULL '
                'ORDER BY priority DESC, id LIMIT ?')
-CLAIMED_ITEMS = ('SELECT id, data, owner, claimed_at, attempts, recoveries FROM task '
+CLAIMED_ITEMS = ('SELECT id, ' + BLOB_DATA + ', owner, claimed_at, attempts, recoveries '
+                 'FROM task '
                  'WHERE queue = ? AND owner IS NOT NULL ORDER BY claimed_at, id')
 FLUSH_QUEUE = 'DELETE FROM task WHERE queue = ?'
 
@@ -75,7 +96,7 @@ HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner 
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
 ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, key, owner, '
-                  'claimed_at, attempts, assignee) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)')
+                  'claimed_at, attempts, assignee, started) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
 TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
@@ -86,7 +107,7 @@ REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socke
                  'VALUES (?, ?, ?, ?, ?)')
 #: A registered worker's claim takes what was handed to it but never arrived (no datagram).
 TAKE_HANDED = ('UPDATE task SET assignee = NULL WHERE assignee = ?1 AND owner = ?2 '
-               'AND queue = ?3 RETURNING id, data, attempts, recoveries, priority')
+               'AND queue = ?3 RETURNING id, ' + BLOB_DATA + ', attempts, recoveries, priority')
 #: A datagram for a registration its thread no longer counted on: the message, if still ours.
 TAKE_HANDED_ONE = ('UPDATE task SET assignee = NULL WHERE id = ? AND assignee = ? AND owner = ? '
                    'RETURNING id')
@@ -102,9 +123,9 @@ RELEASE_HANDED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE owner = ? AND queue =
 # ------------------------------------------------------------------ schedule
 
 SCHEDULE = 'INSERT INTO schedule (queue, ts, data, key) VALUES (?, ?, ?, ?)'
-TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, data'
+TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, ' + BLOB_DATA
 NEXT_SCHEDULED = 'SELECT min(ts) FROM schedule WHERE queue = ?'
-SCHEDULED_ITEMS = 'SELECT data FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
+SCHEDULED_ITEMS = 'SELECT ' + BLOB_DATA + ' FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
 SCHEDULE_COUNT = 'SELECT count(*) FROM schedule WHERE queue = ?'
 FLUSH_SCHEDULE = 'DELETE FROM schedule WHERE queue = ?'
 
@@ -117,11 +138,12 @@ PUT = ('INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
 PUT_RESULT = ('INSERT OR REPLACE INTO kv (queue, key, value, is_result, '
               'expires_at) VALUES (?, ?, ?, 1, ?)')
 #: peek_many: ``%s`` is one ``?`` per key.
-GET_MANY = 'SELECT key, value, expires_at FROM kv WHERE queue = ? AND key IN (%s)'
-GET = 'SELECT value, expires_at FROM kv WHERE queue = ? AND key = ?'
-GET_COUNTER = 'SELECT value, is_result, expires_at FROM kv WHERE queue = ? AND key = ?'
+GET_MANY = 'SELECT key, ' + BLOB_VALUE + ', expires_at FROM kv WHERE queue = ? AND key IN (%s)'
+GET = 'SELECT ' + BLOB_VALUE + ', expires_at FROM kv WHERE queue = ? AND key = ?'
+GET_COUNTER = ('SELECT ' + BLOB_VALUE + ', is_result, expires_at FROM kv '
+               'WHERE queue = ? AND key = ?')
 DELETE_EXPIRED_KEY = 'DELETE FROM kv WHERE queue = ? AND key = ? AND expires_at <= ?'
-POP = 'DELETE FROM kv WHERE queue = ? AND key = ? RETURNING value, expires_at'
+POP = 'DELETE FROM kv WHERE queue = ? AND key = ? RETURNING ' + BLOB_VALUE + ', expires_at'
 DELETE = 'DELETE FROM kv WHERE queue = ? AND key = ? RETURNING expires_at'
 PUT_IF_EMPTY = ('INSERT INTO kv (queue, key, value, is_result, expires_at) '
                 'VALUES (?, ?, ?, 0, ?) ON CONFLICT (queue, key) DO UPDATE SET '
@@ -132,7 +154,8 @@ PUT_IF_EMPTY = ('INSERT INTO kv (queue, key, value, is_result, expires_at) '
 DELETE_PREFIX = ('DELETE FROM kv WHERE queue = ? AND key >= ? '
                  'AND substr(key, 1, ?) = ? RETURNING expires_at')
 RESULT_COUNT = 'SELECT count(*) FROM kv WHERE queue = ? AND is_result = 1 AND ' + LIVE
-RESULT_ITEMS = 'SELECT key, value FROM kv WHERE queue = ? AND is_result = 1 AND ' + LIVE
+RESULT_ITEMS = ('SELECT key, ' + BLOB_VALUE + ' FROM kv WHERE queue = ? AND is_result = 1 AND '
+                + LIVE)
 FLUSH_RESULTS = 'DELETE FROM kv WHERE queue = ? AND is_result = 1'
 KEY_COUNT = 'SELECT count(*) FROM kv WHERE queue = ? AND ' + LIVE
 EXPIRED_COUNT = ('SELECT count(*) FROM kv WHERE queue = ? AND '
@@ -144,14 +167,15 @@ PURGE_EXPIRED = ('DELETE FROM kv WHERE queue = ? AND expires_at IS NOT NULL '
 
 ADD_DEAD_LETTER = ('INSERT INTO dead_letter (queue, data, reason, failed_at, attempts, '
                    'enqueued_at, key) VALUES (?, ?, ?, ?, ?, ?, ?)')
-DEAD_LETTERS = ('SELECT id, data, reason, failed_at, attempts, enqueued_at, key '
+DEAD_LETTERS = ('SELECT id, ' + BLOB_DATA + ', reason, failed_at, attempts, enqueued_at, key '
                 'FROM dead_letter WHERE queue = ? ORDER BY id LIMIT ?')
-DEAD_LETTER = ('SELECT id, data, reason, failed_at, attempts, enqueued_at, key '
+DEAD_LETTER = ('SELECT id, ' + BLOB_DATA + ', reason, failed_at, attempts, enqueued_at, key '
                'FROM dead_letter WHERE queue = ? AND id = ?')
 DEAD_LETTER_COUNT = 'SELECT count(*) FROM dead_letter WHERE queue = ?'
-TAKE_DEAD_LETTERS = 'DELETE FROM dead_letter WHERE queue = ? RETURNING id, data, key'
-TAKE_DEAD_LETTER = ('DELETE FROM dead_letter WHERE queue = ? AND id = ? '
-                    'RETURNING id, data, key')
+TAKE_DEAD_LETTERS = ('DELETE FROM dead_letter WHERE queue = ? RETURNING id, ' + BLOB_DATA
+                     + ', key')
+TAKE_DEAD_LETTER = ('DELETE FROM dead_letter WHERE queue = ? AND id = ? RETURNING id, '
+                    + BLOB_DATA + ', key')
 
 # ------------------------------------------------------------------ owners
 
@@ -164,9 +188,10 @@ OWNERS = ('SELECT id, host, pid, started_at, heartbeat_at FROM owner UNION '
           'AND owner IS NOT NULL AND owner NOT IN (SELECT id FROM owner) ORDER BY 1')
 CLAIM_OWNERS = ('SELECT owner, count(*) FROM task WHERE queue = ? '
                 'AND owner IS NOT NULL GROUP BY owner')
-# claimed_at is part of the task_claimed index: the owner's rows are found by it.
-RELEASE_OWNER = ('UPDATE task SET ' + UNCLAIMED + ', recoveries = recoveries + 1 '
-                 'WHERE owner = ? AND queue = ?')
+# claimed_at is part of the task_claimed index: the owner's rows are found by it. Only a
+# claim recorded as started is charged a death (the right-hand sides read the old row).
+RELEASE_OWNER = ('UPDATE task SET ' + UNCLAIMED + ', recoveries = recoveries + 1, '
+                 'deaths = deaths + started WHERE owner = ? AND queue = ?')
 DEREGISTER_OWNER = 'DELETE FROM idle_worker WHERE owner = ?'
 #: An owner row goes once the owner holds no claim in any queue: parameters (owner, owner).
 FORGET_OWNER = ('DELETE FROM owner WHERE id = ? AND NOT EXISTS '

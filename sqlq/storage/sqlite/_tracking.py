@@ -67,12 +67,13 @@ FOLD_MINUTES = ('INSERT INTO run_stats (queue, minute, name, outcome, count, sec
                                                     for c in ['count', 'seconds'] + _B)))
 FORGET_MINUTES = 'DELETE FROM run_stats WHERE queue = ?1 AND minute > 0 AND minute < ?2'
 
-LOCATE_TASK = ('SELECT id, data, enqueued_at, owner, claimed_at, attempts, recoveries, '
-               'priority FROM task WHERE key = ? AND queue = ? ORDER BY owner IS NULL, id')
-LOCATE_SCHEDULED = ('SELECT id, data, ts FROM schedule WHERE key = ? AND queue = ? '
-                    'ORDER BY ts, id')
-LOCATE_DEAD = ('SELECT id, data, enqueued_at, attempts, reason, failed_at FROM dead_letter '
-               'WHERE key = ? AND queue = ? ORDER BY id')
+LOCATE_TASK = ('SELECT id, ' + _sql.BLOB_DATA + ', enqueued_at, owner, claimed_at, attempts, '
+               'recoveries, priority FROM task WHERE key = ? AND queue = ? '
+               'ORDER BY owner IS NULL, id')
+LOCATE_SCHEDULED = ('SELECT id, ' + _sql.BLOB_DATA + ', ts FROM schedule '
+                    'WHERE key = ? AND queue = ? ORDER BY ts, id')
+LOCATE_DEAD = ('SELECT id, ' + _sql.BLOB_DATA + ', enqueued_at, attempts, reason, failed_at '
+               'FROM dead_letter WHERE key = ? AND queue = ? ORDER BY id')
 
 _COLUMNS = ('SELECT id, key, name, outcome, finished_at, duration, error, enqueued_at, '
             'claimed_at, attempts, owner FROM history ')

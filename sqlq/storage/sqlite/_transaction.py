@@ -44,9 +44,12 @@ class Transactions(Connections):
     def _start_thread(self, local: threading.local, conn: Any) -> None:
         super()._start_thread(local, conn)
         local.depth = 0
+        self._guard.opened()
 
     def _begin(self, conn: Any, depth: int = 0) -> None:
         """Start the transaction (``depth`` 0) or savepoint of nesting ``depth``."""
+        if not depth:
+            self._guard.check()
         try:
             conn.execute(_BEGIN[depth])
         except apsw.Error as exc:

@@ -27,8 +27,12 @@ class Waiting(HandOff):
     ``data_version`` this thread last saw; ``_local.last_wake``: why its last wait ended)."""
 
     #: Seconds between two ``PRAGMA data_version`` polls in :meth:`wait_for_change` when
-    #: wake-up notifications are unavailable (no usable socket directory).
+    #: wake-up notifications are unavailable (no usable socket directory, no ``AF_UNIX``,
+    #: ``SQLQ_NO_WAKEUP=1``): the first after a change, doubling while nothing changes up to
+    #: ``poll_max_interval`` -- so a busy queue is seen within milliseconds and an idle
+    #: waiter costs a fraction of a percent of a core.
     poll_interval = 0.005
+    poll_max_interval = 0.05
     #: Longest block on the wake-up socket between two ``PRAGMA data_version`` checks: bounds
     #: how late a commit by a writer that could not notify (another program) is seen.
     recheck_interval = 0.5
@@ -107,15 +111,18 @@ class Waiting(HandOff):
         """Fallback without notifications: poll ``PRAGMA data_version``."""
         deadline = time.monotonic() + timeout
         start = local.seen_version
+        interval = getattr(local, 'poll_interval', self.poll_interval)
         while True:
             remaining = deadline - time.monotonic()
             if remaining > 0:
-                time.sleep(min(self.poll_interval, remaining))
+                time.sleep(min(interval, remaining))
             version = self._data_version(conn)
             if version != start:
                 local.seen_version = version
                 local.last_wake = 'poll'
+                local.poll_interval = self.poll_interval
                 return True
+            interval = local.poll_interval = min(interval * 2, self.poll_max_interval)
             if remaining <= 0:
                 local.last_wake = 'timeout'
                 return False

@@ -26,8 +26,9 @@ and may be lost with their socket: their sender must keep the truth elsewhere.
 
 Notifications are an accelerator, never a guarantee: a caller must still re-check its data
 after a timeout. If no usable directory exists (path too long for ``AF_UNIX``, directory not
-creatable, platform without ``AF_UNIX``), :attr:`WakeupChannel.available` is ``False``,
-:meth:`~WakeupChannel.listen` returns ``False`` and the caller polls instead.
+creatable, platform without ``AF_UNIX``, or ``SQLQ_NO_WAKEUP=1``),
+:attr:`WakeupChannel.available` is ``False``, :meth:`~WakeupChannel.listen` returns ``False``
+and the caller polls instead.
 
 The channel is fork-aware: a child never uses, nor unlinks, the sockets it inherited; it binds
 its own on its first wait.
@@ -67,6 +68,10 @@ NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: A listing of the directory taken less than this long (ns) after the directory's mtime may
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
 _MTIME_SLACK_NS = 50_000_000
+
+#: ``SQLQ_NO_WAKEUP=1`` turns the channel off (as on a platform without ``AF_UNIX``
+#: datagrams): waits poll instead. Read when a channel first resolves its directory.
+DISABLE_ENV = 'SQLQ_NO_WAKEUP'
 
 #: Longest message (:meth:`WakeupChannel.send`) a socket receives whole (bytes).
 MESSAGE_MAX = 65536
@@ -232,6 +237,9 @@ class WakeupChannel:
     def _resolve(self) -> Optional[str]:
         if not hasattr(socket, 'AF_UNIX'):
             logger.debug('no AF_UNIX sockets on this platform: waits poll instead')
+            return None
+        if os.environ.get(DISABLE_ENV) == '1':
+            logger.debug('%s=1: waits poll instead', DISABLE_ENV)
             return None
         problems = []
         for directory in self.candidates:

@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 from sqlq.storage.sqlite import _sql, _wakeup
 from sqlq.storage.sqlite._dead_letters import DeadLetters
+from sqlq.storage.sqlite._guard import FileGuard
 from sqlq.storage.sqlite._kv import KeyValue
 from sqlq.storage.sqlite._owners import Owners
 from sqlq.storage.sqlite._queue import ReadyQueue
@@ -25,20 +26,30 @@ class SqliteStorage(ReadyQueue, Schedule, KeyValue, DeadLetters, Owners, Upkeep,
     ``synchronous``: ``'NORMAL'`` (default: durable except for the last transactions on power
     loss), ``'FULL'`` or ``'OFF'``. ``timeout``: seconds to wait for another connection's write
     lock before raising :class:`~sqlq.exceptions.DatabaseLockedError`. ``cache_size``: passed to
-    ``PRAGMA cache_size`` (pages if positive, KiB if negative).
+    ``PRAGMA cache_size`` (pages if positive, KiB if negative). ``trust_other_users``: accept
+    a database, -wal or -shm file owned by another user or writable by group or others
+    (refused by default: whoever can write the file can run code in the consumers).
 
     Raises :class:`~sqlq.exceptions.StorageError` (naming the path) if the file cannot be used:
-    missing or read-only directory, not a SQLite database, another application's database, or
-    a database created by a newer sqlq.
+    missing or read-only directory, not a SQLite database, another application's database, a
+    file another user could write (see ``trust_other_users``), or a database created by a
+    newer sqlq; :class:`~sqlq.exceptions.DatabaseSharedError` if another copy of SQLite in
+    this process has it open.
     """
 
     def __init__(self, filename: str, name: str = 'sqlq', *, synchronous: str = 'NORMAL',
                  timeout: float = 30.0, clock: Callable[[], float] = time.time,
-                 cache_size: Optional[int] = None, flag_prefix: Optional[str] = None) -> None:
+                 cache_size: Optional[int] = None, flag_prefix: Optional[str] = None,
+                 trust_other_users: bool = False) -> None:
         super().__init__(filename, name, synchronous=synchronous, timeout=timeout, clock=clock,
                          cache_size=cache_size, flag_prefix=flag_prefix)
         self._wake = _wakeup.for_file(self.filename)
-        self._conn()  # open now: a bad path or foreign file fails at construction
+        self._guard = FileGuard(self.filename, trust_other_users)
+        try:
+            self._conn()  # open now: a bad path or foreign file fails at construction
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return '<SqliteStorage %r in %r>' % (self.name, self.filename)
@@ -55,3 +66,4 @@ class SqliteStorage(ReadyQueue, Schedule, KeyValue, DeadLetters, Owners, Upkeep,
         self._closed = True
         self._wake.close()  # unlinks the wake-up sockets this process bound
         self._close_connections()
+        self._guard.close()

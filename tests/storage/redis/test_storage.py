@@ -20,16 +20,6 @@ ROOT = pathlib.Path(ROOT_DIR)
 needs_redis = pytest.mark.usefixtures('redis_available')
 
 
-@pytest.fixture(params=['fast', 'public'])
-def transport(request, monkeypatch):
-    """The transport of the storages a test makes: the fast one (on redis-py private
-    attributes), or the public-API one that a redis-py without those attributes gets."""
-    if request.param == 'public':
-        from sqlq.storage.redis import _resp
-        monkeypatch.setattr(_resp, 'fast_path_supported', lambda conn: False)
-    return request.param
-
-
 def test_only_the_redis_backend_imports_redis():
     users = set()
     for path in (ROOT / 'sqlq').rglob('*.py'):
@@ -99,16 +89,6 @@ def test_out_of_memory_is_a_clear_error(redis_url, transport):
         admin.config_set('maxmemory', '0')
         admin.close()
         s.close()
-
-
-@pytest.fixture
-def pair(redis_url):
-    """Two storages of one queue (two processes, as far as Redis can tell)."""
-    from sqlq.storage.redis import RedisStorage
-    made = (RedisStorage('tx', url=redis_url), RedisStorage('tx', url=redis_url))
-    yield made
-    for storage in made:
-        storage.close()
 
 
 @needs_redis

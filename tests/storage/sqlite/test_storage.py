@@ -647,3 +647,37 @@ def test_enqueue_many_with_a_bad_item_writes_nothing(storage):
     with pytest.raises(TypeError):
         storage.enqueue_many(items)
     assert storage.queue_size() == 0
+
+
+# ---------------------------------------------------------------------- rows written by others
+
+#: Values the ``sqlite3`` shell or another program may store in a BLOB column.
+FOREIGN_VALUES = {"'hello'": b'hello', '42': b'42', '1.5': b'1.5',
+                  "CAST(x'ff41' AS TEXT)": b'\xffA'}
+
+
+def test_columns_of_other_types_read_as_bytes(storage):
+    """Every read of a message's data or a key's value returns bytes whatever type the row
+    holds (TEXT that is not UTF-8 included): no claim, listing or read raises."""
+    with storage.transaction() as conn:
+        for sql in FOREIGN_VALUES:
+            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+                         "VALUES ('test', 0, %s, 0)" % sql)
+            conn.execute("INSERT INTO schedule (queue, ts, data) VALUES ('test', 1, %s)" % sql)
+            conn.execute("INSERT INTO kv (queue, key, value) VALUES ('test', %s, %s)"
+                         % ("'k' || " + sql, sql))
+    expected = list(FOREIGN_VALUES.values())
+    assert storage.enqueued_items() == expected
+    assert storage.scheduled_items() == expected
+    claims = storage.dequeue_many(2)                                 # autocommit claim
+    with storage.transaction():
+        claims += storage.dequeue_many(2)                            # claim in a transaction
+    assert sorted(claim.data for claim in claims) == sorted(expected)
+    assert sorted(item.data for item in storage.claimed_items()) == sorted(expected)
+    assert all(storage.bury(claim.receipt, 'poison') for claim in claims)
+    assert sorted(letter.data for letter in storage.dead_letters()) == sorted(expected)
+    assert storage.requeue_dead_letters() == len(expected)
+    assert sorted(storage.enqueued_items()) == sorted(expected)
+    assert storage.read_schedule(2) == expected
+    assert storage.peek_data('khello') == b'hello' and storage.pop_data('k42') == b'42'
+    assert storage.peek_many(['k1.5']) == {'k1.5': b'1.5'}

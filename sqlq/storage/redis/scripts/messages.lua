@@ -41,11 +41,12 @@ local function drop_message(id, with_data)
   return v
 end
 
--- A claim's row {id, data, attempts, recoveries, priority} if owner holds message id; nil
--- otherwise.
+-- A claim's row {id, data, attempts, recoveries, priority, deaths, started} if owner holds
+-- message id; nil otherwise. (Fields dth, deaths, and st, the claim's start mark, may be
+-- absent: 0.)
 local function held_row(id, owner)
-  local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p')
-  if v[1] == owner then return {id, v[2], v[3], v[4], v[5]} end
+  local v = redis.call('HMGET', P .. 'm:' .. id, 'o', 'd', 'a', 'r', 'p', 'dth', 'st')
+  if v[1] == owner then return {id, v[2], v[3], v[4], v[5], v[6] or '0', v[7] or '0'} end
   return nil
 end
 
@@ -56,7 +57,7 @@ end
 
 local function unclaim(id, owner)
   local m = P .. 'm:' .. id
-  redis.call('HDEL', m, 'o', 'c')
+  redis.call('HDEL', m, 'o', 'c', 'st')
   redis.call('ZREM', P .. 'claimed', pad(id))
   redis.call('ZADD', P .. 'ready', redis.call('HGET', m, 's'), pad(id))
   touch('q')

@@ -13,6 +13,27 @@ OPS.unstart = function()  -- give back claims that never started (the attempt st
   return {released}
 end
 
+OPS.start = function()  -- id owner attempts: record the claim as started; {1}, or {0} if gone
+  local id, owner, attempts = arg(), arg(), arg()
+  if not held(id, owner, attempts) then return {0} end
+  redis.call('HSET', P .. 'm:' .. id, 'st', 1)
+  return {1}
+end
+
+OPS.unlost = function()  -- n, then n x (id owner attempts claimed-at): give back claims a
+  -- run made whose reply its caller never got (they never started); {released}
+  local n, released = tonumber(arg()), 0
+  for _ = 1, n do
+    local id, owner, attempts, at = arg(), arg(), arg(), arg()
+    if held(id, owner, attempts) and redis.call('HGET', P .. 'm:' .. id, 'c') == at then
+      unclaim(id, owner)
+      owner_claims(owner, -1)
+      released = released + 1
+    end
+  end
+  return {released}
+end
+
 OPS.ack = function()
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end

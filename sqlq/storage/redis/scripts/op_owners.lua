@@ -27,7 +27,10 @@ OPS.relown = function()
   end
   local ids = claims_of(owner)
   for _, id in ipairs(ids) do
-    redis.call('HINCRBY', P .. 'm:' .. id, 'r', 1)
+    local m = P .. 'm:' .. id
+    redis.call('HINCRBY', m, 'r', 1)
+    -- only a claim recorded as started is charged a death
+    if redis.call('HEXISTS', m, 'st') == 1 then redis.call('HINCRBY', m, 'dth', 1) end
     unclaim(id, owner)
   end
   if #ids > 0 then owner_claims(owner, -#ids) end

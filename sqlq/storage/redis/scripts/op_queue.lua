@@ -10,14 +10,17 @@ OPS.enq = function()
   return {n}
 end
 
-local function claim_one(owner, member)
+-- started: the claim is recorded as started (a claim of one: its worker runs it at once; see
+-- OPS.start), so that the death of its owner counts against it (OPS.relown).
+local function claim_one(owner, member, started)
   local id = tostring(tonumber(member))
   local m = P .. 'm:' .. id
   local attempts = redis.call('HINCRBY', m, 'a', 1)
   redis.call('HSET', m, 'o', owner, 'c', now)
+  if started then redis.call('HSET', m, 'st', 1) end
   redis.call('ZADD', P .. 'claimed', now, member)
-  local v = redis.call('HMGET', m, 'd', 'r', 'p')
-  return {id, v[1], tostring(attempts), v[2], v[3]}
+  local v = redis.call('HMGET', m, 'd', 'r', 'p', 'dth')
+  return {id, v[1], tostring(attempts), v[2], v[3], v[4] or '0', started and '1' or '0'}
 end
 
 -- hand-off: a single enqueue that finds nothing ready claims its message for the newest idle
@@ -42,7 +45,7 @@ OPS.enq1 = function()  -- data priority score own-token key: {id handed, or 0}
       local id = redis.call('INCR', P .. 'seq')
       local m = P .. 'm:' .. id
       redis.call('HSET', m, 'd', data, 'p', priority, 's', score, 'a', 1, 'r', 0, 'e', now,
-                 'o', owner, 'c', now)
+                 'o', owner, 'c', now, 'st', 1)
       if key ~= '' then
         redis.call('HSET', m, 'k', key)
         redis.call('HSET', P .. 'km', key, id)
@@ -57,7 +60,7 @@ OPS.enq1 = function()  -- data priority score own-token key: {id handed, or 0}
       end
       -- Nobody listens on that channel: its worker is gone. An ordinary ready message.
       redis.call('HSET', m, 'a', 0)
-      redis.call('HDEL', m, 'o', 'c')
+      redis.call('HDEL', m, 'o', 'c', 'st')
       redis.call('ZADD', P .. 'ready', score, pad(id))
       touch('q')
       return {0}
@@ -71,9 +74,12 @@ end
 -- {{'idle', token}} when nothing was claimed and the caller is (still, or now) registered as
 -- idle with that token. token: the caller's registration (deregistered by a claim; if a
 -- producer took it, the message handed through it is claimed here); fresh-token and channel:
--- register with them if nothing is claimed; done-token: a hand-off the caller took.
+-- register with them if nothing is claimed; done-token: a hand-off the caller took. A claim
+-- of one (limit 1; with wanted, whose limit is otherwise unused: 1 for yes, 0 for no) is
+-- recorded as started.
 OPS.deq = function()
   local owner, request, wanted, limit = arg(), arg(), arg(), tonumber(arg())
+  local started = limit == 1
   local token, fresh, channel, done = arg(), arg(), arg(), arg()
   if done ~= '' then redis.call('HDEL', P .. 'handed', done) end
   local key = P .. 'dq:' .. request
@@ -107,7 +113,7 @@ OPS.deq = function()
     local popped = redis.call('ZPOPMIN', P .. 'ready', limit - #out)
     for i = 1, #popped, 2 do members[#members + 1] = popped[i] end
   end
-  for _, member in ipairs(members) do out[#out + 1] = claim_one(owner, member) end
+  for _, member in ipairs(members) do out[#out + 1] = claim_one(owner, member, started) end
   if #out == 0 then
     if fresh ~= '' then
       redis.call('ZADD', P .. 'idle', now, fresh)

@@ -19,8 +19,8 @@ OPS.head = function()  -- the next ready messages (for a dequeue in a transactio
   local n = tonumber(arg())
   local out = {}
   for _, member in ipairs(redis.call('ZRANGE', P .. 'ready', 0, n - 1)) do
-    local v = redis.call('HMGET', P .. 'm:' .. tonumber(member), 'd', 'a', 'r', 'p')
-    out[#out + 1] = {tostring(tonumber(member)), v[1], v[2], v[3], v[4]}
+    local v = redis.call('HMGET', P .. 'm:' .. tonumber(member), 'd', 'a', 'r', 'p', 'dth')
+    out[#out + 1] = {tostring(tonumber(member)), v[1], v[2], v[3], v[4], v[5] or '0'}
   end
   return out
 end
