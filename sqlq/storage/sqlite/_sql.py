@@ -99,7 +99,9 @@ RELEASE_HANDED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE owner = ? AND queue =
 # ------------------------------------------------------------------ schedule
 
 SCHEDULE = 'INSERT INTO schedule (queue, ts, data) VALUES (?, ?, ?)'
-TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, data'
+#: The due messages (the first ``?`` of them; -1: all), earliest first.
+TAKE_DUE = ('DELETE FROM schedule WHERE id IN (SELECT id FROM schedule WHERE queue = ? AND '
+            'ts <= ? ORDER BY ts, id LIMIT ?) RETURNING ts, id, data')
 NEXT_SCHEDULED = 'SELECT min(ts) FROM schedule WHERE queue = ?'
 SCHEDULED_ITEMS = 'SELECT data FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
 SCHEDULE_COUNT = 'SELECT count(*) FROM schedule WHERE queue = ?'
