@@ -318,9 +318,12 @@ class Consumer:
 
     def _checkpoint(self) -> None:
         try:
-            self.queue.storage.checkpoint()
+            done = self.queue.storage.checkpoint()
         except Exception as exc:
             logger.debug('checkpoint failed (retried shortly): %s', exc)
+        else:
+            if done and done.get('rewind_seconds') is not None:  # a rewind was tried
+                logger.debug('checkpoint: %s', done)
 
     def _upkeep(self, now: float) -> None:
         """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""
