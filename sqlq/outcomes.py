@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional, Tuple, cast
 
-from .exceptions import SerializationError, StorageError, TaskException
+from .exceptions import SerializationError, StorageCorruptError, StorageError, TaskException
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
 from .storage.base import EMPTY, retry_conflicts
 
@@ -230,6 +230,8 @@ class OutcomeGroup:
     def _apply_isolated(self, task: 'Task', apply: Apply, receipt: Any) -> Any:
         try:
             return commit_outcome(self.storage, task, apply)
+        except StorageCorruptError:
+            raise  # a damaged file: no outcome can be written, nor a dead letter
         except Exception as exc:
             reason = 'its outcome could not be recorded: %s: %s' % (type(exc).__name__, exc)
             try:  # visible, not stuck: a claim nobody settles would wait for a restart
