@@ -45,6 +45,9 @@ import importlib.util
 import json
 import os
 import random
+import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -214,7 +217,21 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
     options = C.consumer_options(family, workers, kind, quiet=True)
     if family == 'sqlq' and args.trace_checkpoints:
         options = [o if o != '-q' else '-v' for o in options]
-    proc = L.start_consumer(family, options, db, ledger.path, logfile)
+    trace_dir = None
+    if family == 'sqlq' and args.strace:
+        trace_dir = os.path.join(workdir, slug + '-strace')
+        os.mkdir(trace_dir)
+        consumer_command = L.consumer_command
+        L.consumer_command = lambda f, o: [  # type: ignore[assignment]
+            'strace', '-ff', '-tt', '-T', '--seccomp-bpf', '-e',
+            'trace=fcntl,fdatasync,fsync', '-o', os.path.join(trace_dir, 'tr')
+        ] + consumer_command(f, o)
+        try:
+            proc = L.start_consumer(family, options, db, ledger.path, logfile)
+        finally:
+            L.consumer_command = consumer_command  # type: ignore[assignment]
+    else:
+        proc = L.start_consumer(family, options, db, ledger.path, logfile)
     result: Dict[str, Any] = {'family': family, 'scenario': scenario, 'n': n,
                               'workers': C.workers_key(workers, kind)}
     try:
@@ -276,6 +293,12 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
             probe_max_ms=max(prober.times) * 1e3)
         if family == 'sqlq' and args.trace_checkpoints:
             result.update(rewinds(logfile))
+        if trace_dir is not None:  # stop the consumer (not strace): SIGINT to the group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(L.STOP_TIMEOUT)
+            result.update(lock_holds(trace_dir))
         if 'killed_at' in result:
             C.close_app(family, handle)
             handle = None
@@ -317,6 +340,60 @@ def rewinds(logfile: str) -> Dict[str, Any]:
             'rewind_max_ms': max(seconds) * 1e3, 'rewind_list': tried}
 
 
+_FCNTL = re.compile(r'^(\d+):(\d+):([\d.]+) fcntl\(\d+, F_SETLKW?, \{l_type=(F_\w+), '
+                    r'l_whence=SEEK_SET, l_start=(\d+), l_len=(\d+)\}\) = (-?\d+)')
+_SYNC = re.compile(r'^(\d+):(\d+):([\d.]+) f(?:data)?sync\(\d+\)\s+= 0 <([\d.]+)>')
+#: Offsets of SQLite's WAL locks in the -shm file (unix VFS): the write lock, the checkpoint
+#: lock (the read locks follow).
+_WRITE_LOCK, _CKPT_LOCK = 120, 121
+
+
+def lock_holds(trace_dir: str) -> Dict[str, Any]:
+    """From ``strace -ff`` files of the consumer and its workers: how long each thread held
+    SQLite's WAL write lock at a time (F_WRLCK on byte 120 of the -shm file until its
+    F_UNLCK), split into the holds taken while the same thread held the checkpoint lock
+    (byte 121: the consumer's RESTART/TRUNCATE checkpoints) and all others (commits); and
+    the fsyncs made during the checkpoints' holds."""
+    ckpt_holds: List[float] = []
+    other_holds: List[float] = []
+    ckpt_syncs: List[float] = []
+    for name in sorted(os.listdir(trace_dir)):
+        held: Optional[float] = None
+        by_checkpoint = in_checkpoint = False
+        with open(os.path.join(trace_dir, name), errors='replace') as f:
+            for line in f:
+                m = _FCNTL.match(line)
+                if m is None:
+                    s = _SYNC.match(line)
+                    if s is not None and held is not None and by_checkpoint:
+                        ckpt_syncs.append(float(s.group(4)))
+                    continue
+                t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+                kind, start, length, rc = m.group(4), int(m.group(5)), int(m.group(6)), \
+                    int(m.group(7))
+                if start >= 1 << 30:  # the database file's own locks
+                    continue
+                write_lock = start <= _WRITE_LOCK < start + length
+                ckpt_lock = start <= _CKPT_LOCK < start + length
+                if kind == 'F_WRLCK' and rc == 0 and ckpt_lock:
+                    in_checkpoint = True
+                if kind == 'F_WRLCK' and rc == 0 and write_lock:
+                    held, by_checkpoint = t, in_checkpoint
+                elif kind == 'F_UNLCK' and write_lock and held is not None:
+                    (ckpt_holds if by_checkpoint else other_holds).append(t - held)
+                    held = None
+                if kind == 'F_UNLCK' and ckpt_lock:
+                    in_checkpoint = False
+    out: Dict[str, Any] = {'ckpt_holds': len(ckpt_holds), 'commit_holds': len(other_holds)}
+    for key, values in (('ckpt_hold', ckpt_holds), ('commit_hold', other_holds),
+                        ('ckpt_fsync', ckpt_syncs)):
+        if values:
+            out.update({key + '_p50_ms': L.percentile(values, 50) * 1e3,
+                        key + '_p99_ms': L.percentile(values, 99) * 1e3,
+                        key + '_max_ms': max(values) * 1e3})
+    return out
+
+
 ROWS = [
     ('seconds', 'run (s)', '%.1f'),
     ('rate', 'tasks/s (rough)', '%.0f'),
@@ -333,6 +410,15 @@ ROWS = [
     ('rewind_p50_ms', 'RESTART checkpoint p50 (ms)', '%.2f'),
     ('rewind_p99_ms', 'RESTART checkpoint p99 (ms)', '%.2f'),
     ('rewind_max_ms', 'RESTART checkpoint max (ms)', '%.2f'),
+    ('ckpt_holds', 'write lock taken by checkpoints (strace)', '%d'),
+    ('ckpt_hold_p50_ms', '... held p50 (ms)', '%.2f'),
+    ('ckpt_hold_p99_ms', '... held p99 (ms)', '%.2f'),
+    ('ckpt_hold_max_ms', '... held max (ms)', '%.2f'),
+    ('ckpt_fsync_p50_ms', '... of which one fsync, p50 (ms)', '%.2f'),
+    ('ckpt_fsync_max_ms', '... of which one fsync, max (ms)', '%.2f'),
+    ('commit_hold_p50_ms', 'write lock held by a commit, p50 (ms)', '%.2f'),
+    ('commit_hold_p99_ms', 'write lock held by a commit, p99 (ms)', '%.2f'),
+    ('commit_hold_max_ms', 'write lock held by a commit, max (ms)', '%.2f'),
     ('wal_at_kill_mb', 'WAL at kill -9 (MB)', '%.1f'),
     ('open_s', 'reopen after kill (s)', '%.3f'),
     ('first_enqueue_s', 'first enqueue after (s)', '%.3f'),
@@ -371,6 +457,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--probe-no-autocheckpoint', action='store_true',
                         help="sqlq: the probe's commits never run SQLite's auto-checkpoint "
                              '(so its times show only waits for other connections)')
+    parser.add_argument('--strace', action='store_true',
+                        help="run sqlq's consumer under strace -ff and report how long its "
+                             'checkpoints held the write lock (slows the drain)')
     parser.add_argument('--json', metavar='PATH', default=None)
     parser.add_argument('--sqlq-src', metavar='DIR', default=None,
                         help='measure the sqlq package in DIR instead of this tree')
@@ -420,10 +509,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print('FAILED: %s' % exc, file=sys.stderr)
         return 1
     finally:
-        with contextlib.suppress(OSError):
-            for name in os.listdir(workdir):
-                os.unlink(os.path.join(workdir, name))
-            os.rmdir(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
     print('WAL size under sustained work — %s; sqlq %s (%s); SQLite %s; WAL sampled every '
           '%g s\n' % (time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), env.get('sqlq'),
                       env.get('sqlq_commit'), env.get('sqlite_apsw'), args.sample))
