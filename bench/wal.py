@@ -26,7 +26,7 @@ Measured during each run:
   connection -- writes one key (``queue.put('wal-probe', i)``) every 10 ms; the time each call
   takes: p50, p99, p99.9, max. This is what a checkpoint that holds the write lock makes a
   writer wait (besides the workers' own commits);
-- **drain**: seconds and tasks/s from the first result to the last (polled every 250 ms: a
+- **drain**: seconds and tasks/s from the first result to the last (polled every second: a
   rough figure, use compare.py for throughput).
 
 ``--kill-at F`` (drain): when F·N results are stored, note the WAL size, SIGKILL the
@@ -64,7 +64,7 @@ import latency as L  # noqa: E402  (bench/latency.py: consumers, /proc, stats)
 
 SAMPLE = 0.1          # seconds between two WAL size samples
 PROBE_EVERY = 0.01    # seconds between two probe writes
-RESULT_POLL = 0.25    # seconds between two result counts
+RESULT_POLL = 1.0     # seconds between two result counts (each one a long read)
 STALL = 60.0          # a run fails if no result is stored for this long
 MB = 1024.0 * 1024.0
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import apsw
 
@@ -39,6 +39,8 @@ _PASSIVE_ROUNDS = 4
 #: A WAL holding this many times ``rewind_frames`` is rewound with this many times the wait,
 #: and tried twice.
 _URGENT = 4
+#: Seconds a checkpoint keeps trying to start while another connection is checkpointing.
+_OTHER_CHECKPOINT = 0.01
 
 
 class Upkeep(Transactions):
@@ -90,8 +92,11 @@ class Upkeep(Transactions):
                 urgent = log >= _URGENT * threshold
                 wait = self.rewind_wait * (_URGENT if urgent else 1)
                 began = time.monotonic()
-                for _ in range(2 if urgent else 1):
-                    busy, log, done = self._bounded_checkpoint(conn, 'RESTART', wait)
+                tries = 2 if urgent else 1
+                while tries:
+                    busy, log, done = self._retrying(
+                        lambda: self._bounded_checkpoint(conn, 'RESTART', wait))
+                    tries -= 1
                     if not busy:
                         break
                 result.update(wal_frames=log, checkpointed_frames=done, rewound=not busy,
@@ -108,20 +113,30 @@ class Upkeep(Transactions):
         log = done = -1
         for _ in range(_PASSIVE_ROUNDS):
             began = time.monotonic()
-            try:
-                busy, log, done = conn.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()[0]
-            except (apsw.BusyError, apsw.LockedError):
-                return -1, -1  # another checkpoint is running; the next call catches up
+            busy, log, done = self._retrying(lambda: self._bounded_checkpoint(conn, 'PASSIVE', 0))
             if busy or time.monotonic() - began < _CATCH_UP:
                 break
         return log, done
+
+    @staticmethod
+    def _retrying(run: Callable[[], tuple[int, int, int]]) -> tuple[int, int, int]:
+        """``run()`` (a checkpoint), again every 0.5 ms for up to :data:`_OTHER_CHECKPOINT`
+        seconds while it could not start because another connection is checkpointing (the
+        auto-checkpoint of another process's commit: SQLite does not wait for that lock)."""
+        deadline = time.monotonic() + _OTHER_CHECKPOINT
+        while True:
+            busy, log, done = run()
+            if log != -1 or time.monotonic() >= deadline:
+                return busy, log, done
+            time.sleep(0.0005)
 
     def _bounded_checkpoint(self, conn: Any, mode: str, wait: float) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(mode)`` waiting at most ``wait`` seconds for locks:
         ``(busy, frames in the WAL, frames copied)``; busy 1 if it could not finish."""
         # SQLite's own busy handler (sleeps of 1, 2, 2 ms for 5 ms): it needs no GIL, which
         # a Python one would wait for behind thread workers while this holds the write lock.
-        conn.setbusytimeout(max(int(wait * 1000), 1))
+        if wait > 0:
+            conn.setbusytimeout(max(int(wait * 1000), 1))
         try:
             busy, log, done = conn.execute('PRAGMA wal_checkpoint(%s)' % mode).fetchall()[0]
         except (apsw.BusyError, apsw.LockedError):
