@@ -29,9 +29,10 @@ Measured during each run:
 - **drain**: seconds and tasks/s from the first result to the last (polled every second: a
   rough figure, use compare.py for throughput).
 
-``--kill-at F`` (drain): when F·N results are stored, note the WAL size, SIGKILL the
-consumer's process group, then time (in a fresh subprocess) opening the queue and its first
-enqueue, which replays the WAL left behind.
+``--kill-at F`` (drain): when F·N results are stored (or, with ``--kill-at-wal MB``, once the
+WAL is that large), note the WAL size, SIGKILL the consumer's process group, then time (in a
+fresh subprocess, imports done) opening the queue -- its first read replays the WAL left
+behind -- and its first enqueue.
 
 Progress goes to stderr, one markdown table to stdout; ``--json PATH`` keeps every sample.
 Exit status 1 if a consumer fails or stalls, 2 on bad usage.
@@ -183,9 +184,10 @@ def start_producers(family: str, db: str, n: int, producers: int,
 def reopen_after_kill(family: str, db: str) -> Dict[str, float]:
     """Seconds to open the queue (the first statement replays the WAL) and to enqueue once,
     in a fresh process."""
-    code = ('import sys, time, json; sys.path[:0] = %r\n'
-            't0 = time.perf_counter()\n'
+    code = ('import sys, time, json, importlib; sys.path[:0] = %r\n'
             'import compare as C\n'
+            'import latency as L\n'
+            'importlib.import_module(L.FAMILIES[%r][0])\n'  # imports done: not timed
             't1 = time.perf_counter()\n'
             'handle, noop = C.open_app(%r, %r)\n'
             'handle.pending_count()\n'
@@ -193,7 +195,7 @@ def reopen_after_kill(family: str, db: str) -> Dict[str, float]:
             'noop(-1)\n'
             't3 = time.perf_counter()\n'
             'print(json.dumps({"open_s": t2 - t1, "first_enqueue_s": t3 - t2}))\n'
-            % ([HERE] + L.app_paths(), family, db))
+            % ([HERE] + L.app_paths(), family, family, db))
     out = subprocess.run([sys.executable, '-c', code], cwd=L.APPS, capture_output=True,
                          text=True, timeout=120)
     if out.returncode:
@@ -254,7 +256,9 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
                 first_done = now
             if done >= target:
                 break
-            if args.kill_at and done >= args.kill_at * n:
+            big_wal = args.kill_at_wal is not None and sampler.samples and \
+                sampler.samples[-1] >= args.kill_at_wal * MB
+            if (args.kill_at and done >= args.kill_at * n) or big_wal:
                 result['killed_at'] = done
                 result['wal_at_kill_mb'] = file_size(db + '-wal') / MB
                 C.kill_group(proc)
@@ -451,6 +455,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='seconds between WAL samples (default 0.1)')
     parser.add_argument('--kill-at', type=float, default=None,
                         help='drain: kill -9 the consumer at this fraction, time the reopen')
+    parser.add_argument('--kill-at-wal', type=float, default=None, metavar='MB',
+                        help='drain: kill -9 the consumer once the WAL is this large (or at '
+                             '--kill-at, whichever comes first), time the reopen')
     parser.add_argument('--trace-checkpoints', action='store_true',
                         help="run sqlq's consumer with -v and report its RESTART checkpoints "
                              '(debug lines; the per-task log lines slow the drain)')
