@@ -9,6 +9,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
+from ._gc import GC_PAUSE_MIN_BATCH, cycle_collector_paused
 from ._time import Timestamp
 from .exceptions import DeserializationError, UnknownTaskError
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
@@ -85,7 +86,10 @@ class Schedule:
                         [(queue.serialize_task(t), t.options.priority or 0) for t in due])
                 return due, taken
 
-            due, taken = queue.atomically(move)
+            # No cycle collection while the lock is held (the moved tasks pile up: a full
+            # collection scans them all); it runs between two transactions instead.
+            with cycle_collector_paused(GC_PAUSE_MIN_BATCH):
+                due, taken = queue.atomically(move)
             moved.extend(self._enqueued(due))
             if taken < chunk:
                 return moved
