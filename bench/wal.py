@@ -266,9 +266,10 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
             if proc.poll() is not None:
                 raise L.BenchError('consumer exited (%s) after %d of %d tasks'
                                    % (proc.returncode, done, n))
-            for p in producers:
+            for index, p in enumerate(producers):
                 if p.poll() not in (None, 0):
-                    raise L.BenchError('a producer failed (exit %s)' % p.returncode)
+                    raise L.BenchError('a producer failed (exit %s):\n%s' % (
+                        p.returncode, L.tail(os.path.join(workdir, 'producer-%d.err' % index))))
             if done != last_done:
                 last_done, last_change = done, now
             elif now - last_change > STALL:
@@ -281,11 +282,14 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
                 next_report = now + 5
             time.sleep(RESULT_POLL)
         end = time.monotonic()
+        fields = L._stat(proc.pid)  # the consumer process alone: its loop, checkpoints...
+        consumer_cpu = (int(fields[11]) + int(fields[12])) / L.CLK_TCK if fields else None
+        tree_cpu = L.tree_cpu(proc.pid)[0]
         prober.stop()
         sampler.stop()
         samples = sampler.samples
         result.update(
-            seconds=end - began,
+            seconds=end - began, consumer_cpu_s=consumer_cpu, tree_cpu_s=tree_cpu,
             rate=n / (end - (first_done or began)) if 'killed_at' not in result else None,
             wal_max_mb=max(samples) / MB, wal_p50_mb=statistics.median(samples) / MB,
             wal_end_mb=file_size(db + '-wal') / MB, db_end_mb=file_size(db) / MB,
@@ -401,6 +405,8 @@ def lock_holds(trace_dir: str) -> Dict[str, Any]:
 ROWS = [
     ('seconds', 'run (s)', '%.1f'),
     ('rate', 'tasks/s (rough)', '%.0f'),
+    ('tree_cpu_s', 'CPU of the consumer and its workers (s)', '%.1f'),
+    ('consumer_cpu_s', '... of the consumer process (s)', '%.2f'),
     ('wal_max_mb', 'WAL max (MB)', '%.1f'),
     ('wal_p50_mb', 'WAL median (MB)', '%.1f'),
     ('wal_end_mb', 'WAL at end (MB)', '%.1f'),
