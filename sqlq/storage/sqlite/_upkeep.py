@@ -16,7 +16,7 @@ database, as every checkpoint does), and waits for the readers of old frames to 
 SQLite's busy handler, which gives up once it has slept :attr:`Upkeep.rewind_wait` seconds. So
 writers wait behind it for that copy and sync plus at most ``rewind_wait``. The next commit then
 writes from the beginning of the WAL. If the RESTART gives up, the next call tries again; once
-the WAL holds four times ``rewind_frames`` (16 MB) it waits up to four times longer, twice.
+the WAL holds twice ``rewind_frames`` (32 MB) it waits up to four times longer, twice.
 SQLite does not wait for another connection's checkpoint (another process's auto-checkpoint):
 each checkpoint here starts again every 0.5 ms for up to 10 ms while one runs.
 """
@@ -38,9 +38,9 @@ from sqlq.storage.sqlite._transaction import Transactions
 _CATCH_UP = 0.002
 #: Most PASSIVE checkpoints before a rewind.
 _PASSIVE_ROUNDS = 4
-#: A WAL holding this many times ``rewind_frames`` is rewound with this many times the wait,
-#: and tried twice.
-_URGENT = 4
+#: A WAL holding this many times ``rewind_frames`` (32 MB: half ``journal_size_limit``) is
+#: rewound with four times the wait, and tried twice.
+_URGENT = 2
 #: Seconds a checkpoint keeps trying to start while another connection is checkpointing.
 _OTHER_CHECKPOINT = 0.01
 
@@ -51,8 +51,9 @@ class Upkeep(Transactions):
     #: Most free pages :meth:`maintenance` returns to the file system in one call.
     vacuum_pages = 2048
     #: :meth:`checkpoint` rewinds the WAL once it holds this many frames (one page each:
-    #: about 4 MB, SQLite's default auto-checkpoint).
-    rewind_frames = AUTOCHECKPOINT_PAGES
+    #: 16 MB). A rewind holds the write lock for a few milliseconds: at SQLite's 1000 pages
+    #: a busy consumer rewound every 0.2 s and drained up to 14 % slower (bench/wal.py).
+    rewind_frames = 4096
     #: Longest (seconds) a rewinding checkpoint waits, in all, for the write lock and then for
     #: the readers of old frames (writers wait behind the latter).
     rewind_wait = 0.005
@@ -74,8 +75,8 @@ class Upkeep(Transactions):
     def checkpoint(self) -> dict[str, Any]:
         """Copy what the WAL holds into the database without waiting for other connections
         (``PRAGMA wal_checkpoint(PASSIVE)``), and rewind the WAL (``RESTART``, waiting at most
-        :attr:`rewind_wait` seconds; twice, and four times longer, once it holds four times
-        that) once it holds :attr:`rewind_frames` frames or more.
+        :attr:`rewind_wait` seconds; twice, and four times longer, once it holds twice that)
+        once it holds :attr:`rewind_frames` frames or more.
 
         Returns ``{'wal_frames': frames in the WAL (-1: another checkpoint was running),
         'checkpointed_frames': frames copied back, 'rewound': whether the WAL will be written
@@ -92,7 +93,7 @@ class Upkeep(Transactions):
                 # A WAL that grew past _URGENT rewinds (the last ones gave up: readers, other
                 # checkpoints) gets a longer wait and a second try: the bound comes first.
                 urgent = log >= _URGENT * threshold
-                wait = self.rewind_wait * (_URGENT if urgent else 1)
+                wait = self.rewind_wait * (4 if urgent else 1)
                 began = time.monotonic()
                 tries = 2 if urgent else 1
                 while tries:

@@ -141,8 +141,16 @@ def wal_frames(db_path):
         other.close()
 
 
+@pytest.fixture
+def rewinding(storage):
+    """``storage`` rewinding its WAL from 1000 frames (4 MB) on, not 16 MB: smaller tests."""
+    storage.rewind_frames = 1000
+    return storage
+
+
 def test_checkpoint_rewinds_a_large_wal_so_that_writes_start_again_at_its_beginning(
-        storage, db_path):
+        rewinding, db_path):
+    storage = rewinding
     storage.defer_checkpoints(True)
     write_pages(storage)  # about 1300 frames: more than rewind_frames
     assert wal_frames(db_path) >= storage.rewind_frames
@@ -156,7 +164,8 @@ def test_checkpoint_rewinds_a_large_wal_so_that_writes_start_again_at_its_beginn
     assert storage.peek_data('blob-1299') is not None and storage.peek_data('after') == b'x'
 
 
-def test_checkpoint_leaves_a_small_wal_alone(storage, db_path):
+def test_checkpoint_leaves_a_small_wal_alone(rewinding, db_path):
+    storage = rewinding
     storage.defer_checkpoints(True)
     write_pages(storage, 200)
     done = storage.checkpoint()
@@ -165,7 +174,8 @@ def test_checkpoint_leaves_a_small_wal_alone(storage, db_path):
 
 
 def test_a_reader_of_old_frames_makes_the_rewind_give_up_then_the_next_one_rewinds(
-        storage, db_path):
+        rewinding, db_path):
+    storage = rewinding
     storage.defer_checkpoints(True)
     storage.put_data('before', b'x')
     reader = apsw.Connection(db_path)
