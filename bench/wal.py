@@ -316,11 +316,13 @@ def run(family: str, scenario: str, n: int, workers: int, kind: str,
         L.log('  consumer log (%s):\n%s' % (logfile, L.tail(logfile)))
         raise
     finally:
-        prober.stop()
-        sampler.stop()
-        for p in producers:
-            C.kill_group(p)
-        L.stop_consumer(proc)
+        try:
+            prober.stop()
+            sampler.stop()
+            for p in producers:
+                C.kill_group(p)
+        finally:
+            L.stop_consumer(proc)  # whatever happened above
         ledger.close()
         if handle is not None:
             C.close_app(family, handle)
