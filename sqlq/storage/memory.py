@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 from sqlq.exceptions import StorageError
 from sqlq.storage._common import as_bytes, parse_counter
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage._owners import parse_owner_id
 from sqlq.storage.base import Storage
 from sqlq.storage.types import (
@@ -252,10 +253,11 @@ class MemoryStorage(Storage):
         with self._locked(write=True, topics=('schedule',)) as st:
             heapq.heappush(st.schedule, (float(timestamp), st.next_id(), data))
 
-    def read_schedule(self, timestamp: float) -> list[bytes]:
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
+        most = _limit(limit)
         with self._locked() as st:
-            due = []
-            while st.schedule and st.schedule[0][0] <= timestamp:
+            due: list[bytes] = []
+            while st.schedule and st.schedule[0][0] <= timestamp and len(due) != most:
                 due.append(heapq.heappop(st.schedule)[2])
             if due:
                 self._changed()
