@@ -417,7 +417,8 @@ class Queue(QueueHistory):
         return self.scheduling.periodic_due(timestamp)
 
     def enqueue_due(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
-        """Move scheduled tasks whose eta has come to the ready queue, in one transaction."""
+        """Move scheduled tasks whose eta has come to the ready queue (in transactions of at
+        most ``scheduling.chunk`` tasks, until none is due)."""
         return self.scheduling.enqueue_due(timestamp)
 
     def enqueue_periodic(self, minute: float) -> List[Task]:

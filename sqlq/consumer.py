@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
 
 from . import _spawn
 from ._logging import flush_all
-from .exceptions import ConfigurationError, StorageError
+from .exceptions import ConfigurationError, StorageCorruptError, StorageError
 from .recovery import HEARTBEAT_INTERVAL
 from .scheduler import Scheduler
 from .worker import (
+    EXIT_STORAGE_CORRUPT,
     IDLE_WAIT,
     ProcessStopEvent,
     RunState,
@@ -111,12 +112,13 @@ class _WorkerHandle:
             self.state = RunState()
             worker = Worker(c.queue, c._stop_event, self.name, c.max_tasks, self.state,
                             idle_wait=c.idle_wait)
-            self.runner = gevent.spawn(worker.run)
+            self.runner = gevent.spawn(c._run_worker, worker)
         else:
             self.state = RunState()
             worker = Worker(c.queue, c._stop_event, self.name, c.max_tasks, self.state,
                             idle_wait=c.idle_wait)
-            self.runner = threading.Thread(target=worker.run, name=self.name, daemon=True)
+            self.runner = threading.Thread(target=c._run_worker, args=(worker,),
+                                           name=self.name, daemon=True)
             self.runner.start()
 
     def is_alive(self) -> bool:
@@ -232,6 +234,10 @@ class Consumer:
         self._loop_thread: Optional[threading.Thread] = None
         self._started = False
         self._next_maintenance = time.monotonic() + MAINTENANCE_INTERVAL
+        #: What stopped the consumer on its own (a damaged database file), or None.
+        self.error: Optional[BaseException] = None
+        self._error_lock = threading.Lock()
+        self._stopped = threading.Event()  # the workers were stopped
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -240,9 +246,20 @@ class Consumer:
         For embedding in an application: installs no signal handlers.
         """
         self._start_workers()
-        self._loop_thread = threading.Thread(target=self._loop, name='sqlq-scheduler',
+        self._loop_thread = threading.Thread(target=self._embedded_loop, name='sqlq-scheduler',
                                              daemon=True)
         self._loop_thread.start()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the consumer has stopped -- by :meth:`stop`, or on its own when the
+        database file turned out damaged (then :attr:`error` holds the StorageCorruptError);
+        True if it has."""
+        return self._stopped.wait(timeout)
+
+    def _embedded_loop(self) -> None:
+        self._loop()
+        if self.error is not None:  # stopped on its own: nobody else stops the workers
+            self._stop_workers(True, self.shutdown_timeout)
 
     def stop(self, graceful: bool = True, timeout: Optional[float] = None) -> None:
         """Stop taking tasks; let running ones finish (``graceful``) for up to ``timeout``
@@ -261,11 +278,18 @@ class Consumer:
         the consumer in place. Returns the process exit status.
         """
         self._install_signal_handlers()
-        self._start_workers()
+        try:
+            self._start_workers()
+        except StorageCorruptError as exc:
+            self._storage_corrupt(exc)
+            return EXIT_STORAGE_CORRUPT
         try:
             self._loop()
         finally:
             self._stop_workers(not self._immediate, self.shutdown_timeout)
+        if self.error is not None:
+            logger.info('consumer stopped')
+            return EXIT_STORAGE_CORRUPT
         if self._restart:
             logger.info('restarting (SIGHUP)')
             sys.stdout.flush()
@@ -326,9 +350,12 @@ class Consumer:
             if now >= next_tick:
                 try:
                     next_tick = now + self.scheduler.tick()
+                except StorageCorruptError as exc:
+                    self._storage_corrupt(exc)
                 except Exception:
                     logger.exception('scheduler tick failed; retrying in 1s')
                     next_tick = now + 1.0
+            self._check_damaged_file()
             self._replace_recycled_workers()  # max-tasks recycling, health check or not
             if self.check_worker_health:
                 if now >= next_health:
@@ -345,9 +372,14 @@ class Consumer:
 
     def _checkpoint(self) -> None:
         try:
-            self.queue.storage.checkpoint()
+            done = self.queue.storage.checkpoint()
+        except StorageCorruptError as exc:
+            self._storage_corrupt(exc)
         except Exception as exc:
             logger.debug('checkpoint failed (retried shortly): %s', exc)
+        else:
+            if done and done.get('rewind_seconds') is not None:  # a rewind was tried
+                logger.debug('checkpoint: %s', done)
 
     def _upkeep(self, now: float) -> None:
         """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""
@@ -358,8 +390,39 @@ class Consumer:
                 self._next_maintenance = now + MAINTENANCE_INTERVAL
                 done = self.queue.maintenance()
                 logger.debug('maintenance: %s', done)
+        except StorageCorruptError as exc:
+            self._storage_corrupt(exc)
         except Exception:
             logger.exception('consumer upkeep failed; retrying in %ss', HEARTBEAT_INTERVAL)
+
+    # -- a damaged database file: stop claiming, report it once ------------------------------
+    def _run_worker(self, worker: Worker) -> None:
+        """A thread or greenlet worker's life."""
+        try:
+            worker.run()
+        except StorageCorruptError as exc:
+            self._storage_corrupt(exc)
+
+    def _check_damaged_file(self) -> None:
+        """A process worker that exited because the file is damaged."""
+        for handle in self._handles:
+            if self.worker_type == 'process' and handle.exitcode == EXIT_STORAGE_CORRUPT:
+                storage = self.queue.storage
+                self._storage_corrupt(StorageCorruptError.of_file(
+                    getattr(storage, 'filename', repr(storage)),
+                    '%s stopped on it with exit status %d' % (handle.name,
+                                                             EXIT_STORAGE_CORRUPT)))
+                return
+
+    def _storage_corrupt(self, exc: BaseException) -> None:
+        """Stop taking tasks; log the first such error (one line: the file, what to do)."""
+        with self._error_lock:
+            first = self.error is None
+            if first:
+                self.error = exc
+        if first:
+            logger.error('stopping the consumer: %s', exc)
+        self._begin_shutdown()
 
     def _replace_recycled_workers(self) -> None:
         """Restart workers that exited cleanly (max-tasks recycling) without waiting for the
@@ -407,9 +470,11 @@ class Consumer:
                 handle.kill()
         try:
             self.queue.storage.defer_checkpoints(False)
-            self.queue.storage.checkpoint()
+            if self.error is None:
+                self.queue.storage.checkpoint()
         except Exception as exc:
             logger.warning('final checkpoint failed: %s', exc)
+        self._stopped.set()
 
     def _begin_shutdown(self) -> None:
         """From a signal handler: stop the loop and let no worker claim another task.

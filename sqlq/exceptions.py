@@ -34,6 +34,22 @@ class DatabaseSharedError(StorageError):
     the two, and writes would be lost. Give the queue a file of its own."""
 
 
+class StorageCorruptError(StorageError):
+    """The database file is damaged (SQLite reports it corrupt, or not a database at all).
+    Retrying does not help: stop using the file, check it (``PRAGMA integrity_check``) and
+    restore it from a backup."""
+
+    @classmethod
+    def of_file(cls, path: str, detail: str, header: bool = False) -> 'StorageCorruptError':
+        """The error for the damaged file ``path`` (``header``: not even recognisable as a
+        database): what is wrong, and what to do."""
+        what = ('%r is not a SQLite database, or its header is damaged' if header
+                else 'sqlq database %r is damaged') % (path,)
+        return cls('%s (%s). Stop using it: check it with `sqlite3 %s "PRAGMA '
+                   'integrity_check"`, then restore it from a backup (or save what is readable '
+                   "with the sqlite3 shell's .recover)" % (what, detail, path))
+
+
 class StorageUnavailableError(StorageError):
     """The storage server cannot be reached (down, connection refused or reset, timeout, still
     loading its data). Retrying later may succeed."""

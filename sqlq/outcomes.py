@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optio
 from .exceptions import (
     DatabaseLockedError,
     SerializationError,
+    StorageCorruptError,
     StorageError,
     StorageUnavailableError,
     TaskException,
@@ -248,6 +249,8 @@ class OutcomeGroup:
     def _apply_isolated(self, task: 'Task', apply: Apply, receipt: Any) -> Any:
         try:
             return commit_outcome(self.storage, task, apply)
+        except StorageCorruptError:
+            raise  # a damaged file: no outcome can be written, nor a dead letter
         except _RETRY_LATER:
             raise  # not this outcome's fault: the whole group waits for the next flush
         except Exception as exc:

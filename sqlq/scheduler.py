@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from typing import TYPE_CHECKING, Callable, List, Optional
+import time
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
+from ._gc import GC_PAUSE_MIN_BATCH, cycle_collector_paused
 from ._time import Timestamp
 from .exceptions import DeserializationError, UnknownTaskError
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
@@ -40,33 +42,59 @@ class Schedule:
             queue.time.to_timestamp(task.eta) if task.eta else queue.time.now(), task.id)
         queue.signals.send(SIGNAL_SCHEDULED, task)
 
-    def read(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
-        """Remove and return the scheduled tasks due at ``timestamp`` (now by default); a
-        message that cannot be decoded goes to the dead letters."""
+    #: Most due tasks :meth:`enqueue_due` moves in one transaction: it holds SQLite's write
+    #: lock for about 5 ms (bench/schedule_burst.py), not seconds.
+    chunk = 500
+    #: Seconds :meth:`enqueue_due` pauses between two transactions, so that the writers
+    #: waiting for the lock meanwhile (their busy handler retries every 2 ms at most) get it.
+    pause = 0.002
+
+    def read(self, timestamp: Optional[Timestamp] = None,
+             limit: Optional[int] = None) -> List[Task]:
+        """Remove and return the scheduled tasks due at ``timestamp`` (now by default): all,
+        or the earliest ``limit``; a message that cannot be decoded goes to the dead
+        letters."""
+        return self._take(self.queue.time.timestamp(timestamp), limit)[0]
+
+    def _take(self, timestamp: float, limit: Optional[int]) -> Tuple[List[Task], int]:
+        """The due tasks (at most ``limit``) and how many messages were taken."""
         queue = self.queue
         tasks = []
-        for data in queue.storage.read_schedule(queue.time.timestamp(timestamp)):
+        taken = queue.storage.read_schedule(timestamp, limit)
+        for data in taken:
             try:
                 tasks.append(queue.deserialize_task(data))
             except (DeserializationError, UnknownTaskError) as exc:
                 reason = '%s: %s' % (type(exc).__name__, exc)
                 logger.error('unusable scheduled message moved to dead letters: %s', reason)
                 queue.storage.add_dead_letter(data, reason)
-        return tasks
+        return tasks, len(taken)
 
     def enqueue_due(self, timestamp: Optional[Timestamp] = None) -> List[Task]:
-        """Move scheduled tasks whose eta has come to the ready queue, in one transaction."""
+        """Move scheduled tasks whose eta has come to the ready queue, earliest first, in
+        transactions of at most :attr:`chunk` tasks, until none due at ``timestamp`` (now by
+        default) is left: a burst never holds the storage's write lock for long."""
         queue = self.queue
+        at = queue.time.timestamp(timestamp)
+        chunk = max(int(self.chunk), 1)
+        moved: List[Task] = []
+        while True:
+            def move() -> Tuple[List[Task], int]:
+                due, taken = self._take(at, chunk)
+                if due:
+                    queue.storage.enqueue_many(
+                        [(queue.serialize_task(t), t.options.priority or 0) for t in due],
+                        [t.id for t in due])
+                return due, taken
 
-        def move() -> List[Task]:
-            due = self.read(timestamp)
-            if due:
-                queue.storage.enqueue_many(
-                    [(queue.serialize_task(t), t.options.priority or 0) for t in due],
-                    [t.id for t in due])
-            return due
-
-        return self._enqueued(queue.atomically(move))
+            # No cycle collection while the lock is held (the moved tasks pile up: a full
+            # collection scans them all); it runs between two transactions instead.
+            with cycle_collector_paused(GC_PAUSE_MIN_BATCH):
+                due, taken = queue.atomically(move)
+            moved.extend(self._enqueued(due))
+            if taken < chunk:
+                return moved
+            time.sleep(self.pause)  # let the writers waiting for the lock in
 
     def periodic_due(self, timestamp: _dt.datetime) -> List[Task]:
         """New instances of the periodic tasks whose ``validate_datetime(timestamp)`` is True."""

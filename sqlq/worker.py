@@ -11,13 +11,14 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional
 
 from . import _accel
 from ._logging import flush_all, line_logger
-from .exceptions import StorageError, TaskTimeout
+from .exceptions import StorageCorruptError, StorageError, TaskTimeout
 from .outcomes import OutcomeGroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +41,9 @@ GROUP_MAX_DELAY = 0.005
 # Back-off while the storage is unreachable (seconds): first wait, then doubling up to the max.
 RETRY_FIRST_DELAY = 0.1
 RETRY_MAX_DELAY = 5.0
+# Exit status of a process worker, and of ``sqlq consume``, that stopped because the database
+# file is damaged (StorageCorruptError): EX_IOERR.
+EXIT_STORAGE_CORRUPT = 74
 
 
 class WorkerInterrupted(BaseException):
@@ -180,6 +184,8 @@ class Worker:
                 worked = self.run_once()
                 if not worked:
                     self.queue.wait_for_change(self.idle_wait, topic='queue')
+            except StorageCorruptError:
+                raise  # not an outage: retrying cannot help (the consumer reports it)
             except StorageError as exc:
                 self._storage_trouble(exc)
                 continue
@@ -310,6 +316,8 @@ class Worker:
             self.queue.executor.interrupt(delivery)
             logger.warning('%s interrupted; returned to the queue', task)
             raise
+        except StorageCorruptError:
+            raise
         except StorageError:
             if delivery.receipt is None:
                 logger.exception('%s could not be executed', task)
@@ -355,6 +363,8 @@ def run_process_worker(queue: 'Queue', stop_event: Any, name: str, max_tasks: Op
         worker.run()
     except WorkerInterrupted:
         pass
+    except StorageCorruptError:
+        sys.exit(EXIT_STORAGE_CORRUPT)  # the consumer reports it, once
     finally:
         flush_all()  # the process ends with os._exit: write queued log lines first
 

@@ -34,8 +34,12 @@ def load_queue(path: str) -> Any:
     except ImportError as exc:
         raise CliError('cannot import module %r: %s' % (module_name, exc)) from None
     except Exception as exc:
+        from ..exceptions import StorageCorruptError
+        from ..worker import EXIT_STORAGE_CORRUPT
         raise CliError('importing module %r failed: %s: %s'
-                       % (module_name, type(exc).__name__, exc)) from None
+                       % (module_name, type(exc).__name__, exc),
+                       EXIT_STORAGE_CORRUPT if isinstance(exc, StorageCorruptError)
+                       else EXIT_USAGE) from None
     try:
         obj = getattr(module, attribute)
     except AttributeError:

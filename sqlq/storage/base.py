@@ -201,8 +201,9 @@ class Storage(BatchClaims, HandOff, Upkeep, FlagWatch, Tracking, abc.ABC):
         """Store a message to be released at ``timestamp`` (unix epoch seconds)."""
 
     @abc.abstractmethod
-    def read_schedule(self, timestamp: float) -> list[bytes]:
-        """Atomically remove and return every message due at or before ``timestamp``.
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
+        """Atomically remove and return the messages due at or before ``timestamp``: all of
+        them, or the first ``limit`` (callers moving a large burst take it in bounded steps).
 
         Ordered by timestamp, then insertion order. Each message is returned to exactly one
         caller, however many call concurrently.

@@ -93,7 +93,7 @@ class BlackHoleStorage(Storage):
     def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
         return None
 
-    def read_schedule(self, timestamp: float) -> list[bytes]:
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
         return []
 
     def next_scheduled_time(self) -> Optional[float]:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 from sqlq.exceptions import StorageError
 from sqlq.storage._common import as_bytes, parse_counter
+from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage._memory_history import MemoryHistory
 from sqlq.storage._memory_state import _Message, _State, _unindex
 from sqlq.storage._owners import parse_owner_id
@@ -232,10 +233,11 @@ class MemoryStorage(Storage):
                 st.sched_keys[seq] = key
                 st.sched_index.setdefault(key, set()).add(seq)
 
-    def read_schedule(self, timestamp: float) -> list[bytes]:
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
+        most = _limit(limit)
         with self._locked() as st:
-            due = []
-            while st.schedule and st.schedule[0][0] <= timestamp:
+            due: list[bytes] = []
+            while st.schedule and st.schedule[0][0] <= timestamp and len(due) != most:
                 _, seq, data = heapq.heappop(st.schedule)
                 due.append(data)
                 _unindex(st.sched_index, st.sched_keys.pop(seq, None), seq)

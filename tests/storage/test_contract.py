@@ -194,6 +194,20 @@ def test_read_schedule_leaves_future_items(storage):
     assert storage.schedule_size() == 0
 
 
+def test_read_schedule_with_a_limit_takes_the_earliest_due_first(storage):
+    for data, ts in ((b't3-a', 3.0), (b't1', 1.0), (b'later', 9.0), (b't3-b', 3.0),
+                     (b't2', 2.5)):
+        storage.add_to_schedule(data, ts)
+    assert storage.read_schedule(3.0, limit=0) == []
+    assert storage.read_schedule(3.0, limit=2) == [b't1', b't2']
+    assert storage.read_schedule(3.0, limit=2) == [b't3-a', b't3-b']
+    assert storage.read_schedule(3.0, limit=2) == []
+    assert storage.scheduled_items() == [b'later']
+    with storage.transaction():  # (Redis reads, then removes, at the commit)
+        assert storage.read_schedule(9.0, limit=5) == [b'later']
+    assert storage.schedule_size() == 0 and storage.next_scheduled_time() is None
+
+
 def test_concurrent_read_schedule_returns_each_item_once(storage):
     n = 300
     for i in range(n):
@@ -201,11 +215,14 @@ def test_concurrent_read_schedule_returns_each_item_once(storage):
     got: list[bytes] = []
     lock = threading.Lock()
 
-    def reader(_):
+    def reader(i):
         for ts in range(8):
-            items = storage.read_schedule(float(ts))
-            with lock:
-                got.extend(items)
+            while True:  # half the readers take the due items in chunks
+                items = storage.read_schedule(float(ts), limit=7 if i % 2 else None)
+                with lock:
+                    got.extend(items)
+                if len(items) < 7:
+                    break
 
     run_threads(reader, 4)
     assert sorted(got) == sorted(b'%d' % i for i in range(n))

@@ -11,7 +11,9 @@ import datetime
 import pytest
 
 from sqlq import Result, ResultGroup
+from tests._clock import FakeClock
 from tests._helpers import drain
+from tests.storage._helpers import _in_thread as in_thread
 
 # --------------------------------------------------------------------------- calling tasks
 
@@ -175,6 +177,42 @@ def test_higher_priority_runs_first_fifo_within_priority(queue):
 
 
 # --------------------------------------------------------------------------- schedule
+
+def test_due_tasks_move_to_the_queue_in_bounded_transactions(make_queue, backend):
+    """A burst of due tasks is moved in transactions of at most ``Schedule.chunk`` tasks
+    (issue 14: 100k due at once held SQLite's write lock for 1.67 s), earliest first, until
+    none is due; each chunk is committed before the next is taken."""
+    clock = FakeClock()
+    queue = make_queue(clock=clock)
+    queue.scheduling.chunk = 10
+
+    @queue.task()
+    def job(i):
+        return i
+
+    for i in range(25):
+        job.schedule((i,), delay=1 + i / 100)
+    job.schedule(('later',), delay=3600)
+    taken = []
+    read_schedule = queue.storage.read_schedule
+
+    def observed(timestamp, limit=None):
+        # What another connection sees: the chunks before this one are committed.
+        seen = None if backend == 'memory' else in_thread(queue.storage.queue_size)
+        items = read_schedule(timestamp) if limit is None else read_schedule(timestamp, limit)
+        taken.append((limit, len(items), seen))
+        return items
+
+    queue.storage.read_schedule = observed
+    clock.now += 2
+    moved = queue.enqueue_due()
+    assert [t.args[0] for t in moved] == list(range(25))
+    assert [(limit, count) for limit, count, _ in taken] == [(10, 10), (10, 10), (10, 5)]
+    if backend != 'memory':
+        assert [seen for _, _, seen in taken] == [0, 10, 20]
+    assert queue.pending_count() == 25 and queue.scheduled_count() == 1
+    assert [t.args[0] for t in queue.pending()] == list(range(25))
+
 
 def test_schedule_with_delay_is_not_ready_until_due(make_queue):
     queue = make_queue(utc=False)

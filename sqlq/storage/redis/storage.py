@@ -43,11 +43,11 @@ class RedisStorage(TrackingOps, DataOps, WaitOps):
     def add_to_schedule(self, data: bytes, timestamp: float, key: Optional[str] = None) -> None:
         self._write(self._tx(), 'sched', num(timestamp), as_bytes(data), key or NO_ARG)
 
-    def read_schedule(self, timestamp: float) -> list[bytes]:
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
         tx = self._tx()
         if tx is None:
-            return list(self._one('rsched', num(timestamp)))
-        due = self._read('due', num(timestamp))
+            return list(self._one('rsched', num(timestamp), _limit(limit)))
+        due = self._read('due', num(timestamp), _limit(limit))
         for member, _ in due:
             tx.guard('S', member)
         if due:

@@ -18,7 +18,12 @@ from typing import Any, Callable, Optional
 
 import apsw
 
-from sqlq.exceptions import ConfigurationError, DatabaseLockedError, StorageError
+from sqlq.exceptions import (
+    ConfigurationError,
+    DatabaseLockedError,
+    StorageCorruptError,
+    StorageError,
+)
 from sqlq.storage.base import Storage
 from sqlq.storage.sqlite import _guard, _schema
 from sqlq.storage.sqlite._guard import FileGuard
@@ -140,8 +145,9 @@ class Connections(Storage):
             return DatabaseLockedError(
                 'sqlq database %r stayed locked by another connection for more than the busy '
                 'timeout (%gs) while %s: %s' % (path, self.timeout, doing, exc))
-        if isinstance(exc, apsw.NotADBError):
-            return StorageError('%r is not a SQLite database (%s)' % (path, exc))
+        if isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):  # SQLITE_CORRUPT/NOTADB
+            return StorageCorruptError.of_file(path, 'SQLite: %s, while %s' % (exc, doing),
+                                               header=isinstance(exc, apsw.NotADBError))
         return StorageError('sqlq database %r: %s while %s: %s'
                             % (path, type(exc).__name__, doing, exc))
 

@@ -223,6 +223,7 @@ class FileGuard:
         self._shm_ino = 0
         self._next_scan = 0.0
         self._mode = ''
+        self._start_lock = threading.Lock()
 
     # ---------------------------------------------------------------- set-up
 
@@ -238,34 +239,46 @@ class FileGuard:
         self.check_files()
         if not SUPPORTED:
             return
-        if self._pid != os.getpid():
-            self._start()
+        self._start_in_this_process()
         self._generation += 1
         self.scan()
 
+    def _start_in_this_process(self) -> None:
+        """Watch the file from this process, once (after a fork, every thread of the child
+        may come here first: the inherited watches belong to the parent's inotify instance,
+        whose descriptor the child closes)."""
+        if self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._pid != os.getpid():
+                self._start()
+                self._generation += 1
+
     def _start(self) -> None:
-        self._pid = os.getpid()
-        self._wds = []
+        wds: list[int] = []
         notifier = _get_notifier()
-        self._notifier = None
+        watching: Optional[_Inotify] = None
         if notifier is not None:
             try:
-                self._wds.append(notifier.watch(self.shm, _IN_OPEN | _IN_ATTRIB))
-                self._wds.append(notifier.watch(self.path, _IN_ATTRIB | _IN_DELETE_SELF))
-                self._wds.append(notifier.watch(self.wal, _IN_ATTRIB))
-                self._notifier = notifier
-                self._mode = 'inotify'
+                wds.append(notifier.watch(self.shm, _IN_OPEN | _IN_ATTRIB))
+                wds.append(notifier.watch(self.path, _IN_ATTRIB | _IN_DELETE_SELF))
+                wds.append(notifier.watch(self.wal, _IN_ATTRIB))
+                watching = notifier
             except OSError as exc:
-                for wd in self._wds:
+                for wd in wds:
                     notifier.unwatch(wd)
-                self._wds = []
+                wds = []
                 logger.debug('cannot watch %r (%s): counting descriptors instead', self.path, exc)
-        if self._notifier is not None:
+        self._wds, self._notifier = wds, watching
+        if watching is not None:
+            self._mode = 'inotify'
             with _lock:
                 _guards.add(self)
         else:
             self._fds = _fd_count()
             self._mode = 'count' if self._fds else 'period'
+        # Last: a thread that sees this process's pid here finds the watches above in place.
+        self._pid = os.getpid()
 
     def close(self) -> None:
         notifier, self._notifier = self._notifier, None
@@ -284,6 +297,8 @@ class FileGuard:
         Nearly free unless something changed since the last scan."""
         if self._broken is not None:
             raise DatabaseSharedError(self._broken)
+        if SUPPORTED and self._pid != os.getpid():
+            self._start_in_this_process()  # a forked child's thread, before its connection
         notifier = self._notifier
         if notifier is not None:
             if notifier.pending():

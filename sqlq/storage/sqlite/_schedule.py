@@ -18,9 +18,9 @@ class Schedule(Transactions):
             self._do(conn, _sql.SCHEDULE, params)
             self._touch('s')
 
-    def read_schedule(self, timestamp: float) -> list[bytes]:
+    def read_schedule(self, timestamp: float, limit: Optional[int] = None) -> list[bytes]:
         with self._tx() as conn:
-            rows = self._do(conn, _sql.TAKE_DUE, (self.name, float(timestamp)))
+            rows = self._do(conn, _sql.TAKE_DUE, (self.name, float(timestamp), _limit(limit)))
         rows.sort(key=lambda row: (row[0], row[1]))  # RETURNING order is unspecified
         return [row[2] for row in rows]
 

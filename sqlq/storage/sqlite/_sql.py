@@ -123,7 +123,9 @@ RELEASE_HANDED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE owner = ? AND queue =
 # ------------------------------------------------------------------ schedule
 
 SCHEDULE = 'INSERT INTO schedule (queue, ts, data, key) VALUES (?, ?, ?, ?)'
-TAKE_DUE = 'DELETE FROM schedule WHERE queue = ? AND ts <= ? RETURNING ts, id, ' + BLOB_DATA
+#: The due messages (the first ``?`` of them; -1: all), earliest first.
+TAKE_DUE = ('DELETE FROM schedule WHERE id IN (SELECT id FROM schedule WHERE queue = ? AND '
+            'ts <= ? ORDER BY ts, id LIMIT ?) RETURNING ts, id, ' + BLOB_DATA)
 NEXT_SCHEDULED = 'SELECT min(ts) FROM schedule WHERE queue = ?'
 SCHEDULED_ITEMS = 'SELECT ' + BLOB_DATA + ' FROM schedule WHERE queue = ? ORDER BY ts, id LIMIT ?'
 SCHEDULE_COUNT = 'SELECT count(*) FROM schedule WHERE queue = ?'

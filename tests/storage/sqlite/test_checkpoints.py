@@ -128,6 +128,91 @@ def test_a_consumer_checkpoints_while_running_and_restores_autocheckpoint(tmp_pa
         queue.close()
 
 
+# ---------------------------------------------------------------------- a bounded WAL
+# (issue 14: PASSIVE checkpoints alone never rewound the WAL while others kept writing; the
+# drain itself is tests/reliability/test_bounded_wal.py)
+
+def wal_frames(db_path):
+    """Frames in the WAL, as a foreign connection's PASSIVE checkpoint reports them."""
+    other = apsw.Connection(db_path)
+    try:
+        return other.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()[0][1]
+    finally:
+        other.close()
+
+
+@pytest.fixture
+def rewinding(storage):
+    """``storage`` rewinding its WAL from 1000 frames (4 MB) on, not 16 MB: smaller tests."""
+    storage.rewind_frames = 1000
+    return storage
+
+
+def test_checkpoint_rewinds_a_large_wal_so_that_writes_start_again_at_its_beginning(
+        rewinding, db_path):
+    storage = rewinding
+    storage.defer_checkpoints(True)
+    write_pages(storage)  # about 1300 frames: more than rewind_frames
+    assert wal_frames(db_path) >= storage.rewind_frames
+    wal_before = os.path.getsize(db_path + '-wal')
+    done = storage.checkpoint()
+    assert done['rewound'] is True and done['rewind_seconds'] is not None
+    assert done['wal_frames'] == done['checkpointed_frames'] >= storage.rewind_frames
+    storage.put_data('after', b'x')
+    assert wal_frames(db_path) < 10  # written from the beginning of the WAL again
+    assert os.path.getsize(db_path + '-wal') == wal_before  # reused, not grown
+    assert storage.peek_data('blob-1299') is not None and storage.peek_data('after') == b'x'
+
+
+def test_checkpoint_leaves_a_small_wal_alone(rewinding, db_path):
+    storage = rewinding
+    storage.defer_checkpoints(True)
+    write_pages(storage, 200)
+    done = storage.checkpoint()
+    assert done['rewound'] is False and done['rewind_seconds'] is None
+    assert 0 < done['wal_frames'] == done['checkpointed_frames'] < storage.rewind_frames
+
+
+def test_a_reader_of_old_frames_makes_the_rewind_give_up_then_the_next_one_rewinds(
+        rewinding, db_path):
+    storage = rewinding
+    storage.defer_checkpoints(True)
+    storage.put_data('before', b'x')
+    reader = apsw.Connection(db_path)
+    try:
+        reader.execute('BEGIN')
+        assert reader.execute("SELECT count(*) FROM kv").fetchall()[0][0] == 1  # a snapshot
+        write_pages(storage)
+        done = storage.checkpoint()
+        # Frames after the reader's snapshot cannot be copied back, nor the WAL rewound: the
+        # RESTART gave up after rewind_wait instead of waiting for the reader.
+        assert done['rewound'] is False and done['rewind_seconds'] is not None
+        storage.put_data('during', b'y')  # writers are not blocked
+        reader.execute('COMMIT')
+    finally:
+        reader.close()
+    done = storage.checkpoint()
+    assert done['rewound'] is True
+    storage.put_data('after', b'z')
+    assert wal_frames(db_path) < 10
+
+
+def test_maintenance_truncates_the_wal_unless_a_reader_holds_old_frames(storage, db_path):
+    storage.defer_checkpoints(True)
+    storage.put_data('before', b'x')
+    reader = apsw.Connection(db_path)
+    try:
+        reader.execute('BEGIN')
+        reader.execute("SELECT count(*) FROM kv").fetchall()
+        write_pages(storage, 200)
+        assert storage.maintenance()['checkpoint'] == 'busy'
+        reader.execute('COMMIT')
+    finally:
+        reader.close()
+    assert storage.maintenance()['checkpoint'] == 'truncated'
+    assert os.path.getsize(db_path + '-wal') == 0
+
+
 # ---------------------------------------------------------------------- busy handler
 
 @pytest.fixture

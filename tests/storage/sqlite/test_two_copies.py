@@ -180,3 +180,35 @@ def test_same_copy_and_other_processes_are_not_refused(db_path: str, mode: str) 
     finally:
         first.close()
         second.close()
+
+
+def test_forked_child_thread_writes_while_another_restarts_the_guard(db_path: str) -> None:
+    """In a forked worker, a thread's first write (the heartbeat's) can meet the guard while
+    another thread's new connection is replacing the inherited inotify instance: the write
+    must go through, not fail on the parent's closed descriptor."""
+    if not _guard.inotify_available():
+        pytest.skip('inotify is not available here')
+    storage = SqliteStorage(db_path, 'a')
+    try:
+        storage.enqueue(b'1')
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                # Another thread's first connection in this process is replacing the
+                # inherited inotify instance: it has closed the parent's descriptor and not
+                # yet opened its own (what _get_notifier does, in another thread).
+                inherited = _guard._notifier
+                assert inherited is not None and inherited.pid != os.getpid()
+                os.close(inherited.fd)
+                storage._guard.check()  # this thread's write
+                storage.enqueue(b'2')
+                os._exit(0)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert rows_seen_by_another_process(db_path) == 2
+    finally:
+        storage.close()

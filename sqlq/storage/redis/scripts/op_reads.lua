@@ -25,8 +25,10 @@ OPS.head = function()  -- the next ready messages (for a dequeue in a transactio
   return out
 end
 
-OPS.due = function()  -- scheduled members and data due at ts (for read_schedule in a tx)
-  local members = redis.call('ZRANGEBYSCORE', P .. 'sched', '-inf', arg())
+OPS.due = function()  -- the first n scheduled members and data due at ts (n < 0: all), for
+                      -- read_schedule in a tx
+  local ts, n = arg(), tonumber(arg())
+  local members = redis.call('ZRANGEBYSCORE', P .. 'sched', '-inf', ts, 'LIMIT', 0, n)
   local out = {}
   each_chunk(members, function(part)
     local datas = redis.call('HMGET', P .. 'sd', unpack(part))

@@ -20,9 +20,9 @@ OPS.sched = function()
   return {}
 end
 
-OPS.rsched = function()
-  local ts = arg()
-  local members = redis.call('ZRANGEBYSCORE', P .. 'sched', '-inf', ts)
+OPS.rsched = function()  -- the first n due (n < 0: all), earliest first
+  local ts, n = arg(), tonumber(arg())
+  local members = redis.call('ZRANGEBYSCORE', P .. 'sched', '-inf', ts, 'LIMIT', 0, n)
   local out = {}
   each_chunk(members, function(part)
     for _, data in ipairs(redis.call('HMGET', P .. 'sd', unpack(part))) do
