@@ -94,10 +94,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             n = int(sys.argv[1])
             results = queue.enqueue_many([noop.s(i) for i in range(n)])
             noop.schedule((0,), delay=3600)
-            print(results[n // 2].id)
+            print(results.results[n // 2].id)  # [i] would wait for the value
         ''')
         proc = subprocess.run([sys.executable, '-c', build, str(args.tasks)], env=env,
-                              cwd=workdir, stdout=subprocess.PIPE, check=True, timeout=600)
+                              cwd=workdir, stdout=subprocess.PIPE, check=True, timeout=180)
         middle = proc.stdout.decode().split()[-1]
         py = [sys.executable]
         commands = {
