@@ -62,7 +62,11 @@ def main() -> int:
         try:
             print('retried :', wait(retried))
         except TaskException as exc:
-            print('retried : failed:', exc)
+            # As in huey, a failed attempt stores its error even when a retry follows; the
+            # retry's value replaces it once it has run.
+            print('retried : first attempt failed (%s); waiting for the retry' % exc)
+            retried.reset()
+            print('retried :', wait(retried))
     print('all done in %.2fs; pending=%d scheduled=%d' % (
         time.monotonic() - started, queue.pending_count(), queue.scheduled_count()))
     return 0

@@ -1,0 +1,27 @@
+"""The README's first command runs examples/demo.py: what it prints must stay true."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
+DEMO = pathlib.Path(__file__).resolve().parent.parent / 'examples' / 'demo.py'
+
+
+def test_demo_runs_every_task_with_a_real_consumer(tmp_path: pathlib.Path) -> None:
+    env = dict(os.environ, SQLQ_DEMO_DB=str(tmp_path / 'demo.db'))
+    proc = subprocess.run([sys.executable, str(DEMO)], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert 'map     : %s' % [i + i * 10 for i in range(20)] in lines
+    assert 'pipeline: [3, 103]' in lines
+    assert 'chord   : 20' in lines
+    assert 'delayed : 42' in lines
+    assert 'retried : flaky(1) ok after a retry' in lines  # the retry ran and its value shows
+    assert lines[-1].endswith('pending=0 scheduled=0'), lines[-1]  # nothing left behind
