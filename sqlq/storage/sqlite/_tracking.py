@@ -62,7 +62,7 @@ def insert_alike(rows: int) -> str:
     common group, a worker's successful runs of one task, binds 6 per row instead of 11.)"""
     return ('INSERT INTO history (queue, name, outcome, owner, key, finished_at, duration, '
             'enqueued_at, claimed_at, attempts) VALUES '
-            + ', '.join(['(?1, ?2, ?3, ?4, ?, ?, ?, ?, ?, ?)'] * rows))
+            + ','.join(['(?1,?2,?3,?4,?,?,?,?,?,?)'] * rows))
 
 ADD_STATS = ('INSERT INTO run_stats (queue, minute, name, outcome, count, seconds, %s) '
              'VALUES (%s) ON CONFLICT (queue, minute, name, outcome) DO UPDATE SET %s'
