@@ -144,7 +144,7 @@ class TaskTracking(Transactions):
         owner0 = None if acks is None else acks[0][1]
         alike = owner0 is not None
         minute = end = 0.0
-        current = ('', '')
+        current_task = current_outcome = ''
         row: list[Any] = []
         for (key, task, outcome, at, duration, error), ((_, owner, attempts, _),
                                                          (_, enqueued, claimed)) in zip(
@@ -156,10 +156,10 @@ class TaskTracking(Transactions):
                 else:
                     alike = False
             # The per-minute sums (as _history.aggregate, inline: this runs per task).
-            if not minute <= at < end or task != current[0] or outcome != current[1]:
+            if not minute <= at < end or task != current_task or outcome != current_outcome:
                 minute = at - at % 60
                 end = minute + 60
-                current = (task, outcome)
+                current_task, current_outcome = task, outcome
                 stat_key = (minute, task, outcome)
                 row = sums.get(stat_key)  # type: ignore[assignment]
                 if row is None:
