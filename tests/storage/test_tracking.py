@@ -113,6 +113,49 @@ def test_complete_many_records_only_the_held_claims(storage):
     assert storage.peek_data('ka') == b'r'
 
 
+@pytest.mark.parametrize('mixed', [False, True])
+def test_complete_many_records_every_column_of_each_run(storage, clock, mixed):
+    # Alike runs (one name, outcome and owner, no error: the common batch) and mixed ones,
+    # more than one INSERT statement's worth, are recorded the same.
+    count = 40
+    keys = ['k%02d' % i for i in range(count)]
+    storage.enqueue_many([(b'x', 0)] * count, keys=keys)
+    claims = storage.dequeue_many(count)
+    clock.advance(2)
+    at = clock()
+    entries = [run(key, at=at + i, duration=i / 100) for i, key in enumerate(keys)]
+    if mixed:
+        entries[7] = run(keys[7], 'retried', at=at + 7, duration=0.07, error='E' * 600)
+        entries[30] = run(keys[30], at=at + 30, duration=None, name='app.div')
+    held = storage.complete_many([(claim.receipt, None, None, None) for claim in claims],
+                                 history=entries)
+    assert held == [True] * count
+    listed = storage.history(limit=None)[::-1]
+    assert [e.key for e in listed] == keys
+    for entry, expected in zip(listed, entries):
+        assert (entry.name, entry.outcome, entry.finished_at, entry.duration) == \
+            (expected.name, expected.outcome, expected.finished_at, expected.duration)
+        assert entry.enqueued_at == at - 2 and entry.claimed_at == at - 2
+        assert entry.attempts == 1 and entry.owner == storage.owner_id
+    assert [e.error for e in listed if e.error] == (['E' * 499 + '\u2026'] if mixed else [])
+    totals = {(s.name, s.outcome): s.runs for s in storage.history_stats()}
+    assert totals == ({('app.add', 'succeeded'): count - 2, ('app.add', 'retried'): 1,
+                       ('app.div', 'succeeded'): 1} if mixed
+                      else {('app.add', 'succeeded'): count})
+    per_minute = sum(s.runs for s in storage.history_stats(since=0, per_minute=True))
+    assert per_minute == count
+
+
+def test_history_sums_go_to_the_minute_of_each_run(storage):
+    base = 1_000_020.0  # a minute's start
+    storage.record_finished([run('a', at=base + 59), run('b', at=base + 60),
+                             run('c', at=base + 1), run('d', at=base + 125),
+                             run('e', at=base + 61)])
+    minutes = storage.history_stats(since=base, per_minute=True)
+    assert [(s.minute, s.runs) for s in minutes] == [(base, 2), (base + 60, 2),
+                                                     (base + 120, 1)]
+
+
 def test_a_rolled_back_transaction_leaves_no_history(storage):
     storage.enqueue(b'x', 0, 'k')
     claim = storage.dequeue()

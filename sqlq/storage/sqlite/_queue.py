@@ -205,12 +205,20 @@ class ReadyQueue(HandOff, TaskTracking):
                     acked = set(conn.executemany(_sql.ACK_RETURNING, acks))
                     held = [ack[:3] in acked for ack in acks]
                 else:  # the history rows take the enqueue and claim times of the acked rows
-                    claims = {row[:3]: row for row in
-                              conn.executemany(_sql.ACK_RETURNING_CLAIM, acks)}
-                    held = [ack[:3] in claims for ack in acks]
-                    self._record(conn, [(entry, claims[ack[:3]])
-                                        for ack, entry in zip(acks, history)
-                                        if entry is not None and ack[:3] in claims])
+                    times = list(conn.executemany(_sql.ACK_RETURNING_TIMES, acks))
+                    if len(times) == len(acks):  # every claim held: a row per ack, in order
+                        held = [True] * len(acks)
+                        entries: Sequence[Optional[Finished]] = history
+                        kept: Sequence[Any] = acks
+                    else:
+                        by_id = {row[0]: row for row in times}
+                        held = [ack[0] in by_id for ack in acks]
+                        entries = [entry for entry, ok in zip(history, held) if ok]
+                        kept = [ack for ack, ok in zip(acks, held) if ok]
+                        times = [by_id[ack[0]] for ack in kept]
+                    if None in entries:
+                        entries, kept, times = _recorded(entries, kept, times)
+                    self._record(conn, entries, kept, times)  # type: ignore[arg-type]
                 results = [(self.name, key, as_bytes(value),
                             None if ttl is None else clock() + float(ttl))
                            for ok, (_, key, value, ttl) in zip(held, items)
@@ -267,3 +275,12 @@ class ReadyQueue(HandOff, TaskTracking):
     def flush_queue(self) -> None:
         with self._tx() as conn:
             self._do(conn, _sql.FLUSH_QUEUE, (self.name,))
+
+
+def _recorded(entries: Sequence[Optional[Finished]], acks: Sequence[Any],
+              times: Sequence[Any]) -> tuple[list[Finished], list[Any], list[Any]]:
+    """The runs of a batch that go to the history (those with an entry), with their acks and
+    message times."""
+    kept = [(entry, ack, row) for entry, ack, row in zip(entries, acks, times)
+            if entry is not None]
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]

@@ -66,9 +66,9 @@ RELEASE_UNSTARTED = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? '
                      'AND owner = ? AND attempts = ? AND queue = ?')
 ACK_RETURNING = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? AND queue = ? '
                  'RETURNING id, owner, attempts')
-#: ACK_RETURNING with what the history row of the run takes from its claim.
-ACK_RETURNING_CLAIM = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? '
-                       'AND queue = ? RETURNING id, owner, attempts, enqueued_at, claimed_at')
+#: The ack of a run recorded in the history: what its row takes from the message's.
+ACK_RETURNING_TIMES = ('DELETE FROM task WHERE id = ? AND owner = ? AND attempts = ? '
+                       'AND queue = ? RETURNING id, enqueued_at, claimed_at')
 ACK = 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? AND attempts = ?'
 RELEASE = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? AND queue = ? '
            'AND owner = ? AND attempts = ?')

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from bisect import bisect_left
 from typing import Any, Iterator, Optional, Sequence
 
@@ -37,6 +38,8 @@ _B = ['b%d' % i for i in range(STATS_BUCKETS)]
 #: after every row, and a group commit's worth of them evicted every other cached statement.
 HISTORY_ROWS = 16
 _HISTORY_COLUMNS = 11
+#: The claim of a run that was never claimed, as :meth:`TaskTracking._record` reads it.
+_UNCLAIMED = ((None, None, 0, None), (None, None, None))
 
 
 @functools.lru_cache(maxsize=HISTORY_ROWS)
@@ -45,6 +48,21 @@ def insert_history(rows: int) -> str:
     return ('INSERT INTO history (queue, key, name, outcome, finished_at, duration, error, '
             'enqueued_at, claimed_at, attempts, owner) VALUES '
             + ', '.join(['(%s)' % ', '.join(['?'] * _HISTORY_COLUMNS)] * rows))
+
+
+#: Columns of a history row that :func:`insert_alike` binds per row.
+_ALIKE_COLUMNS = 6
+
+
+@functools.lru_cache(maxsize=HISTORY_ROWS)
+def insert_alike(rows: int) -> str:
+    """The statement inserting ``rows`` history rows of one task name, outcome and owner,
+    without error: ?1 the queue, ?2 the name, ?3 the outcome, ?4 the owner, then per row key,
+    finished_at, duration, enqueued_at, claimed_at, attempts. (Every bound value costs: the
+    common group, a worker's successful runs of one task, binds 6 per row instead of 11.)"""
+    return ('INSERT INTO history (queue, name, outcome, owner, key, finished_at, duration, '
+            'enqueued_at, claimed_at, attempts) VALUES '
+            + ','.join(['(?1,?2,?3,?4,?,?,?,?,?,?)'] * rows))
 
 ADD_STATS = ('INSERT INTO run_stats (queue, minute, name, outcome, count, seconds, %s) '
              'VALUES (%s) ON CONFLICT (queue, minute, name, outcome) DO UPDATE SET %s'
@@ -105,40 +123,71 @@ class TaskTracking(Transactions):
 
     # ------------------------------------------------------------------ writes
 
-    def _record(self, conn: Any, runs: Sequence[tuple[Finished, Optional[Sequence[Any]]]]
-                ) -> None:
-        """Write history rows (and their sums) in the current transaction. ``runs``: each
-        Finished with the row of its released claim, ``(id, owner, attempts, enqueued_at,
-        claimed_at)``, or None for a run that was never claimed."""
-        if not runs:
+    def _record(self, conn: Any, entries: Sequence[Finished],
+                acks: Optional[Sequence[Sequence[Any]]] = None,
+                times: Optional[Sequence[Sequence[Any]]] = None) -> None:
+        """Write history rows (and their sums) in the current transaction. ``entries``: the
+        runs; ``acks[i]``: the claim of ``entries[i]`` as acked, ``(id, owner, attempts,
+        queue)``, ``times[i]``: ``(id, enqueued_at, claimed_at)`` of its message's row; both
+        None for runs that were never claimed."""
+        if not entries:
             return
         name = self.name
         params: list[Any] = []
         add = params.extend
         sums: dict[Any, list[Any]] = {}
         bounds = DURATION_BUCKETS
-        for (key, task, outcome, at, duration, error), claim in runs:
-            if error is not None:
-                error = outcome_error(error)
-            if claim is None:
-                add((name, key, task, outcome, at, duration, error, None, None, 0, None))
-            else:
-                add((name, key, task, outcome, at, duration, error, claim[3], claim[4],
-                     claim[2], claim[1]))
+        claims: Any = zip(acks, times) if acks is not None and times is not None else \
+            itertools.repeat(_UNCLAIMED)
+        # The common case first: runs alike (see insert_alike), whose rows bind less.
+        _, task0, outcome0, _, _, _ = entries[0]
+        owner0 = None if acks is None else acks[0][1]
+        alike = owner0 is not None
+        minute = end = 0.0
+        current_task = current_outcome = ''
+        row: list[Any] = []
+        for (key, task, outcome, at, duration, error), ((_, owner, attempts, _),
+                                                         (_, enqueued, claimed)) in zip(
+                entries, claims):
+            if alike:
+                if error is None and task == task0 and outcome == outcome0 and \
+                        owner == owner0:
+                    add((key, at, duration, enqueued, claimed, attempts))
+                else:
+                    alike = False
             # The per-minute sums (as _history.aggregate, inline: this runs per task).
-            stat_key = (at - at % 60, task, outcome)
-            row = sums.get(stat_key)
-            if row is None:
-                row = sums[stat_key] = [0] * (STATS_BUCKETS + 2)
+            if not minute <= at < end or task != current_task or outcome != current_outcome:
+                minute = at - at % 60
+                end = minute + 60
+                current_task, current_outcome = task, outcome
+                stat_key = (minute, task, outcome)
+                row = sums.get(stat_key)  # type: ignore[assignment]
+                if row is None:
+                    row = sums[stat_key] = [0] * (STATS_BUCKETS + 2)
             row[0] += 1
             if duration is not None:
                 row[1] += duration
                 row[2 + bisect_left(bounds, duration)] += 1
-        width = _HISTORY_COLUMNS * HISTORY_ROWS
+        if alike:
+            columns, insert = _ALIKE_COLUMNS, insert_alike
+            head: list[Any] = [name, task0, outcome0, owner0]
+        else:
+            params.clear()
+            claims = zip(acks, times) if acks is not None and times is not None else \
+                itertools.repeat(_UNCLAIMED)
+            for (key, task, outcome, at, duration, error), ((_, owner, attempts, _),
+                                                             (_, enqueued, claimed)) in zip(
+                    entries, claims):
+                if error is not None:
+                    error = outcome_error(error)
+                add((name, key, task, outcome, at, duration, error, enqueued, claimed,
+                     attempts, owner))
+            columns, insert, head = _HISTORY_COLUMNS, insert_history, []
+        width = columns * HISTORY_ROWS
         try:
             for start in range(0, len(params), width):
                 chunk = params[start:start + width]
-                conn.execute(insert_history(len(chunk) // _HISTORY_COLUMNS), chunk)
+                conn.execute(insert(len(chunk) // columns), head + chunk)
             for (minute, task, outcome), row in sums.items():
                 conn.execute(ADD_STATS, (name, minute, task, outcome, *row))
         except apsw.Error as exc:
@@ -149,11 +198,11 @@ class TaskTracking(Transactions):
         msg_id, owner, attempts = Receipt.of(receipt)
         with self._tx() as conn:
             if reason is None:
-                rows = self._do(conn, _sql.ACK_RETURNING_CLAIM,
+                rows = self._do(conn, _sql.ACK_RETURNING_TIMES,
                                 (msg_id, owner, attempts, self.name))
                 if not rows:
                     return False
-                claim = rows[0]
+                times = rows[0]
             else:
                 rows = self._do(conn, _sql.BURY, (msg_id, self.name, owner, attempts))
                 if not rows:
@@ -161,15 +210,16 @@ class TaskTracking(Transactions):
                 data, tries, enqueued_at, key, claimed_at = rows[0]
                 self._do(conn, _sql.ADD_DEAD_LETTER, (self.name, data, str(reason),
                                                       self._clock(), tries, enqueued_at, key))
-                claim = (msg_id, owner, tries, enqueued_at, claimed_at)
+                times = (msg_id, enqueued_at, claimed_at)
             if finished is not None:
-                self._record(conn, [(finished, claim)])
+                self._record(conn, [finished], [(msg_id, owner, attempts, self.name)],
+                             [times])
         return True
 
     def record_finished(self, entries: Sequence[Finished]) -> None:
         if entries:
             with self._tx() as conn:
-                self._record(conn, [(entry, None) for entry in entries])
+                self._record(conn, entries)
 
     # ------------------------------------------------------------------ reads
 
