@@ -108,6 +108,8 @@ class Executor:
 
     def interrupt(self, delivery: Delivery) -> None:
         """Give a claimed task that was stopped mid-run back to the queue (SIGNAL_INTERRUPTED)."""
+        if delivery.span is not None:
+            delivery.span.end()
         if delivery.receipt is not None:
             self.queue.storage.release(delivery.receipt)
             delivery.receipt = None
@@ -139,7 +141,18 @@ class Executor:
     def admit(self, delivery: Delivery, timestamp: Optional[Timestamp] = None) -> bool:
         """The checks before a run: True if the task runs now (SIGNAL_EXECUTING sent, the
         pre-execute hooks passed); otherwise its outcome (not due, expired, revoked,
-        canceled) is recorded and False returned."""
+        canceled) is recorded and False returned. With tracing, the attempt's span starts
+        here and ends with its outcome."""
+        tracing = self.queue.tracing
+        span = None if tracing is None else tracing.start(delivery)
+        if span is None:
+            return self._admit(delivery, timestamp)
+        admitted = span.within(lambda: self._admit(delivery, timestamp))
+        if not admitted:
+            span.end()
+        return admitted
+
+    def _admit(self, delivery: Delivery, timestamp: Optional[Timestamp]) -> bool:
         queue = self.queue
         task = delivery.task
         now = queue.time.timestamp(timestamp)
@@ -165,6 +178,13 @@ class Executor:
     def invoke(delivery: Delivery, guard: Optional[Guard] = None) -> Ran:
         """Run the task function (inside ``guard``): ``(value, exception, traceback text)``.
         An Exception is the run's outcome; a BaseException (WorkerInterrupted) propagates."""
+        span = delivery.span
+        if span is not None:
+            return span.within(lambda: Executor._invoke(delivery, guard))
+        return Executor._invoke(delivery, guard)
+
+    @staticmethod
+    def _invoke(delivery: Delivery, guard: Optional[Guard]) -> Ran:
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -181,6 +201,13 @@ class Executor:
     async def ainvoke(delivery: Delivery) -> Ran:
         """:meth:`invoke` for an async task on a running event loop: its coroutine awaited,
         cancelled at its timeout (TaskTimeout). Cancellation of the caller propagates."""
+        span = delivery.span
+        if span is not None:
+            return await span.awithin(lambda: Executor._ainvoke(delivery))
+        return await Executor._ainvoke(delivery)
+
+    @staticmethod
+    async def _ainvoke(delivery: Delivery) -> Ran:
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -194,6 +221,14 @@ class Executor:
                  tb: str) -> None:
         """Decide and record the outcome of a run (the post-execute hooks run once it is
         committed)."""
+        span = delivery.span
+        if span is None:
+            return self._conclude(delivery, value, exception, tb)
+        span.within(lambda: self._conclude(delivery, value, exception, tb))
+        span.end()
+
+    def _conclude(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
+                  tb: str) -> None:
         queue = self.queue
         task = delivery.task
 
@@ -226,6 +261,8 @@ class Executor:
         """
         queue = self.queue
         task = delivery.task
+        if delivery.span is not None:
+            delivery.span.outcome(outcome)
         if outcome.failure is not None:
             exception, tb = outcome.failure
             logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())
