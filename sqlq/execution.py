@@ -143,17 +143,10 @@ class Executor:
         pre-execute hooks passed); otherwise its outcome (not due, expired, revoked,
         canceled) is recorded and False returned. With tracing, the attempt's span starts
         here and ends with its outcome."""
-        tracing = self.queue.tracing
-        span = None if tracing is None else tracing.start(delivery)
-        if span is None:
-            return self._admit(delivery, timestamp)
-        admitted = span.within(lambda: self._admit(delivery, timestamp))
-        if not admitted:
-            span.end()
-        return admitted
-
-    def _admit(self, delivery: Delivery, timestamp: Optional[Timestamp]) -> bool:
         queue = self.queue
+        tracing = queue.tracing
+        if tracing is not None and delivery.span is None and tracing.start(delivery):
+            return tracing.admit(delivery, lambda: self.admit(delivery, timestamp))
         task = delivery.task
         now = queue.time.timestamp(timestamp)
         if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
@@ -179,12 +172,8 @@ class Executor:
         """Run the task function (inside ``guard``): ``(value, exception, traceback text)``.
         An Exception is the run's outcome; a BaseException (WorkerInterrupted) propagates."""
         span = delivery.span
-        if span is not None:
-            return span.within(lambda: Executor._invoke(delivery, guard))
-        return Executor._invoke(delivery, guard)
-
-    @staticmethod
-    def _invoke(delivery: Delivery, guard: Optional[Guard]) -> Ran:
+        if span is not None and not span.inside:  # with the attempt's span current
+            return span.within(lambda: Executor.invoke(delivery, guard))
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -202,12 +191,8 @@ class Executor:
         """:meth:`invoke` for an async task on a running event loop: its coroutine awaited,
         cancelled at its timeout (TaskTimeout). Cancellation of the caller propagates."""
         span = delivery.span
-        if span is not None:
-            return await span.awithin(lambda: Executor._ainvoke(delivery))
-        return await Executor._ainvoke(delivery)
-
-    @staticmethod
-    async def _ainvoke(delivery: Delivery) -> Ran:
+        if span is not None and not span.inside:
+            return await span.awithin(lambda: Executor.ainvoke(delivery))
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -222,13 +207,10 @@ class Executor:
         """Decide and record the outcome of a run (the post-execute hooks run once it is
         committed)."""
         span = delivery.span
-        if span is None:
-            return self._conclude(delivery, value, exception, tb)
-        span.within(lambda: self._conclude(delivery, value, exception, tb))
-        span.end()
-
-    def _conclude(self, delivery: Delivery, value: Any, exception: Optional[BaseException],
-                  tb: str) -> None:
+        if span is not None and not span.inside:
+            span.within(lambda: self.conclude(delivery, value, exception, tb))
+            span.end()
+            return
         queue = self.queue
         task = delivery.task
 

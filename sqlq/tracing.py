@@ -96,13 +96,22 @@ class Tracing:
         self.provider = provider
         self._seen: Any = None
         self._tracer: Optional['Tracer'] = None
+        # The global provider, read where the API keeps it: ``get_tracer_provider()`` looks
+        # up an environment variable on each call until one is set, which would make an
+        # idle tracer cost more than the rest of a no-op run. A provider named by that
+        # variable is loaded now; an API without that global (never seen) is asked each time.
+        trace.get_tracer_provider()
+        self._direct = hasattr(trace, '_TRACER_PROVIDER')
 
     def tracer(self) -> Optional['Tracer']:
         """The tracer spans come from; None while no provider is configured (or the SDK is
         disabled): then nothing is traced. Follows the global provider once it is set."""
         provider = self.provider
         if provider is None:
-            provider = self._trace.get_tracer_provider()
+            provider = self._trace._TRACER_PROVIDER if self._direct else \
+                self._trace.get_tracer_provider()
+            if provider is None:
+                return None
         if provider is not self._seen:
             from . import __version__
             tracer = None if isinstance(provider, self._no_provider) else \
@@ -127,7 +136,7 @@ class Tracing:
         tracer = self.tracer()
         if tracer is None or not tasks:
             return _NOTHING
-        names = {task.registered_name for task in tasks}
+        names = {getattr(task, 'registered_name', '') for task in tasks}  # (chords in chords)
         if operation is None:
             operation = 'enqueue_many' if len(tasks) > 1 else \
                 'enqueue' if tasks[0].eta is None else 'schedule'
@@ -136,7 +145,7 @@ class Tracing:
             attributes['messaging.message.id'] = tasks[0].id
         else:
             attributes['messaging.batch.message_count'] = len(tasks)
-        if len(names) == 1:
+        if len(names) == 1 and '' not in names:
             name = names.pop()
             attributes['sqlq.task.name'] = name
         else:
@@ -172,16 +181,29 @@ class Tracing:
         delivery.span = ExecutionSpan(self, span, delivery)
         return delivery.span
 
+    @staticmethod
+    def admit(delivery: 'Delivery', admit: Callable[[], bool]) -> bool:
+        """``admit()`` (the checks before a run) with the new span current; the span ends
+        at once if the task does not run."""
+        span = delivery.span
+        assert span is not None
+        admitted = span.within(admit)
+        if not admitted:
+            span.end()
+        return admitted
+
 
 class ExecutionSpan:
     """The CONSUMER span of one delivery, from its admission to its recorded outcome."""
 
-    __slots__ = ('tracing', 'span', 'delivery')
+    __slots__ = ('tracing', 'span', 'delivery', 'inside')
 
     def __init__(self, tracing: Tracing, span: 'Span', delivery: 'Delivery') -> None:
         self.tracing = tracing
         self.span = span
         self.delivery = delivery
+        #: True while a step runs within it (the step's own check then lets it through).
+        self.inside = False
 
     def scope(self) -> ContextManager[Any]:
         """The span as the current one (the task's own spans, and what it enqueues, are its
@@ -193,20 +215,26 @@ class ExecutionSpan:
     def within(self, step: Callable[[], T]) -> T:
         """``step()`` with the span current; an exception escaping it ends the span."""
         with self.scope():
+            self.inside = True
             try:
                 return step()
             except BaseException as exc:
                 self.escaped(exc)
                 raise
+            finally:
+                self.inside = False
 
     async def awithin(self, step: Callable[[], Awaitable[T]]) -> T:
         """:meth:`within` for a coroutine, awaited in the caller's task."""
         with self.scope():
+            self.inside = True
             try:
                 return await step()
             except BaseException as exc:
                 self.escaped(exc)
                 raise
+            finally:
+                self.inside = False
 
     def outcome(self, outcome: 'Outcome') -> None:
         """Record what the attempt came to (called for each outcome recorded)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import threading
 from typing import Any
 
@@ -93,6 +94,34 @@ def test_thread_consumer_joins_the_producer_trace(traced, spans, consumers):
     assert_child(producer, spans.one('request'))
     assert_child(execution, producer)
     assert execution.context.trace_id == request.get_span_context().trace_id
+
+
+def test_asyncio_consumer_traces_each_run(traced, spans, consumers):
+    tracer = spans.provider.get_tracer('app')
+
+    @traced.task()
+    async def fetch(x):
+        with tracer.start_as_current_span('inside'):
+            return x
+
+    @traced.task()
+    async def broken():
+        raise KeyError('gone')
+
+    result = fetch(4)
+    broken()
+    consumer = traced.create_consumer(workers=2, worker_type='asyncio',
+                                      health_check_interval=0.2)
+    consumers.append(consumer)
+    consumer.start()
+    assert result.get(blocking=True, timeout=WAIT) == 4
+    wait_for(lambda: len(spans.named('execute ')) == 2, WAIT, 'two execution spans')
+    run = spans.one('execute %s' % fetch.task_class.registered_name)
+    assert_child(run, spans.one('enqueue %s' % fetch.task_class.registered_name))
+    assert_child(spans.one('inside'), run)  # current on the event loop while it runs
+    failed = spans.one('execute %s' % broken.task_class.registered_name)
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.events[0].attributes['exception.type'] == 'KeyError'
 
 
 def test_failure_records_the_exception(traced, spans):
@@ -208,7 +237,8 @@ def test_enqueue_many_is_one_span_for_the_batch(traced, spans):
         assert_child(run, batch)
 
 
-def test_chord_callback_continues_the_trace(traced, spans):
+@pytest.mark.parametrize('nested', [False, True])
+def test_chord_callback_continues_the_trace(traced, spans, nested):
     from sqlq import chord
 
     @traced.task()
@@ -219,13 +249,19 @@ def test_chord_callback_continues_the_trace(traced, spans):
     def total(values):
         return sum(values)
 
-    handle = traced.enqueue(chord([part.s(1), part.s(2)], total.s()))
-    assert drain(traced) == 3
-    assert handle.get() == 3
-    trace_ids = {span.context.trace_id for span in spans.all()}
-    assert len(trace_ids) == 1
-    assert_child(spans.one('execute %s' % total.task_class.registered_name),
-                 spans.one('enqueue_chord '))
+    members = [chord([part.s(1), part.s(2)], total.s()) if nested else part.s(1),
+               part.s(2)]
+    handle = traced.enqueue(chord(members, total.s()))
+    assert drain(traced) == (5 if nested else 3)
+    assert handle.get() == (5 if nested else 3)
+    assert len({span.context.trace_id for span in spans.all()}) == 1
+    outer = spans.one('enqueue_chord ')
+    assert outer.name == ('enqueue_chord test' if nested else
+                          'enqueue_chord %s' % part.task_class.registered_name)
+    callbacks = spans.named('execute %s' % total.task_class.registered_name)
+    assert len(callbacks) == (2 if nested else 1)
+    for callback in callbacks:
+        assert_child(callback, outer)
 
 
 def test_scheduled_task_keeps_its_context(traced, spans):
@@ -293,6 +329,39 @@ def test_tracing_on_but_nothing_to_record_adds_nothing(make_queue, monkeypatch, 
     job()
     assert not stored_flags(queue) & _wire.FLAG_TRACE
     assert drain(queue) == 1
+
+
+def test_follows_the_global_provider_once_it_is_set(tmp_path):
+    """``tracing=True`` uses the global provider, from the moment the application sets it
+    (in a process of its own: the global provider can be set once per process)."""
+    code = textwrap.dedent('''
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter)
+        from sqlq import SqliteQueue, _wire
+        q = SqliteQueue(%r, tracing=True)
+        job = q.task(name='j')(lambda: 1)
+
+        def flags():
+            raw = q.serializer.unseal(q.storage.enqueued_items()[-1])
+            return raw[2] | raw[3] << 8
+
+        job()
+        assert not flags() & _wire.FLAG_TRACE
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        job()
+        assert flags() & _wire.FLAG_TRACE
+        q.execute(q.dequeue())
+        q.execute(q.dequeue())
+        names = sorted(span.name for span in exporter.get_finished_spans())
+        assert names == ['enqueue j', 'execute j', 'execute j'], names
+    ''') % str(tmp_path / 'q.db')
+    subprocess.run([sys.executable, '-c', code], check=True, timeout=60)
 
 
 def test_tracing_without_opentelemetry_is_a_configuration_error(monkeypatch):
