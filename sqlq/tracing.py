@@ -84,10 +84,10 @@ class Tracing:
     """One queue's tracer: the hooks the enqueue and execution paths call when it is set."""
 
     def __init__(self, queue_name: str, provider: Optional['TracerProvider'] = None) -> None:
-        from opentelemetry import context, propagate, trace  # the one import of opentelemetry
+        from opentelemetry import propagate, trace  # the one import of opentelemetry
         from opentelemetry.trace import NoOpTracer, NoOpTracerProvider, ProxyTracerProvider
         from opentelemetry.trace.status import Status, StatusCode
-        self._trace, self._context, self._propagate = trace, context, propagate
+        self._trace, self._propagate = trace, propagate
         self._no_provider = (ProxyTracerProvider, NoOpTracerProvider)
         self._no_tracer = NoOpTracer
         self._status, self._status_error = Status, StatusCode.ERROR

@@ -172,6 +172,21 @@ def test_revoked_and_expired_tasks_are_visible(traced, spans):
     assert {s.attributes['sqlq.task.outcome'] for s in spans.named('execute ')} == {'skipped'}
 
 
+def test_a_held_lock_is_visible(traced, spans):
+    @traced.task()
+    def exclusive():
+        with traced.lock_task('resource'):
+            return 'ran'
+
+    with traced.lock_task('resource'):  # held by someone else while the task comes up
+        exclusive()
+        drain(traced)
+    span = spans.one('execute ')
+    assert span.attributes['sqlq.task.reason'] == 'locked'
+    assert span.attributes['sqlq.task.outcome'] == 'failed'
+    assert span.events[0].attributes['exception.type'].endswith('TaskLockedException')
+
+
 def test_pipeline_steps_continue_the_trace(traced, spans):
     @traced.task()
     def first(x):
