@@ -31,8 +31,10 @@ def app(request: pytest.FixtureRequest, start_harness: Any) -> Any:
     return start_harness(otel_app, redis_url=url)
 
 
-def test_process_worker_span_is_a_child_of_the_producer_span(app):
-    consumer = app.start('-k', 'process', '-w', '2')
+@pytest.mark.parametrize('start_method', ['fork', 'spawn'])
+def test_process_worker_span_is_a_child_of_the_producer_span(app, start_method):
+    # spawn: the workers import the app again, and with it its tracing configuration
+    consumer = app.start('-k', 'process', '-w', '2', '--start-method', start_method)
     add, fail = app.queue.app
     result = add(2, 3)
     assert result.get(blocking=True, timeout=WAIT) == 5
