@@ -36,6 +36,7 @@ cdef uint16_t FLAG_TIMEOUT = _wire.FLAG_TIMEOUT
 cdef uint16_t FLAG_ON_COMPLETE = _wire.FLAG_ON_COMPLETE
 cdef uint16_t FLAG_ON_ERROR = _wire.FLAG_ON_ERROR
 cdef uint16_t FLAG_EXTRA = _wire.FLAG_EXTRA
+cdef uint16_t FLAG_TRACE = _wire.FLAG_TRACE
 cdef uint16_t KNOWN_FLAGS = _wire.KNOWN_FLAGS
 cdef Py_ssize_t HEADER_SIZE = _wire.HEADER_SIZE
 cdef long long I32_MIN = _wire.I32_MIN
@@ -121,7 +122,7 @@ cdef inline unsigned char* _put_field(unsigned char* p, const char* src, Py_ssiz
 
 
 def encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
-                   eta, expires_at, timeout, on_complete, on_error, extra):
+                   eta, expires_at, timeout, on_complete, on_error, extra, trace=None):
     """Encode one task message; see ``sqlq._wire`` for the layout."""
     cdef Py_ssize_t id_n, name_n, payload_n, total
     cdef const char* id_p
@@ -187,6 +188,10 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
         _check_opt_bytes(extra, 'extra')
         flags |= FLAG_EXTRA
         total += 4 + PyBytes_GET_SIZE(extra)
+    if trace is not None:
+        _check_opt_bytes(trace, 'trace')
+        flags |= FLAG_TRACE
+        total += 4 + PyBytes_GET_SIZE(trace)
 
     out = PyBytes_FromStringAndSize(NULL, total)
     p = <unsigned char*>PyBytes_AS_STRING(out)
@@ -216,6 +221,8 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
         p = _put_field(p, PyBytes_AS_STRING(on_error), PyBytes_GET_SIZE(on_error))
     if flags & FLAG_EXTRA:
         p = _put_field(p, PyBytes_AS_STRING(extra), PyBytes_GET_SIZE(extra))
+    if flags & FLAG_TRACE:
+        p = _put_field(p, PyBytes_AS_STRING(trace), PyBytes_GET_SIZE(trace))
     return out
 
 
@@ -296,7 +303,7 @@ cdef inline object _opt_bytes(const unsigned char* p, Py_ssize_t* pos, Py_ssize_
 
 
 def decode_message(data):
-    """Decode one task message into the 13-tuple of ``encode_message``'s arguments."""
+    """Decode one task message into the 14-tuple of ``encode_message``'s arguments."""
     cdef const unsigned char* p
     cdef Py_ssize_t size, pos, n
     cdef uint16_t flags
@@ -335,11 +342,12 @@ def decode_message(data):
     on_complete = _opt_bytes(p, &pos, size, flags, FLAG_ON_COMPLETE, 'on_complete')
     on_error = _opt_bytes(p, &pos, size, flags, FLAG_ON_ERROR, 'on_error')
     extra = _opt_bytes(p, &pos, size, flags, FLAG_EXTRA, 'extra')
+    trace = _opt_bytes(p, &pos, size, flags, FLAG_TRACE, 'trace')
     if pos != size:
         raise MessageDecodeError('%d trailing bytes after end of message at offset %d'
                                  % (size - pos, pos))
     return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
-            eta, expires_at, timeout, on_complete, on_error, extra)
+            eta, expires_at, timeout, on_complete, on_error, extra, trace)
 
 
 # ---------------------------------------------------------------------------- claim buffer

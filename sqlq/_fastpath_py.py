@@ -19,9 +19,10 @@ from sqlq.exceptions import MessageDecodeError
 
 __all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
 
-#: A decoded message: the 13 values of ``encode_message``'s parameters, in order.
+#: A decoded message: the 14 values of ``encode_message``'s parameters, in order.
 Message = Tuple[str, str, bytes, int, int, float, float, Optional[float], Optional[float],
-                Optional[float], Optional[bytes], Optional[bytes], Optional[bytes]]
+                Optional[float], Optional[bytes], Optional[bytes], Optional[bytes],
+                Optional[bytes]]
 
 _MAGIC = _wire.MAGIC
 _VERSION = _wire.VERSION
@@ -44,7 +45,7 @@ assert _HEADER.size == _HEADER_SIZE and _F64.size == _wire.F64_SIZE and _U32.siz
 _OPT_FLOATS = ((_wire.FLAG_ETA, 'eta'), (_wire.FLAG_EXPIRES_AT, 'expires_at'),
                (_wire.FLAG_TIMEOUT, 'timeout'))
 _OPT_BYTES = ((_wire.FLAG_ON_COMPLETE, 'on_complete'), (_wire.FLAG_ON_ERROR, 'on_error'),
-              (_wire.FLAG_EXTRA, 'extra'))
+              (_wire.FLAG_EXTRA, 'extra'), (_wire.FLAG_TRACE, 'trace'))
 # Header fields after the flags, for the truncation messages: (name, offset, size).
 _HEADER_FIELDS = (('priority', 4, 8), ('retries', 12, 4),
                   ('retry_delay', 16, 8), ('retry_backoff', 24, 8))
@@ -76,7 +77,7 @@ def encode_message(id: str, name: str, payload: bytes, priority: int, retries: i
                    retry_delay: float, retry_backoff: float, eta: Optional[float],
                    expires_at: Optional[float], timeout: Optional[float],
                    on_complete: Optional[bytes], on_error: Optional[bytes],
-                   extra: Optional[bytes]) -> bytes:
+                   extra: Optional[bytes], trace: Optional[bytes] = None) -> bytes:
     """Encode one task message; see ``sqlq._wire`` for the layout."""
     if not isinstance(id, str):
         raise TypeError('id must be str, not %s' % type(id).__name__)
@@ -102,7 +103,7 @@ def encode_message(id: str, name: str, payload: bytes, priority: int, retries: i
             flags |= flag
     parts += (_pack_u32(len(id_b)), id_b, _pack_u32(len(name_b)), name_b,
               _pack_u32(len(payload)), payload)
-    for (flag, field), value in zip(_OPT_BYTES, (on_complete, on_error, extra)):
+    for (flag, field), value in zip(_OPT_BYTES, (on_complete, on_error, extra, trace)):
         if value is not None:
             if not isinstance(value, bytes):
                 raise TypeError('%s must be bytes or None, not %s'
@@ -161,7 +162,7 @@ def _read_str(data: bytes, pos: int, size: int, field: str) -> Tuple[int, str]:
 
 
 def decode_message(data: Any) -> Message:
-    """Decode one task message into the 13-tuple of ``encode_message``'s arguments."""
+    """Decode one task message into the 14-tuple of ``encode_message``'s arguments."""
     if type(data) is not bytes:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError('data must be bytes, bytearray or memoryview, not %s'
@@ -204,7 +205,7 @@ def decode_message(data: Any) -> Message:
                                  % (size - pos, pos))
     return (id_, name, payload, priority, retries, retry_delay, retry_backoff,
             opt_floats[0], opt_floats[1], opt_floats[2],
-            opt_bytes[0], opt_bytes[1], opt_bytes[2])
+            opt_bytes[0], opt_bytes[1], opt_bytes[2], opt_bytes[3])
 
 
 class ClaimBuffer:

@@ -22,12 +22,20 @@ Layout (format version 1), all integers and floats little-endian::
             ...   u32 length + bytes: on_complete   only if FLAG_ON_COMPLETE
             ...   u32 length + bytes: on_error      only if FLAG_ON_ERROR
             ...   u32 length + bytes: extra         only if FLAG_EXTRA
+            ...   u32 length + bytes: trace         only if FLAG_TRACE
 
 The message ends exactly after the last present field: trailing bytes are an error. A field that
 is absent (flag clear) decodes as ``None``; an empty byte string is present with length 0.
 
+``trace`` is the trace context the producer's tracer propagated (opaque to the codec; see
+``sqlq.tracing``): absent, and costing nothing, when the message was enqueued without one.
+
 Changing anything here changes the format: bump ``VERSION`` and update the golden corpus in
-``tests/fastpath/test_codec.py``.
+``tests/fastpath/test_codec.py``. The one exception is a new optional field behind a new flag
+bit, appended last (as ``trace`` was): messages without it are byte for byte what they were,
+so every message already stored still decodes, and the golden corpus stays; a decoder that
+predates the flag refuses a message that has it ('unknown flag bits'; the message becomes a
+dead letter that ``requeue_failed`` puts back once every consumer is upgraded).
 """
 from __future__ import annotations
 
@@ -40,8 +48,9 @@ FLAG_TIMEOUT = 0x0004
 FLAG_ON_COMPLETE = 0x0008
 FLAG_ON_ERROR = 0x0010
 FLAG_EXTRA = 0x0020
+FLAG_TRACE = 0x0040
 KNOWN_FLAGS = (FLAG_ETA | FLAG_EXPIRES_AT | FLAG_TIMEOUT
-               | FLAG_ON_COMPLETE | FLAG_ON_ERROR | FLAG_EXTRA)
+               | FLAG_ON_COMPLETE | FLAG_ON_ERROR | FLAG_EXTRA | FLAG_TRACE)
 
 # struct format of the fixed header: magic, version, flags, priority, retries,
 # retry_delay, retry_backoff.
@@ -58,4 +67,4 @@ U32_MAX = (1 << 32) - 1           # longest variable-length field, in bytes
 
 # The decoded tuple, in order (also the parameters of encode_message).
 FIELDS = ('id', 'name', 'payload', 'priority', 'retries', 'retry_delay', 'retry_backoff',
-          'eta', 'expires_at', 'timeout', 'on_complete', 'on_error', 'extra')
+          'eta', 'expires_at', 'timeout', 'on_complete', 'on_error', 'extra', 'trace')

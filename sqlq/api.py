@@ -55,6 +55,7 @@ from .storage.base import EMPTY, Claim, DeadLetter, Storage
 from .storage.memory import MemoryStorage
 from .task import PeriodicTask, Task
 from .task_codec import TaskCodec
+from .tracing import Tracing, TracingSetting, tracing_for
 from .workflows import ChordResult, Chords, chord, group
 from .wrapper import ArgumentContextDecorator, TaskDecorator, TaskWrapper, within_context
 
@@ -79,7 +80,8 @@ class Queue(QueueHistory):
     expires; None keeps results until read), ``quarantine_after`` (a task whose worker died
     that many times while running it becomes a dead letter instead of running again),
     ``history`` (record each finished run, see :mod:`sqlq.history`), ``history_ttl``
-    (seconds a run is kept; None: no age limit) and ``history_max`` (runs kept at most).
+    (seconds a run is kept; None: no age limit), ``history_max`` (runs kept at most) and
+    ``tracing`` (OpenTelemetry spans: True, or a TracerProvider; see :mod:`sqlq.tracing`).
     Remaining keyword arguments go to the storage backend.
     """
 
@@ -93,7 +95,8 @@ class Queue(QueueHistory):
                  store_intermediate_errors: bool = True, result_ttl: Optional[float] = None,
                  quarantine_after: int = 3, history: bool = True,
                  history_ttl: Optional[float] = 86400.0, history_max: Optional[int] = None,
-                 clock: Optional[Callable[[], float]] = None, **storage_kwargs: Any) -> None:
+                 clock: Optional[Callable[[], float]] = None, tracing: TracingSetting = False,
+                 **storage_kwargs: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError('queue name must be a non-empty str, not %r' % (name,))
         self.name = name
@@ -111,6 +114,7 @@ class Queue(QueueHistory):
         self.task_history = History(self, HistorySettings.checked(history, history_ttl,
                                                                   history_max))
         self.statuses = StatusReader(self)
+        self.tracing: Optional[Tracing] = tracing_for(tracing, name)
         self.immediate_use_memory = immediate_use_memory
         self.serializer = default_serializer(serializer, compression)
         self.codec = MessageCodec(self.serializer)

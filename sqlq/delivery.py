@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 if TYPE_CHECKING:  # pragma: no cover
     from .storage.base import Claim
     from .task import Task
+    from .tracing import ExecutionSpan
 
 __all__ = ['Delivery', 'running_delivery', 'mark_running', 'unmark_running']
 
@@ -26,7 +27,7 @@ class Delivery:
     """A task as a worker received it (or as it runs locally, unclaimed: ``receipt`` None)."""
 
     __slots__ = ('task', 'receipt', 'attempts', 'recoveries', 'priority', 'seq',
-                 'revoke_flags', 'started', 'start_recorded', 'ran')
+                 'revoke_flags', 'started', 'start_recorded', 'ran', 'span')
 
     def __init__(self, task: 'Task', receipt: Any = None, attempts: int = 0,
                  recoveries: int = 0, priority: int = 0, seq: int = 0,
@@ -50,6 +51,8 @@ class Delivery:
         self.start_recorded = start_recorded
         #: How long the task function ran (seconds), once it returned or raised.
         self.ran: Optional[float] = None
+        #: The attempt's tracing span (``sqlq.tracing``), while it is traced.
+        self.span: Optional['ExecutionSpan'] = None
 
     @classmethod
     def of_claim(cls, task: 'Task', claim: 'Claim') -> 'Delivery':

@@ -48,19 +48,35 @@ class Enqueuer:
         self.queue = queue
 
     def enqueue(self, task: Task) -> TaskHandle:
-        """Store one task (or run it, in immediate mode); its result handle."""
+        """Store one task (or run it, in immediate mode); its result handle. With tracing, in
+        a PRODUCER span (:mod:`sqlq.tracing`)."""
         task.check_call(task.args, task.kwargs)
+        tracing = self.queue.tracing
+        if tracing is not None:
+            with tracing.sending((task,)):
+                return self._enqueue(task)
+        return self._enqueue(task)
+
+    def _enqueue(self, task: Task) -> TaskHandle:
         if self.queue.immediate:
             return self.run_immediately(task)
         return self.handle(self.write([task])[0])
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
-        """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
+        """Store several tasks in one transaction (all or none); a ResultGroup of their results
+        (with tracing, in one PRODUCER span for them all)."""
         tasks = list(tasks)
         for task in tasks:
             if not isinstance(task, Task):
                 raise TypeError('enqueue_many expects Tasks, not %s' % type(task).__name__)
             task.check_call(task.args, task.kwargs)
+        tracing = self.queue.tracing
+        if tracing is not None:
+            with tracing.sending(tasks):
+                return self._enqueue_many(tasks)
+        return self._enqueue_many(tasks)
+
+    def _enqueue_many(self, tasks: List[Task]) -> ResultGroup[Any]:
         queue = self.queue
         if queue.immediate:
             return ResultGroup([self.run_immediately(t) for t in tasks])  # type: ignore[misc]

@@ -108,6 +108,8 @@ class Executor:
 
     def interrupt(self, delivery: Delivery) -> None:
         """Give a claimed task that was stopped mid-run back to the queue (SIGNAL_INTERRUPTED)."""
+        if delivery.span is not None:
+            delivery.span.end()
         if delivery.receipt is not None:
             self.queue.storage.release(delivery.receipt)
             delivery.receipt = None
@@ -139,8 +141,12 @@ class Executor:
     def admit(self, delivery: Delivery, timestamp: Optional[Timestamp] = None) -> bool:
         """The checks before a run: True if the task runs now (SIGNAL_EXECUTING sent, the
         pre-execute hooks passed); otherwise its outcome (not due, expired, revoked,
-        canceled) is recorded and False returned."""
+        canceled) is recorded and False returned. With tracing, the attempt's span starts
+        here and ends with its outcome."""
         queue = self.queue
+        tracing = queue.tracing
+        if tracing is not None and delivery.span is None and tracing.start(delivery):
+            return tracing.admit(delivery, lambda: self.admit(delivery, timestamp))
         task = delivery.task
         now = queue.time.timestamp(timestamp)
         if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
@@ -165,6 +171,9 @@ class Executor:
     def invoke(delivery: Delivery, guard: Optional[Guard] = None) -> Ran:
         """Run the task function (inside ``guard``): ``(value, exception, traceback text)``.
         An Exception is the run's outcome; a BaseException (WorkerInterrupted) propagates."""
+        span = delivery.span
+        if span is not None and not span.inside:  # with the attempt's span current
+            return span.within(lambda: Executor.invoke(delivery, guard))
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -181,6 +190,9 @@ class Executor:
     async def ainvoke(delivery: Delivery) -> Ran:
         """:meth:`invoke` for an async task on a running event loop: its coroutine awaited,
         cancelled at its timeout (TaskTimeout). Cancellation of the caller propagates."""
+        span = delivery.span
+        if span is not None and not span.inside:
+            return await span.awithin(lambda: Executor.ainvoke(delivery))
         task = delivery.task
         token = mark_running(delivery)
         try:
@@ -194,6 +206,11 @@ class Executor:
                  tb: str) -> None:
         """Decide and record the outcome of a run (the post-execute hooks run once it is
         committed)."""
+        span = delivery.span
+        if span is not None and not span.inside:
+            span.within(lambda: self.conclude(delivery, value, exception, tb))
+            span.end()
+            return
         queue = self.queue
         task = delivery.task
 
@@ -226,6 +243,8 @@ class Executor:
         """
         queue = self.queue
         task = delivery.task
+        if delivery.span is not None:
+            delivery.span.outcome(outcome)
         if outcome.failure is not None:
             exception, tb = outcome.failure
             logger.error('task %s failed: %r\n%s', task, exception, tb.rstrip())

@@ -4,8 +4,10 @@ This module is the one place that knows the wire format's field order (see ``sql
 the envelope (id, name, options, pipeline links) is encoded by the fast path
 (``_accel.encode_message``); the call arguments are encoded by the queue's serializer, so a
 custom serializer decides how user data is represented. ``extra`` holds rarely used fields
-(an unresolved ``expires``, chord membership, a unique key) and is always pickled. The queue's
-serializer then seals the whole message (compression, signature).
+(an unresolved ``expires``, chord membership, a unique key) and is always pickled. ``trace``
+(the trace context a traced enqueue propagates, :mod:`sqlq.tracing`) is opaque bytes, present
+only when there is one. The queue's serializer then seals the whole message (compression,
+signature).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ class Message(NamedTuple):
     on_complete: Optional['Message'] = None
     on_error: Optional['Message'] = None
     extra: Optional[Dict[str, Any]] = None
+    #: The trace context it carries (``sqlq.tracing``), opaque here; None: none (no bytes).
+    trace: Optional[bytes] = None
 
 
 class MessageCodec:
@@ -55,13 +59,13 @@ class MessageCodec:
 
     def encode_plain(self, id: str, name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any],
                      options: TaskOptions, eta: Optional[float],
-                     expires_at: Optional[float]) -> bytes:
+                     expires_at: Optional[float], trace: Optional[bytes] = None) -> bytes:
         """``encode`` of a Message with these fields, no links and no extra fields (whose
         ``options.expires``, if any, is resolved as ``expires_at``)."""
         return self.serializer.seal(_accel.encode_message(
             id, name, self.serializer.dumps_raw((args, kwargs)), options.priority or 0,
             options.retries, options.retry_delay, options.retry_backoff or 0.0, eta,
-            expires_at, options.timeout, None, None, None))
+            expires_at, options.timeout, None, None, None, trace))
 
     def decode(self, data: bytes) -> Message:
         """The message stored as ``data``; a DeserializationError subclass if unreadable."""
@@ -78,11 +82,11 @@ class MessageCodec:
             options.retry_backoff or 0.0, m.eta, m.expires_at, options.timeout,
             None if m.on_complete is None else self._encode(m.on_complete),
             None if m.on_error is None else self._encode(m.on_error),
-            pickle.dumps(extra, pickle.HIGHEST_PROTOCOL) if extra else None)
+            pickle.dumps(extra, pickle.HIGHEST_PROTOCOL) if extra else None, m.trace)
 
     def _decode(self, raw: bytes) -> Message:
         (id_, name, payload, priority, retries, retry_delay, retry_backoff, eta, expires_at,
-         timeout, on_complete, on_error, raw_extra) = _accel.decode_message(raw)
+         timeout, on_complete, on_error, raw_extra, trace) = _accel.decode_message(raw)
         try:
             args, kwargs = self.serializer.loads_raw(payload)
         except ValueError as exc:
@@ -102,4 +106,4 @@ class MessageCodec:
             id_, name, tuple(args), dict(kwargs), options, eta, expires_at,
             None if on_complete is None else self._decode(on_complete),
             None if on_error is None else self._decode(on_error),
-            extra or None)
+            extra or None, trace)

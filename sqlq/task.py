@@ -51,6 +51,9 @@ class Task(OptionAttributes):
     #: The function is an ``async def``: a call returns a coroutine, which a run awaits (see
     #: :meth:`execute`; the asyncio worker awaits :meth:`call` on its own event loop).
     is_async: ClassVar[bool] = False
+    #: The trace context its message carries (see :mod:`sqlq.tracing`), None if none: set on
+    #: the instance when it is enqueued with tracing on, or decoded from a message.
+    trace_context: Optional[bytes] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

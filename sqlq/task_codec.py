@@ -34,14 +34,14 @@ class TaskCodec:
             None if task.expires_resolved is None else to_timestamp(task.expires_resolved, utc),
             None if task.on_complete is None else self.message(task.on_complete),
             None if task.on_error is None else self.message(task.on_error),
-            extra)
+            extra, task.trace_context)
 
     def task(self, message: Message) -> Task:
         """A Task of the registered class ``message`` names (UnknownTaskError if none)."""
         queue = self.queue
         task_class = queue.registry.get(message.name)
         extra = message.extra or {}
-        return task_class(
+        task = task_class(
             message.args, message.kwargs, id=message.id,
             eta=None if message.eta is None else queue.time.datetime(message.eta),
             options=message.options,
@@ -50,9 +50,19 @@ class TaskCodec:
             on_complete=None if message.on_complete is None else self.task(message.on_complete),
             on_error=None if message.on_error is None else self.task(message.on_error),
             chord_config=extra.get('chord'), unique_key=extra.get('unique'))
+        if message.trace is not None:
+            task.trace_context = message.trace
+        return task
 
     def serialize(self, task: Task) -> bytes:
-        """The bytes stored for ``task``; SerializationError if its arguments can't be stored."""
+        """The bytes stored for ``task``; SerializationError if its arguments can't be stored.
+
+        With tracing on, a task that carries no trace context yet gets the current one (the
+        producer's span, or the running task's for the follower it enqueues); a task that
+        has one (a retry, a scheduled task moved to the queue) keeps it."""
+        tracing = self.queue.tracing
+        if tracing is not None and task.trace_context is None:
+            tracing.stamp(task)
         if task.on_complete is None and task.on_error is None and task.chord_config is None \
                 and task.unique_key is None and (task.options.expires is None
                                                  or task.expires_resolved is not None):
@@ -62,7 +72,8 @@ class TaskCodec:
                 task.id, task.registered_name, task.args, task.kwargs, task.options,
                 None if task.eta is None else to_timestamp(task.eta, utc),
                 None if task.expires_resolved is None else to_timestamp(task.expires_resolved,
-                                                                        utc))
+                                                                        utc),
+                task.trace_context)
         return self.queue.codec.encode(self.message(task))
 
     def deserialize(self, data: bytes) -> Task:

@@ -133,6 +133,13 @@ class Chords:
     def enqueue(self, spec: chord) -> ChordResult:
         """Store the callbacks and enqueue the tasks of ``spec`` (and of member chords), in one
         transaction."""
+        tracing = self.queue.tracing
+        if tracing is not None:
+            with tracing.sending(spec.tasks, 'enqueue_chord'):  # type: ignore[arg-type]
+                return self._enqueue(spec)
+        return self._enqueue(spec)
+
+    def _enqueue(self, spec: chord) -> ChordResult:
         queue = self.queue
         writes: List[Tuple[str, bytes]] = []
         ready: List[Task] = []

@@ -114,6 +114,13 @@ def test_bottom_layer_uses_the_standard_library_only(name):
     assert not MODULES[name] & {'apsw', 'redis'}
 
 
+def test_only_the_tracing_module_imports_opentelemetry_and_only_when_used():
+    users = {name for name, mods in MODULES.items()
+             if any(m == 'opentelemetry' or m.startswith('opentelemetry.') for m in mods)}
+    assert users == {'sqlq.tracing'}
+    assert not any(m.startswith('opentelemetry') for m in AT_IMPORT['sqlq.tracing'])
+
+
 def test_only_the_redis_backend_imports_redis():
     users = {name for name, mods in MODULES.items() if 'redis' in mods or
              any(m.startswith('redis.') for m in mods)}

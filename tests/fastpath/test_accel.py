@@ -90,7 +90,7 @@ def test_use_compiled_rebinds_module_globals(restore_accel):
     assert _accel.IMPLEMENTATION == 'compiled'
     assert _accel.encode_message is _fastpath.encode_message
     assert _accel.decode_message is _fastpath.decode_message
-    fields = ('i', 'n', b'p', 1, 2, 3.0, 4.0, None, None, None, None, None, b'x')
+    fields = ('i', 'n', b'p', 1, 2, 3.0, 4.0, None, None, None, None, None, b'x', b't')
     assert _accel.decode_message(_accel.encode_message(*fields)) == fields
 
 

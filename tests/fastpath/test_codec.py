@@ -40,9 +40,11 @@ def _comparable(result):
 
 BASE = dict(id='6f1c9a2e', name='app.tasks.add', payload=b'\x80\x05K\x01.', priority=5,
             retries=3, retry_delay=10.0, retry_backoff=2.0, eta=None, expires_at=None,
-            timeout=None, on_complete=None, on_error=None, extra=None)
+            timeout=None, on_complete=None, on_error=None, extra=None, trace=None)
+TRACEPARENT = b'traceparent:00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
 OPTIONAL_VALUES = dict(eta=1700000000.25, expires_at=1700000360.0, timeout=30.0,
-                       on_complete=b'\x01pipeline', on_error=b'', extra=b'{"k": 1}')
+                       on_complete=b'\x01pipeline', on_error=b'', extra=b'{"k": 1}',
+                       trace=TRACEPARENT)
 
 
 def message(**changes):
@@ -58,9 +60,10 @@ def all_combinations():
 
 ALL_COMBINATIONS = list(all_combinations())
 
-# Encoded with format version 1 when it was introduced. If one of these changes, the wire
-# format changed: bump _wire.VERSION (old messages in queues must stay decodable or be refused
-# clearly) and only then regenerate these.
+# Encoded with format version 1 when it was introduced (13 fields: before the trace field,
+# they decode with trace None). If one of these changes, the wire format changed: bump
+# _wire.VERSION (old messages in queues must stay decodable or be refused clearly) and only
+# then regenerate these.
 GOLDEN = [
     (('', '', b'', 0, 0, 0.0, 0.0, None, None, None, None, None, None),
      'a701000000000000000000000000000000000000000000000000000000000000'
@@ -79,6 +82,10 @@ GOLDEN = [
       b'err', None),
      'a7011200ffffffffffffff7fffffff7f000000000000f07f0000000000000080000000000000084001'
      '000000780100000079010000007a03000000657272'),
+    # With the trace field (FLAG_TRACE, 0x0040), added to version 1 behind its flag.
+    (('t', 'n', b'', 0, 0, 0.0, 0.0, None, None, None, None, None, None, b'tp:00-ab'),
+     'a701400000000000000000000000000000000000000000000000000000000000'
+     '0100000074010000006e00000000080000007470' '3a30302d6162'),
 ]
 
 
@@ -102,6 +109,7 @@ def test_implementations_byte_identical_and_cross_decode(both, fields):
 
 @pytest.mark.parametrize('fields,hexdata', GOLDEN)
 def test_golden_corpus(codec, fields, hexdata):
+    fields += (None,) * (len(_wire.FIELDS) - len(fields))  # written before the trace field
     data = bytes.fromhex(hexdata)
     assert codec.encode_message(*fields) == data
     assert _comparable(('ok', codec.decode_message(data))) == _comparable(('ok', fields))
@@ -117,7 +125,19 @@ def test_layout_matches_wire_documentation(codec):
     assert struct.calcsize(_wire.HEADER_FORMAT) == _wire.HEADER_SIZE
     var = sum(len(v) if isinstance(v, bytes) else len(v.encode()) for v in fields
               if isinstance(v, (bytes, str)))
-    assert len(data) == _wire.HEADER_SIZE + 3 * _wire.F64_SIZE + 6 * _wire.LEN_SIZE + var
+    assert len(data) == _wire.HEADER_SIZE + 3 * _wire.F64_SIZE + 7 * _wire.LEN_SIZE + var
+    assert data.endswith(struct.pack('<I', len(TRACEPARENT)) + TRACEPARENT)  # the last field
+
+
+def test_no_trace_costs_no_bytes_and_may_be_left_out(both):
+    """A message without a trace context is byte for byte what it was before the field
+    existed, and callers that predate it (13 arguments) still encode."""
+    for impl in both:
+        old_call = impl.encode_message(*message()[:-1])
+        assert old_call == impl.encode_message(*message())
+        traced = impl.encode_message(*message(trace=TRACEPARENT))
+        assert len(traced) == len(old_call) + _wire.LEN_SIZE + len(TRACEPARENT)
+        assert impl.decode_message(old_call)[-1] is None
 
 
 def test_decode_accepts_bytes_like(codec):
@@ -180,7 +200,8 @@ opt_bytes = st.none() | st.binary(max_size=64)
 messages = st.tuples(
     st.text(max_size=40), st.text(max_size=40), st.binary(max_size=200),
     st.integers(_wire.I64_MIN, _wire.I64_MAX), st.integers(_wire.I32_MIN, _wire.I32_MAX),
-    finite, finite, opt_finite, opt_finite, opt_finite, opt_bytes, opt_bytes, opt_bytes)
+    finite, finite, opt_finite, opt_finite, opt_finite, opt_bytes, opt_bytes, opt_bytes,
+    opt_bytes)
 
 
 @HYPOTHESIS
@@ -206,7 +227,7 @@ def test_property_random_bytes_same_outcome(both, data):
 
 
 @HYPOTHESIS
-@given(flags=st.integers(0, 0x3F), tail=st.binary(max_size=80))
+@given(flags=st.integers(0, 0x7F), tail=st.binary(max_size=80))
 def test_property_random_body_after_valid_header(both, flags, tail):
     data = struct.pack(_wire.HEADER_FORMAT, _wire.MAGIC, _wire.VERSION, flags, 1, 2, 3.0, 4.0)
     result = same_outcome(both, 'decode_message', data + tail)
@@ -260,7 +281,7 @@ MALFORMED = [
     ('only magic', b'\xa7', 'message truncated at version: need 1 bytes at offset 1, have 0'),
     ('half the flags', b'\xa7\x01\x00',
      'message truncated at flags: need 2 bytes at offset 2, have 1'),
-    ('unknown flag', _set(_full(), 2, b'\x7f\x00'), 'unknown flag bits 0x0040'),
+    ('unknown flag', _set(_full(), 2, b'\xff\x00'), 'unknown flag bits 0x0080'),
     ('unknown high flag, short', b'\xa7\x01\x00\x80', 'unknown flag bits 0x8000'),
     ('short priority', _full()[:10],
      'message truncated at priority: need 8 bytes at offset 4, have 6'),
@@ -270,9 +291,9 @@ MALFORMED = [
     ('short id length', _full()[:_id_offset() + 3],
      'message truncated at length of id: need 4 bytes at offset 56, have 3'),
     ('id length past the end', _set(_full(), _id_offset(), b'\xff\xff\xff\xff'),
-     'message truncated at id: need 4294967295 bytes at offset 60, have 63'),
+     'message truncated at id: need 4294967295 bytes at offset 60, have 134'),
     ('trailing garbage', _full() + b'\x00\x01',
-     '2 trailing bytes after end of message at offset 123'),
+     '2 trailing bytes after end of message at offset 194'),
     ('invalid utf-8 in id', _set(_full(), _id_offset() + 4, b'\xff'),
      'invalid utf-8 in id at offset 60'),
     ('invalid utf-8 in name', _set(_full(), _id_offset() + 4 + 8 + 4, b'\xc3\x28'),
@@ -338,6 +359,7 @@ BAD_ENCODE = [
     (dict(on_error=memoryview(b'x')), TypeError,
      'on_error must be bytes or None, not memoryview'),
     (dict(extra=1), TypeError, 'extra must be bytes or None, not int'),
+    (dict(trace='traceparent:00'), TypeError, 'trace must be bytes or None, not str'),
     # Several bad fields: the first in parameter order is reported.
     (dict(retries=None, name=None, extra=1), TypeError, 'name must be str, not NoneType'),
 ]
@@ -360,11 +382,13 @@ def test_encode_unencodable_str_same_error(both):
 
 def test_wrong_argument_count_is_type_error(codec):
     with pytest.raises(TypeError):
-        codec.encode_message(*message()[:-1])
+        codec.encode_message(*message()[:-2])
+    with pytest.raises(TypeError):
+        codec.encode_message(*message(), None)
     with pytest.raises(TypeError):
         codec.decode_message()
 
 
 def test_empty_strings_and_bytes_are_present_not_none(codec):
-    fields = message(on_complete=b'', on_error=b'', extra=b'', eta=0.0)
+    fields = message(on_complete=b'', on_error=b'', extra=b'', trace=b'', eta=0.0)
     assert codec.decode_message(codec.encode_message(*fields)) == fields
