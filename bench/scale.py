@@ -299,7 +299,7 @@ class Scale:
         logfile = self.path('priority-%s.log' % family)
         options = C.consumer_options(family, 1, 'thread', self.args.quiet_consumers)
         proc = L.start_consumer(family, options, db, ledger.path, logfile)
-        delays, starts = [], []
+        delays, returns, starts = [], [], []
         try:
             _, first = ledger.wait('first', L.START_TIMEOUT, proc)
             time.sleep(0.05)  # the worker is in its stride
@@ -307,8 +307,10 @@ class Scale:
                 tag = 'urgent-%d' % i
                 enqueued = time.monotonic()
                 app.urgent(tag, enqueued)
+                returned = time.monotonic()
                 _, started = ledger.wait(tag, 30, proc)
                 delays.append((started - enqueued) * 1000.0)
+                returns.append((started - returned) * 1000.0)
                 starts.append((enqueued, started))
                 time.sleep(rng.uniform(*URGENT_GAP))
             end = time.monotonic()
@@ -328,7 +330,8 @@ class Scale:
                      for e, s in starts]
         window = [t for t in ran if first <= t <= end]
         rate = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 1 else None
-        return {'delay': L.summary(delays), 'overtaken': L.summary(overtaken),
+        return {'delay': L.summary(delays), 'from_return': L.summary(returns),
+                'overtaken': L.summary(overtaken),
                 'background_rate': rate, 'background_done': len(ran)}
 
     def eta(self, family: str, template: str, m: int, rng: random.Random) -> Dict[str, Any]:
@@ -409,6 +412,7 @@ class Scale:
         k = human(pending)
         self.row('prio_delay_p50', 'urgent task, enqueue→start p50 (ms), %s pending' % k, 'cost')
         self.row('prio_delay_max', 'urgent task, enqueue→start max (ms)', 'cost')
+        self.row('prio_return_p50', 'urgent task, from the enqueue\'s return, p50 (ms)', 'cost')
         self.row('prio_overtaken_p50', 'lower-priority tasks started after it, p50', 'cost')
         self.row('prio_overtaken_max', 'lower-priority tasks started after it, max', 'cost')
         self.row('prio_rate', 'background drain meanwhile (tasks/s)', 'rate')
@@ -420,6 +424,7 @@ class Scale:
                 r = self.priority(family, full, urgent, rng)
                 self.record(family, 'prio_delay_p50', r['delay']['p50'], r)
                 self.record(family, 'prio_delay_max', r['delay']['max'])
+                self.record(family, 'prio_return_p50', r['from_return']['p50'])
                 self.record(family, 'prio_overtaken_p50', r['overtaken']['p50'])
                 self.record(family, 'prio_overtaken_max', r['overtaken']['max'])
                 self.record(family, 'prio_rate', r['background_rate'])
