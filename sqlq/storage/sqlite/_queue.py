@@ -54,7 +54,11 @@ class ReadyQueue(HandOff):
         self._commit(conn)
         if idle:
             self._hand_off(idle, msg_id, params[1], params[2])
-        self._wake.notify(())  # waiters for any change (no topic) must see the commit
+        if None in listing.topics:
+            # Waiters for any change (no topic) must see the commit. One that came after the
+            # listing (taken under the write lock) sees it in data_version, at the latest when
+            # its wait rechecks (Waiting.recheck_interval).
+            self._wake.notify((), listing=listing)
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]]) -> int:
         now, name = self._clock(), self.name
