@@ -72,7 +72,7 @@ class ReadyQueue(HandOff):
             return 0
         chunk = _sql.INSERT_ROWS
         with self._tx() as conn:
-            self._rank(max(params[1::4]))
+            self._rank(max(params[1::len(params) // count]))  # each row's priority
             try:
                 # Many rows per INSERT statement: about half the cost per row of executemany.
                 full = count - count % chunk
