@@ -170,6 +170,11 @@ class Scale:
     def path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
 
+    def socket_path(self, name: str) -> str:
+        """A fresh path for a ledger socket (one per run: --repeat binds several)."""
+        self._sockets = getattr(self, '_sockets', 0) + 1
+        return self.path('%d-%s' % (self._sockets, name))
+
     def template(self, family: str, name: str, build: Callable[[App], None]) -> str:
         """A closed database built once per (family, name), WAL folded in."""
         key = (family, name)
@@ -295,7 +300,7 @@ class Scale:
         (each background task's result is the monotonic time it started)."""
         db = self.fresh(template, 'priority-%s.db' % family)
         app = App(family, db)
-        ledger = L.Ledger(self.path('priority-%s.sock' % family))
+        ledger = L.Ledger(self.socket_path('priority-%s.sock' % family))
         logfile = self.path('priority-%s.log' % family)
         options = C.consumer_options(family, 1, 'thread', self.args.quiet_consumers)
         proc = L.start_consumer(family, options, db, ledger.path, logfile)
@@ -339,7 +344,7 @@ class Scale:
         template's schedule holds many more due in an hour."""
         db = self.fresh(template, 'eta-%s.db' % family)
         app = App(family, db)
-        ledger = L.Ledger(self.path('eta-%s.sock' % family))
+        ledger = L.Ledger(self.socket_path('eta-%s.sock' % family))
         logfile = self.path('eta-%s.log' % family)
         options = C.consumer_options(family, 1, 'thread', self.args.quiet_consumers)
         proc = L.start_consumer(family, options, db, ledger.path, logfile)

@@ -115,7 +115,7 @@ class Scheduler:
     #: Seconds before its eta a scheduled task is moved to the queue: about what the move and
     #: a worker's wake-up and claim take, so that it starts at its eta (a worker that gets it
     #: early waits for the eta: ``sqlq.execution.EARLY_WAIT``, which must be larger).
-    lead = 0.0015
+    lead = 0.003
 
     def __init__(self, queue: 'Queue', periodic: bool = True, interval: float = 1.0,
                  clock: Optional[Callable[[], float]] = None) -> None:
