@@ -65,6 +65,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+import _limits  # noqa: E402  (bench/_limits.py: raw apsw on the same file system)
 import latency as L  # noqa: E402  (bench/latency.py: consumers, ledger, /proc CPU, stats)
 
 POLL = 0.025            # seconds between two result counts during a drain
@@ -101,6 +102,22 @@ TARGETS: Dict[str, Tuple[str, float, str]] = {
     'latency_p99': ('<=', 5.0, '≤ 5 ms'),
     'idle_cpu': ('<=', 1.0, '≤ 1 %'),
 }
+# Issue 17: sqlq's figure as a fraction of raw apsw's on the same file system, measured in the
+# same run (bench/_limits.py): sqlq row -> (limit row, least fraction, its label).
+LIMITS: Dict[str, Tuple[str, float, str]] = {
+    'enqueue_single': ('limit_single', 0.80, 'single-row commits ⁵'),
+    'enqueue_batch': ('limit_batch', 0.50, 'batched inserts ⁶'),
+    'drain_1t': ('limit_claim', 0.60, 'claim+ack loop ⁷'),
+}
+#: Limit row -> (bench/_limits.py function, label).
+LIMIT_ROWS: Dict[str, Tuple[str, str]] = {
+    'limit_single': ('single_commits', 'raw apsw: single-row commits (rows/s) ⁵'),
+    'limit_batch': ('batched_inserts', 'raw apsw: batched inserts, 1000 per commit (rows/s) ⁶'),
+    'limit_claim': ('claim_delete_loop', 'raw apsw: claim+ack, one commit per task (tasks/s) ⁷'),
+    'limit_drain': ('claim_ack_loop', 'raw apsw: batched claim+ack with results, 64 per '
+                    'commit (tasks/s) ⁸'),
+}
+
 # --redis: issue 5's rate and CPU targets were written for SQLite; on Redis, sqlq's rates and
 # consumer CPU are held against huey's RedisHuey in the same run, latency and idle CPU against
 # the same absolute targets. Row key prefix -> (op, text)
@@ -559,6 +576,37 @@ def table(figures: Dict[str, Dict[str, float]], rows: List[Tuple[str, str, str]]
     return '\n'.join(lines)
 
 
+#: Limit row -> (sqlq row it bounds, its label, least fraction or None).
+LIMIT_OF: Dict[str, Tuple[str, str, Optional[float]]] = {
+    'limit_single': ('enqueue_single', 'enqueue, one call per task', 0.80),
+    'limit_batch': ('enqueue_batch', 'enqueue, batch `map`', 0.50),
+    'limit_claim': ('drain_1t', 'drain, 1 thread worker', 0.60),
+    'limit_drain': ('drain_1t', 'drain, 1 thread worker', None),
+}
+
+
+def limits_table(figures: Dict[str, Dict[str, float]]) -> str:
+    """Raw apsw's figures beside the sqlq figures they bound (issue 17's targets)."""
+    limit, sqlq = figures.get('limit', {}), figures.get('sqlq', {})
+    head = ['raw apsw, same file system, same run', 'limit', 'sqlq figure', 'sqlq',
+            'sqlq / limit', 'target']
+    lines = ['| ' + ' | '.join(head) + ' |', '|---|---:|---|---:|---:|---|']
+    for key, (_, label) in LIMIT_ROWS.items():
+        if limit.get(key) is None:
+            continue
+        row, what, least = LIMIT_OF[key]
+        value = sqlq.get(row)
+        fraction = value / limit[key] if value else None
+        target = '' if least is None else '≥ %.0f %%' % (least * 100)
+        if target and fraction is not None:
+            target += ' ✓' if fraction >= least else ' ✗'
+        lines.append('| %s | %s | %s | %s | %s | %s |' % (
+            label.replace('raw apsw: ', ''), fmt_value(limit[key], 'rate'), what,
+            fmt_value(value, 'rate'), '—' if fraction is None else '%.0f %%' % (fraction * 100),
+            target))
+    return '\n'.join(lines)
+
+
 NOTES = """\
 Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
 costs (µs, ms, %). Drain and enqueue figures are medians of {repeat} run(s); drain time runs
@@ -575,6 +623,17 @@ with its defaults; both log at their default level to a file{quiet}.
   task committed just before).
 ³ consumer left idle {idle:g} s; huey column: consumer with its defaults (its lowest idle CPU;
   the tuned consumer polls every 10 ms)."""
+
+LIMIT_NOTES = """\
+Limits (bench/_limits.py), medians of {repeat} run(s) of N rows each in this process, on fresh
+files beside the benchmark's databases, WAL with synchronous=NORMAL, on a table shaped like
+sqlq's `task` with its ready index, {size}-byte rows (sqlq's `noop` message):
+⁵ one autocommit INSERT per row; ⁶ INSERT of 1000 rows per transaction (executemany);
+⁷ one autocommit `DELETE … RETURNING` of the head of the ready index per task (a claim and its
+  ack in one commit, as huey's dequeue; no result stored);
+⁸ the batched drain's SQL without its Python: per transaction, the previous 64 claims acked
+  (DELETE) with their results stored (INSERT into a key/value table), then the next 64 claimed
+  (SELECT of the head, UPDATE of the owner)."""
 
 REDIS_NOTES = """\
 Ratios are sqlq ÷ other: above 1× is better for rates (tasks/s), below 1× is better for
@@ -624,7 +683,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--no-twin', action='store_true',
                         help='skip the "sqlq twin" column (SQLQ_NO_EXTENSIONS=1)')
     parser.add_argument('--skip', default='',
-                        help='comma-separated parts to skip: enqueue, drain, latency')
+                        help='comma-separated parts to skip: enqueue, drain, latency, limits '
+                             '(raw apsw on the same file system)')
     parser.add_argument('--latency-n', type=int, default=None,
                         help='tasks per latency phase (default 300; quick 20)')
     parser.add_argument('--idle', type=float, default=None,
@@ -660,8 +720,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.idle = args.idle if args.idle is not None else (2.0 if args.quick else 30.0)
     args.drain_timeout = args.drain_timeout or max(60.0, n / 200.0)
     skip = {s.strip() for s in args.skip.split(',') if s.strip()}
-    if skip - {'enqueue', 'drain', 'latency'}:
-        parser.error('--skip takes enqueue, drain, latency')
+    if skip - {'enqueue', 'drain', 'latency', 'limits'}:
+        parser.error('--skip takes enqueue, drain, latency, limits')
     if n < 1 or repeat < 1 or args.latency_n < 1 or args.idle <= 0:
         parser.error('-n, --repeat and --latency-n must be positive, --idle > 0')
     if not sys.platform.startswith('linux'):
@@ -696,6 +756,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     env['probe_before'] = L.machine_probe()
     runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {c: {} for c in columns}
     latency: Dict[str, Dict[str, Any]] = {}
+    limits: Dict[str, List[Dict[str, Any]]] = {}
     workdir = tempfile.mkdtemp(prefix='sqlq-compare-')
     began = time.monotonic()
     failed: Optional[str] = None
@@ -719,6 +780,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 % (env.get('sqlq'), env.get('sqlq_commit'), env['python'], REDIS.version,
                    REDIS.port, env['redis_py'], env.get('huey', '—'), env['cpus'], env['cpu'],
                    n, repeat, ','.join(workers_key(w, k) for w, k in worker_sets)))
+        if 'limits' not in skip and REDIS is None:
+            for run in range(repeat):
+                for key, (function, label) in LIMIT_ROWS.items():
+                    r = getattr(_limits, function)(workdir, n)
+                    limits.setdefault(key, []).append(r)
+                    log('%s, run %d/%d: %.0f/s' % (label.split(' (')[0], run + 1, repeat,
+                                                   r['rate']))
         if 'enqueue' not in skip:
             for mode in ('single', 'batch'):
                 for run in range(repeat):
@@ -767,6 +835,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     elapsed = time.monotonic() - began
 
     figures: Dict[str, Dict[str, float]] = {c: {} for c in columns}
+    figures['limit'] = {key: median_of(rs, 'rate') for key, rs in limits.items()}
     for column in columns:
         for key, rs in runs[column].items():
             if key.startswith('drain_'):
@@ -805,12 +874,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print(table(figures, row_specs(worker_sets)))
     print()
+    if figures.get('limit'):
+        print(limits_table(figures))
+        print()
     notes = REDIS_NOTES if REDIS is not None else NOTES
     print(notes.format(repeat=repeat, poll=POLL * 1000, huey_tuned=' '.join(HUEY_TUNED),
                        latency_n=args.latency_n, idle=args.idle,
                        quiet=' (`-q`: no per-task lines)' if args.quiet_consumers else '',
                        redis=env.get('redis_server'), chunk=FILL_CHUNK),
           flush=True)
+    if figures.get('limit'):
+        print()
+        print(LIMIT_NOTES.format(repeat=repeat, size=_limits.NOOP_MESSAGE_SIZE), flush=True)
     if failed:
         print('\nFAILED: %s' % failed)
     if args.json:
@@ -821,6 +896,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 'quiet_consumers': args.quiet_consumers, 'argv': sys.argv[1:],
                 **({'redis': True} if args.redis else {})},
                 'elapsed_s': elapsed, 'figures': figures, 'runs': runs, 'latency': latency,
+                'limits': limits,
                 'failed': failed}, f, indent=2)
     return 1 if failed else 0
 

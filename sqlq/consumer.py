@@ -53,6 +53,20 @@ LOOP_SLICE = 0.2
 # the consumer's loop, every this many seconds (Storage.defer_checkpoints): a commit that
 # ran SQLite's auto-checkpoint synced the file while other workers waited for the lock.
 CHECKPOINT_INTERVAL = 0.2
+# A checkpoint (which may sync the file for milliseconds) waits until after a scheduler tick
+# due within this many seconds, so that an eta is not late by its length -- by at most one
+# CHECKPOINT_INTERVAL, so that a stream of etas never starves it.
+CHECKPOINT_CLEARANCE = 0.02
+
+
+def checkpoint_time(now: float, next_checkpoint: float, next_tick: float) -> float:
+    """When the loop should checkpoint, given the planned time and the next tick's: the plan,
+    or just after a tick due within CHECKPOINT_CLEARANCE (unless that delays it more than a
+    CHECKPOINT_INTERVAL past the plan)."""
+    if next_tick - now < CHECKPOINT_CLEARANCE and \
+            next_tick < next_checkpoint + CHECKPOINT_INTERVAL:
+        return max(next_checkpoint, next_tick + 0.001)
+    return next_checkpoint
 
 
 def _restart_argv() -> List[str]:
@@ -342,11 +356,6 @@ class Consumer:
             if now >= next_upkeep:
                 self._upkeep(now)
                 next_upkeep = now + HEARTBEAT_INTERVAL
-            if now >= next_checkpoint:
-                # In this thread, which also forks the process workers: SQLite must not be
-                # busy in another thread of this process when it forks.
-                self._checkpoint()
-                next_checkpoint = now + CHECKPOINT_INTERVAL
             if now >= next_tick:
                 try:
                     next_tick = now + self.scheduler.tick()
@@ -355,13 +364,19 @@ class Consumer:
                 except Exception:
                     logger.exception('scheduler tick failed; retrying in 1s')
                     next_tick = now + 1.0
+            checkpoint_at = checkpoint_time(now, next_checkpoint, next_tick)
+            if now >= checkpoint_at:
+                # In this thread, which also forks the process workers: SQLite must not be
+                # busy in another thread of this process when it forks.
+                self._checkpoint()
+                next_checkpoint = checkpoint_at = now + CHECKPOINT_INTERVAL
             self._check_damaged_file()
             self._replace_recycled_workers()  # max-tasks recycling, health check or not
             if self.check_worker_health:
                 if now >= next_health:
                     self._check_worker_health()
                     next_health = now + self.health_check_interval
-            wait = min(max(min(next_tick, next_upkeep, next_checkpoint) - time.monotonic(), 0.0),
+            wait = min(max(min(next_tick, next_upkeep, checkpoint_at) - time.monotonic(), 0.0),
                        LOOP_SLICE)
             if wait > 0:
                 try:

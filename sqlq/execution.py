@@ -9,6 +9,7 @@ lives here and in those two modules, not in the worker.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Optional, Tuple, Union
 
@@ -35,6 +36,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ['Executor', 'Guard']
 
 logger = logging.getLogger('sqlq')
+
+#: Seconds before its eta a task may be claimed and still run (its worker waits for the eta)
+#: instead of going back to the schedule: the consumer's scheduler moves due tasks to the
+#: queue a moment early (``Scheduler.lead``), so that they start on time, not a wake-up late.
+EARLY_WAIT = 0.005
 
 #: A context manager entered around the task function alone (the consumer enforces
 #: timeouts so).
@@ -150,8 +156,12 @@ class Executor:
         task = delivery.task
         now = queue.time.timestamp(timestamp)
         if task.eta is not None and queue.time.to_timestamp(task.eta) > now:
-            self.record(delivery, not_due(task))
-            return False
+            early = queue.time.to_timestamp(task.eta) - now
+            if timestamp is not None or early > EARLY_WAIT:
+                self.record(delivery, not_due(task))
+                return False
+            time.sleep(early)  # moved a moment early by the scheduler (Scheduler.lead)
+            now += early
         if task.expires_resolved is not None and \
                 queue.time.to_timestamp(task.expires_resolved) < now:
             self.record(delivery, skipped(task, SIGNAL_EXPIRED))

@@ -141,6 +141,11 @@ class Scheduler:
     """The consumer's clock work: one ``tick(now)`` does the due work and says how long to
     wait before the next."""
 
+    #: Seconds before its eta a scheduled task is moved to the queue: about what the move and
+    #: a worker's wake-up and claim take, so that it starts at its eta (a worker that gets it
+    #: early waits for the eta: ``sqlq.execution.EARLY_WAIT``, which must be larger).
+    lead = 0.003
+
     def __init__(self, queue: 'Queue', periodic: bool = True, interval: float = 1.0,
                  clock: Optional[Callable[[], float]] = None) -> None:
         if interval <= 0:
@@ -155,8 +160,8 @@ class Scheduler:
         """Enqueue what is due at ``now``; seconds until something may next be due."""
         now = self.clock() if now is None else now
         next_eta = self.queue.next_scheduled_time()
-        if next_eta is not None and next_eta <= now:
-            moved = self.queue.enqueue_due(now)
+        if next_eta is not None and next_eta <= now + self.lead:
+            moved = self.queue.enqueue_due(now + self.lead)
             if moved:
                 logger.debug('enqueued %d scheduled task(s)', len(moved))
             next_eta = self.queue.next_scheduled_time()
@@ -168,7 +173,7 @@ class Scheduler:
                 logger.info('enqueued periodic task %s', task)
         wait = self.interval
         if next_eta is not None:
-            wait = min(wait, next_eta - now)
+            wait = min(wait, next_eta - self.lead - now)
         if self.periodic:
             wait = min(wait, minute + 60.0 - now)
         return max(wait, 0.0)

@@ -24,6 +24,7 @@ from .outcomes import OutcomeGroup
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
     from .delivery import Delivery
+    from .storage.types import Claim
     from .task import Task
 
 logger = logging.getLogger('sqlq.worker')
@@ -157,6 +158,7 @@ class Worker:
         self._retry_delay = 0.0
         #: Receipts of claims that never reached the buffer, still to give back.
         self._unbuffered: list[Any] = []
+        self._claim_outranking = queue.storage.claim_outranking
 
     def run(self) -> None:
         """The worker's whole life: startup hooks, the task loop, shutdown hooks."""
@@ -244,13 +246,32 @@ class Worker:
     def _next_delivery(self) -> Optional['Delivery']:
         buffer = self.buffer
         while True:
-            if not buffer and not self._claim():
-                return None
-            delivery: Delivery = buffer.pop()
+            if not buffer:
+                if not self._claim():
+                    return None
+                delivery: Delivery = buffer.pop()
+            else:
+                delivery = buffer.pop()
+                if self._overtaken(delivery):
+                    continue
             if delivery.recoveries and not delivery.start_recorded and \
                     delivery.receipt is not None and not self._record_start(delivery):
                 continue  # its claim was taken over meanwhile: nothing to run
             return delivery
+
+    def _overtaken(self, delivery: 'Delivery') -> bool:
+        """Before a buffered task starts: claim what a producer made ready since with a
+        higher priority (its wake-up says so), to run first; True if anything was claimed
+        (``delivery`` is then back in the buffer)."""
+        limit = self.max_batch
+        if self.max_tasks:  # never more claims than it may still run (this one included)
+            limit = min(limit, self.max_tasks - self.done - len(self.buffer) - 1)
+        claims = self._claim_outranking(delivery.priority, limit)
+        if not claims:
+            return False
+        self.buffer.push(delivery.priority, delivery.seq, delivery)
+        self._buffer_claims(claims)
+        return True
 
     def _record_start(self, delivery: 'Delivery') -> bool:
         """Record the start of a task taken back from a dead worker (it may have killed it),
@@ -270,7 +291,7 @@ class Worker:
         limit = self.batch_size
         if self.max_tasks:
             limit = max(1, min(limit, self.max_tasks - self.done))
-        queue, storage = self.queue, self.queue.storage
+        storage = self.queue.storage
         self._release_unbuffered()  # claims an outage kept from going back, first
         while True:
             if len(self.outcomes):  # the flush joins the claim's transaction where it pays
@@ -279,24 +300,31 @@ class Worker:
                 claims = storage.dequeue_many(limit)
             if not claims:
                 return False
-            deliveries = []
-            for index, claim in enumerate(claims):
-                try:
-                    delivery = queue.deliver(claim)  # None: moved to the dead letters
-                except BaseException:
-                    # Not buffered, so nobody would settle them: give them back (later, if
-                    # the storage fails now: never left claimed by this live worker).
-                    self._unbuffered.extend(c.receipt for c in claims[index:])
-                    with contextlib.suppress(Exception):
-                        self._release_unbuffered()
-                    raise
-                if delivery is not None:
-                    deliveries.append(delivery)
-                    self.buffer.push(claim.priority, claim.seq, delivery)
-            if deliveries:
-                queue.revocations.prefetch(
-                    deliveries, any(claim.flagged is not False for claim in claims))
+            if self._buffer_claims(claims):
                 return True
+
+    def _buffer_claims(self, claims: list['Claim']) -> bool:
+        """Decode ``claims`` into the buffer; False if none was runnable."""
+        queue = self.queue
+        deliveries = []
+        for index, claim in enumerate(claims):
+            try:
+                delivery = queue.deliver(claim)  # None: moved to the dead letters
+            except BaseException:
+                # Not buffered, so nobody would settle them: give them back (later, if
+                # the storage fails now: never left claimed by this live worker).
+                self._unbuffered.extend(c.receipt for c in claims[index:])
+                with contextlib.suppress(Exception):
+                    self._release_unbuffered()
+                raise
+            if delivery is not None:
+                deliveries.append(delivery)
+                self.buffer.push(claim.priority, claim.seq, delivery)
+        if deliveries:
+            queue.revocations.prefetch(
+                deliveries, any(claim.flagged is not False for claim in claims))
+            return True
+        return False
 
     @property
     def batch_size(self) -> int:

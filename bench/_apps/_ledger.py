@@ -48,3 +48,29 @@ def add_noop(app):
         return i
 
     return noop
+
+
+#: bench/scale.py's urgent task's priority: above every background task's (0-9).
+URGENT_PRIORITY = 10
+
+
+def add_scale_tasks(app):
+    """Register bench/scale.py's tasks on a sqlq queue or a huey: ``sized(i, data)`` (a
+    payload of any size; returns ``i``), ``prio(i)`` (a background task of the priority
+    scenario; returns the monotonic time it started) and ``urgent(tag, enqueued)`` (reports its
+    start over the ledger, at priority :data:`URGENT_PRIORITY`)."""
+    @app.task(name='bench.sized')
+    def sized(i, data):
+        report_first()
+        return i
+
+    @app.task(name='bench.prio')
+    def prio(i):
+        report_first()
+        return time.monotonic()
+
+    @app.task(name='bench.urgent', priority=URGENT_PRIORITY)
+    def urgent(tag, enqueued):
+        return report(tag, enqueued)
+
+    return sized, prio, urgent

@@ -16,7 +16,8 @@ def make(filename):
     return huey, record
 
 
-huey = record = noop = None
+huey = record = noop = sized = prio = urgent = None
 if os.environ.get('HUEY_BENCH_DB'):
     huey, record = make(os.environ['HUEY_BENCH_DB'])
     noop = _ledger.add_noop(huey)  # bench/compare.py's drain task
+    sized, prio, urgent = _ledger.add_scale_tasks(huey)  # bench/scale.py's

@@ -17,7 +17,8 @@ def make(filename):
     return queue, record
 
 
-queue = record = noop = None
+queue = record = noop = sized = prio = urgent = None
 if os.environ.get('SQLQ_BENCH_DB'):
     queue, record = make(os.environ['SQLQ_BENCH_DB'])
     noop = _ledger.add_noop(queue)  # bench/compare.py's drain task
+    sized, prio, urgent = _ledger.add_scale_tasks(queue)  # bench/scale.py's

@@ -123,6 +123,14 @@ class HandOff:
         """
         return contextlib.nullcontext()
 
+    def claim_outranking(self, priority: int, limit: int) -> List[Claim]:
+        """In a worker session, before a worker starts a buffered claim of ``priority``:
+        claim up to ``limit`` ready messages of a higher priority if a producer said it made
+        one ready since the last call (else ``[]``), so that they overtake the worker's
+        buffered claims. Cheap when there is none: called before every buffered task. The
+        claims are not recorded as started. The default claims nothing."""
+        return []
+
 
 class Upkeep:
     """Bounded upkeep of the backend's files."""

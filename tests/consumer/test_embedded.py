@@ -13,6 +13,7 @@ import time
 import pytest
 
 from sqlq import ConfigurationError
+from sqlq.consumer import CHECKPOINT_CLEARANCE, CHECKPOINT_INTERVAL, checkpoint_time
 from sqlq.signals import SIGNAL_INTERRUPTED
 
 WAIT = 10  # seconds: bound of every wait in this file
@@ -170,3 +171,17 @@ def test_greenlet_workers_without_gevent_name_the_extra(queue):
         pytest.skip('gevent is installed')
     with pytest.raises(ConfigurationError, match=r'sqlq\[gevent\]'):
         queue.create_consumer(worker_type='greenlet')
+
+
+def test_a_checkpoint_waits_for_a_tick_due_within_its_clearance():
+    """Issue 17, item 4: the loop's WAL checkpoint (milliseconds when it syncs the file) is put
+    off until just after a scheduler tick due within CHECKPOINT_CLEARANCE, so that an eta is
+    not late by it -- never by more than CHECKPOINT_INTERVAL past its plan."""
+    now = 1000.0
+    assert checkpoint_time(now, now, now + 1.0) == now  # no tick soon: as planned
+    soon = now + CHECKPOINT_CLEARANCE / 2
+    assert now < checkpoint_time(now, now, soon) <= soon + 0.002  # after the tick
+    assert checkpoint_time(now, now + 0.5, soon) == now + 0.5  # planned later anyway
+    # a stream of ticks never starves it: at most one interval past the plan
+    late = now - CHECKPOINT_INTERVAL
+    assert checkpoint_time(now, late, soon) == late

@@ -385,6 +385,40 @@ def test_stopping_gives_unstarted_claims_back(queue):
     assert [t.attempts for t in tasks] == [2] * buffered + [1] * (9 - buffered)
 
 
+def test_a_higher_priority_task_overtakes_the_buffered_claims(queue, backend):
+    """Issue 17: a task of a higher priority than the claims a busy worker holds in its
+    buffer, enqueued while it runs one of them, runs next: the worker checks its wake-ups
+    before taking each buffered task and claims what outranks it."""
+    if backend != 'sqlite':
+        pytest.skip('producers tell busy workers their priority on SQLite only')
+    blocker, started, release = blocking_task(queue)
+    ran = []
+
+    @queue.task()
+    def later(i):
+        ran.append(i)
+
+    @queue.task(priority=5)
+    def urgent(tag):
+        ran.append(tag)
+
+    with running(queue) as worker:
+        warm_up(queue, worker)
+        queue.enqueue_many([blocker.s()] + [later.s(i) for i in range(9)])
+        try:
+            assert started.wait(WAIT)
+            # one claim took the blocker and the next ones: they wait in the worker's buffer
+            assert queue.running_count() - 1 >= 1
+            urgent('single')  # one enqueue, one commit
+            urgent.map(['map'])  # a batch enqueue
+        finally:
+            release.set()
+        wait_for(lambda: len(ran) == 11, WAIT, 'the tasks')
+    assert ran[:2] == ['single', 'map'], ran  # before the rest of the batch claimed earlier
+    assert ran[2:] == list(range(9))
+    assert queue.pending_count() == 0 and queue.running_count() == 0
+
+
 def test_a_recovered_claim_has_its_start_recorded_before_it_runs(queue):
     """A claim taken back from a dead worker may be what killed it: its start is recorded
     before it runs (so the next death counts against it), while the tasks claimed in the same

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 
 import pytest
 
 from sqlq import CancelExecution, Error, RetryTask, TaskException, crontab
+from sqlq.execution import EARLY_WAIT
 from tests._clock import FakeClock
 from tests._helpers import drain
 
@@ -676,6 +678,31 @@ def test_scheduled_task_runs_when_clock_reaches_eta(make_queue):
     promote_due(queue, clock)
     assert drain(queue) == 1
     assert res.get() == 'ran'
+
+
+def test_a_task_claimed_a_moment_before_its_eta_runs_at_its_eta(make_queue):
+    """Issue 17, item 4: the scheduler moves a task Scheduler.lead seconds early; a worker
+    that gets it before its eta waits the rest out (up to EARLY_WAIT), then runs it -- not
+    back to the schedule. Further ahead, it goes back."""
+    queue = make_queue()
+    ran = []
+
+    @queue.task()
+    def job(tag):
+        ran.append((tag, time.time()))
+        return tag
+
+    soon = job.s('soon')
+    soon.eta = datetime.datetime.fromtimestamp(time.time() + EARLY_WAIT / 2,
+                                               datetime.timezone.utc)
+    later = job.s('later')
+    later.eta = datetime.datetime.fromtimestamp(time.time() + 60, datetime.timezone.utc)
+    for task in (soon, later):
+        queue.storage.enqueue(queue.serialize_task(task), 0)  # ready ahead of its eta
+    assert drain(queue) == 2
+    assert [tag for tag, _ in ran] == ['soon']
+    assert ran[0][1] >= soon.eta.timestamp()  # never before its eta
+    assert queue.pending_count() == 0 and queue.scheduled_count() == 1  # 'later'
 
 
 def test_startup_and_shutdown_hooks_run_per_worker(make_queue):

@@ -156,3 +156,25 @@ def test_scheduler_without_periodic_does_not_evaluate():
 
     Scheduler(queue, periodic=False).tick(1893456000.0)
     assert calls == [] and queue.pending_count() == 0
+
+
+def test_scheduler_moves_a_task_its_lead_before_the_eta():
+    """Issue 17, item 4: the move to the ready queue and the wake-up of a worker take about a
+    millisecond, so the scheduler makes it Scheduler.lead seconds before the eta (the worker
+    then waits out the rest: see the executor's EARLY_WAIT) -- never earlier."""
+    queue = MemoryQueue('sched')
+
+    @queue.task(name='sched.later')
+    def later():
+        return None
+
+    eta = 1893456000.0 + 10.0
+    later.schedule(eta=datetime.datetime.fromtimestamp(eta, datetime.timezone.utc))
+    scheduler = Scheduler(queue, periodic=False, interval=30.0)
+    lead = Scheduler.lead
+    assert 0 < lead <= 0.005
+    assert scheduler.tick(eta - 1.0) == pytest.approx(1.0 - lead, abs=1e-5)
+    assert scheduler.tick(eta - 2 * lead) == pytest.approx(lead, abs=1e-5)
+    assert queue.pending_count() == 0 and queue.scheduled_count() == 1
+    scheduler.tick(eta - lead)
+    assert queue.pending_count() == 1 and queue.scheduled_count() == 0

@@ -67,6 +67,7 @@ class HandOff(Transactions):
         # that check either wakes it or is handed to it.
         local.serving = '%s.' % secrets.token_hex(6)
         local.registrations = 0
+        local.poll_rank = self._wake.rank_poller('q')  # see claim_outranking
         try:
             yield
         finally:
@@ -157,7 +158,7 @@ class HandOff(Transactions):
     def _end_worker_session(self, local: threading.local) -> None:
         """Deregister; release messages handed to this thread and never returned."""
         prefix, local.serving = local.serving, None
-        local.idle_token, local.handed = None, []
+        local.idle_token, local.handed, local.poll_rank = None, [], None
         path = self._wake.socket_path('q')
         try:
             with self._tx() as conn:

@@ -27,6 +27,7 @@ class ReadyQueue(HandOff, TaskTracking):
             with self._tx() as conn:  # joins the caller's transaction
                 self._do(conn, _sql.ENQUEUE, params)
                 self._touch('q')
+                self._rank(params[1])
             return
         # The producer's hot path, on the critical path of a task's wake-up latency: a
         # transaction of its own without _tx()'s bookkeeping (topics, change counts).
@@ -42,8 +43,9 @@ class ReadyQueue(HandOff, TaskTracking):
                 msg_id = conn.last_insert_rowid()
             else:
                 # Idle workers are woken now, while we hold the write lock: their claims wait
-                # for our commit, and their wake-up overlaps our insert and commit.
-                self._wake.notify(('q',), untopical=False, listing=listing)
+                # for our commit, and their wake-up overlaps our insert and commit. Busy ones
+                # learn the priority: a higher one than theirs overtakes their buffered claims.
+                self._wake.notify(('q',), untopical=False, listing=listing, rank=params[1])
                 conn.execute(_sql.ENQUEUE, params)
         except BaseException as exc:
             self._roll_back(conn)
@@ -53,7 +55,11 @@ class ReadyQueue(HandOff, TaskTracking):
         self._commit(conn)
         if idle:
             self._hand_off(idle, msg_id, params[1], params[2])
-        self._wake.notify(())  # waiters for any change (no topic) must see the commit
+        if None in listing.topics:
+            # Waiters for any change (no topic) must see the commit. One that came after the
+            # listing (taken under the write lock) sees it in data_version, at the latest when
+            # its wait rechecks (Waiting.recheck_interval).
+            self._wake.notify((), listing=listing)
 
     def enqueue_many(self, items: Iterable[tuple[bytes, int]],
                      keys: Optional[Sequence[Optional[str]]] = None) -> int:
@@ -74,6 +80,7 @@ class ReadyQueue(HandOff, TaskTracking):
             return 0
         chunk = _sql.INSERT_ROWS
         with self._tx() as conn:
+            self._rank(max(params[1::len(params) // count]))  # each row's priority
             try:
                 # Many rows per INSERT statement: about half the cost per row of executemany.
                 full = count - count % chunk
@@ -170,6 +177,41 @@ class ReadyQueue(HandOff, TaskTracking):
                              row[0], None, True)
                        for row in handed]
         return claims
+
+    def claim_outranking(self, priority: int, limit: int) -> list[Claim]:
+        """See :meth:`Storage.claim_outranking`: a producer's wake-up carries the priority of
+        what it made ready (:meth:`WakeupChannel.poll_rank`), so a busy worker's check costs
+        one ``poll`` until one outranks its next buffered claim."""
+        local = self._local
+        poll_rank = getattr(local, 'poll_rank', None)  # set in a worker session
+        if poll_rank is None:
+            return []
+        rank = poll_rank()
+        if rank is None:
+            return []
+        # Drained: a wake-up for a commit that may still be under way is gone, so the next
+        # claim must not trust a cheap read (see _ready_hint): it takes the write lock.
+        local.last_wake = 'notify'
+        self._accept_hand_offs(local)  # (none expected: a busy worker is not registered)
+        if rank <= priority or limit < 1 or local.idle_token is not None or \
+                self._in_transaction():
+            return []
+        flag_prefix = self.flag_prefix
+        params = (self.owner_id, self._clock(), self.name, int(limit), 0) + (
+            (None, None) if flag_prefix is None else _sql.prefix_range(flag_prefix)) + (
+            int(priority),)
+        self._guard.check()
+        local.expect_commit = True  # the producer woke us holding the lock: its commit is near
+        try:
+            rows = self._conn().execute(_sql.CLAIM_OUTRANKING, params).fetchall()
+        except apsw.Error as exc:
+            raise self._error(exc, 'claiming') from exc
+        finally:
+            local.expect_commit = False
+        owner, checked = self.owner_id, flag_prefix is not None
+        return [Claim(row[1], new_receipt((row[0], owner, row[2])), row[2], row[3], row[4],
+                      row[0], bool(row[7]) if checked else None, bool(row[6]), row[5])
+                for row in rows]
 
     def mark_started(self, receipt: Any) -> bool:
         with self._tx() as conn:

@@ -48,6 +48,12 @@ CLAIM_RETURNING = (CLAIM_HEAD + ' RETURNING id, ' + BLOB_DATA
 FLAGGED = 'EXISTS (SELECT 1 FROM kv WHERE queue = ?3 AND key >= ?6 AND key < ?7)'
 CLAIM_RETURNING_FLAGGED = CLAIM_RETURNING + ', ' + FLAGGED
 READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGGED)
+#: claim_outranking: the claim of ready messages of a priority above ?8 (?6, ?7: the
+#: flag_prefix range, NULL without one), with whether a flag exists.
+CLAIM_OUTRANKING = (CLAIM_HEAD.replace('owner IS NULL ', 'owner IS NULL AND priority > ?8 ')
+                    + ' RETURNING id, ' + BLOB_DATA
+                    + ', attempts, recoveries, priority, deaths, started, '
+                    + 'CASE WHEN ?6 IS NULL THEN NULL ELSE ' + FLAGGED + ' END')
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
 #: enqueue_many inserts this many rows per statement.

@@ -102,6 +102,7 @@ class Transactions(Connections):
         if depth == 0:
             changes = conn.total_changes()
             local.topics = set()
+            local.rank = None
             saved_topics: Optional[set[str]] = None
         else:
             changes = 0
@@ -120,7 +121,7 @@ class Transactions(Connections):
             # Workers woken for new tasks claim them with a write transaction, which waits for
             # this commit: waking them now overlaps their wake-up with the commit. (Readers --
             # other topics -- are woken after it: they would see the old state.)
-            self._wake.notify(('q',), untopical=False)
+            self._wake.notify(('q',), untopical=False, rank=local.rank)
             local.topics.discard('q')
         self._commit(conn, depth)
         # Only after the outermost commit (a woken waiter must see the data), and only if
@@ -134,6 +135,13 @@ class Transactions(Connections):
         :data:`~sqlq.storage.sqlite._wakeup.TOPICS`): its waiters are woken after the
         commit."""
         self._local.topics.add(topic)
+
+    def _rank(self, priority: int) -> None:
+        """Record that the current write transaction made a message of ``priority`` ready:
+        busy workers are told the highest such priority with their wake-up."""
+        local = self._local
+        if local.rank is None or priority > local.rank:
+            local.rank = priority
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         return self._tx(savepoint=True)

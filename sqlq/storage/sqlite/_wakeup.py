@@ -19,7 +19,13 @@ only by notifications of that topic):
   never creates the directory (the first waiter does): with nobody listening, a commit costs
   an ``access`` test per candidate directory.
 
-A datagram longer than one byte is a *message* (:meth:`WakeupChannel.send`): it wakes the
+A notification may carry a *rank* (``notify(..., rank=r)``: a 9-byte datagram, ``b'R'`` and
+a signed 64-bit integer; SQLite storage sends the priority of the message that became ready).
+It wakes the thread like any notification; the highest rank received since the last call is
+returned by :meth:`WakeupChannel.poll_rank`, which a busy thread calls without blocking (a
+worker holding claims of a lower priority). A wait forgets the ranks it drained.
+
+Any other datagram longer than one byte is a *message* (:meth:`WakeupChannel.send`): it wakes the
 thread like a notification and is kept, in order, for :meth:`WakeupChannel.take_messages`.
 SQLite storage hands a task to an idle worker this way. Messages are delivered at most once
 and may be lost with their socket: their sender must keep the truth elsewhere.
@@ -43,12 +49,13 @@ import secrets
 import select
 import socket
 import stat
+import struct
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Iterable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 __all__ = ['WakeupChannel', 'for_file', 'directories_for', 'TOPICS']
 
@@ -75,6 +82,10 @@ DISABLE_ENV = 'SQLQ_NO_WAKEUP'
 
 #: Longest message (:meth:`WakeupChannel.send`) a socket receives whole (bytes).
 MESSAGE_MAX = 65536
+#: A ranked notification: b'R' and the rank (see :meth:`WakeupChannel.poll_rank`).
+_RANKED = struct.Struct('<cq')
+#: What :meth:`WakeupChannel.poll_rank` returns for notifications without a rank.
+NO_RANK = -(2 ** 63)
 _STALE = (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE)
 _FULL = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 
@@ -143,7 +154,7 @@ class _Listener:
     the channel is collected, or at exit."""
 
     __slots__ = ('sock', 'path', 'pid', 'topic', 'poller', 'finalizer', 'inbox', 'buffer',
-                 '__weakref__')
+                 'rank', '__weakref__')
 
     def __init__(self, sock: socket.socket, path: str, pid: int,
                  topic: Optional[str] = None) -> None:
@@ -154,6 +165,7 @@ class _Listener:
         self.poller: Any = None
         self.inbox: list[bytes] = []  # messages received, not yet taken
         self.buffer = bytearray(MESSAGE_MAX)
+        self.rank: Optional[int] = None  # highest rank drained since the last poll_rank
         if hasattr(select, 'poll'):
             self.poller = select.poll()
             self.poller.register(sock.fileno(), select.POLLIN)
@@ -259,14 +271,15 @@ class WakeupChannel:
     # ------------------------------------------------------------------ writers
 
     def notify(self, topics: Optional[Iterable[str]] = None, untopical: bool = True,
-               listing: Optional['Listing'] = None) -> int:
+               listing: Optional['Listing'] = None, rank: Optional[int] = None) -> int:
         """Wake the threads waiting on this channel, except the calling thread.
 
         ``topics``: codes (see :data:`TOPICS`) of what the writer changed; sockets of other
         topics are skipped, sockets without a topic are woken unless ``untopical`` is False.
         ``None``: every socket.
         ``listing``: a :meth:`listing` taken by the caller since its last change of state that
-        the woken threads must see (saves a ``stat``).
+        the woken threads must see (saves a ``stat``). ``rank``: carried to the threads'
+        :meth:`poll_rank` (a signed 64-bit integer).
         Never blocks and never raises for a notification problem. Returns how many sockets
         were sent a datagram.
         """
@@ -281,6 +294,7 @@ class WakeupChannel:
             if sender is None:
                 return 0
         sent = 0
+        datagram = b'!' if rank is None else _RANKED.pack(b'R', rank)
         for name, path, topic in targets:
             if name.startswith(own):
                 continue
@@ -290,7 +304,7 @@ class WakeupChannel:
             elif wanted is not None and topic not in wanted:
                 continue
             try:
-                sender.sendto(b'!', path)
+                sender.sendto(datagram, path)
                 sent += 1
             except OSError as exc:
                 if exc.errno not in _FULL:  # full: it has unread wake-ups already
@@ -460,6 +474,44 @@ class WakeupChannel:
         unavailable."""
         return self._listener(topic) is not None
 
+    def poll_rank(self, topic: Optional[str] = None) -> Optional[int]:
+        """Without blocking: ``None`` if the calling thread's ``topic`` socket received
+        nothing since the last call (or last wait); else drain it and return the highest rank
+        received (:data:`NO_RANK` if no notification carried one)."""
+        listener = self._bound(topic)
+        if listener is None:
+            return None
+        poller = listener.poller
+        if poller is not None and not poller.poll(0):
+            rank, listener.rank = listener.rank, None
+            return rank
+        if not _drain(listener) and listener.rank is None:
+            return None
+        rank, listener.rank = listener.rank, None
+        return NO_RANK if rank is None else rank
+
+    def rank_poller(self, topic: Optional[str] = None) -> Optional[Callable[[], Optional[int]]]:
+        """:meth:`poll_rank` of the calling thread's bound ``topic`` socket as a function of
+        no arguments, for a thread that calls it often (a busy worker: before each task); only
+        in the thread and process that called this, while the socket stays bound. ``None`` if
+        the socket is not bound."""
+        listener = self._bound(topic)
+        if listener is None or listener.poller is None:
+            return None
+        poll = listener.poller.poll
+
+        def poll_rank() -> Optional[int]:
+            if not poll(0):
+                rank = listener.rank
+                if rank is None:
+                    return None
+            elif not _drain(listener) and listener.rank is None:
+                return None
+            rank, listener.rank = listener.rank, None
+            return NO_RANK if rank is None else rank
+
+        return poll_rank
+
     def drain(self, topic: Optional[str] = None) -> int:
         """Discard the calling thread's pending wake-ups for ``topic`` without blocking;
         return how many."""
@@ -487,13 +539,22 @@ class WakeupChannel:
             if _drain(listener):
                 return True
             if listener.poller is not None:
-                # Round up: poll's unit is the millisecond, and a 0 ms poll would spin.
-                ready = listener.poller.poll(int(timeout * 1000.0 + 0.999))
+                # poll's unit is the millisecond: whole ones in poll, the rest asleep, so that
+                # a waiter for a moment (the scheduler, for an eta) wakes within ~0.1 ms of it.
+                deadline = time.monotonic() + timeout
+                ready = listener.poller.poll(int(timeout * 1000.0))
+                if not ready:
+                    rest = deadline - time.monotonic()
+                    if rest > 0:
+                        time.sleep(rest)
+                    ready = listener.poller.poll(0)
             else:  # pragma: no cover - platforms without poll()
                 ready = select.select([sock], [], [], timeout)[0]
             return bool(ready) and _drain(listener, ready=True) > 0
         except (OSError, ValueError):  # closed under us (close() from another thread)
             return False
+        finally:
+            listener.rank = None  # the waiter re-checks its data after any wait
 
     # ------------------------------------------------------------------ cleanup
 
@@ -553,7 +614,11 @@ def _drain(listener: _Listener, ready: bool = False) -> int:
             size = sock.recv_into(listener.buffer)
         except (BlockingIOError, InterruptedError):
             return count
-        if size > 1:
+        if size == _RANKED.size and listener.buffer[0] == 0x52:  # b'R': a ranked notification
+            rank = _RANKED.unpack_from(listener.buffer)[1]
+            if listener.rank is None or rank > listener.rank:
+                listener.rank = rank
+        elif size > 1:
             listener.inbox.append(bytes(memoryview(listener.buffer)[:size]))
         count += 1
     return count

@@ -723,3 +723,73 @@ def test_channel_notify_filters_by_topic(short_dir):
     pool.shutdown()
     a.close()
     b.close()
+
+
+def test_a_notification_carries_its_rank_to_poll_rank(short_dir):
+    """Issue 17: a producer tells busy workers the priority it made ready; poll_rank returns
+    the highest one since the last call without blocking, a wait forgets them."""
+    a = _wakeup.WakeupChannel(os.path.join(short_dir, 'ch'))
+    b = _wakeup.WakeupChannel(os.path.join(short_dir, 'ch'))
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    in_a = lambda fn, *args: pool.submit(fn, *args).result(JOIN)  # noqa: E731
+    assert in_a(a.listen, 'q')
+    poll_rank = in_a(a.rank_poller, 'q')
+    assert in_a(poll_rank) is None and in_a(a.poll_rank, 'q') is None  # nothing sent
+    assert b.notify(['q'], rank=3) == 1 and b.notify(['q'], rank=-7) == 1
+    assert b.notify(['q'], rank=2 ** 63 - 1) == 1 and b.notify(['q'], rank=5) == 1
+    assert in_a(poll_rank) == 2 ** 63 - 1  # the highest
+    assert in_a(poll_rank) is None
+    assert b.notify(['q']) == 1  # no rank
+    assert in_a(a.poll_rank, 'q') == _wakeup.NO_RANK
+    assert b.notify(['q'], rank=9) == 1
+    assert in_a(a.wait, JOIN, 'q') is True  # a wait drains it and forgets the rank
+    assert in_a(poll_rank) is None
+    assert in_a(a.take_messages, 'q') == []  # a ranked notification is not a message
+    assert in_a(a.rank_poller, 'd') is None  # not bound
+    pool.shutdown()
+    a.close()
+    b.close()
+
+
+def test_a_wait_lasts_its_whole_timeout(short_dir):
+    """The fraction of a millisecond a wait's poll cannot express is slept (the scheduler
+    waits for an eta this way): the wait lasts at least its timeout."""
+    a = _wakeup.WakeupChannel(os.path.join(short_dir, 'ch'))
+    for timeout in (0.0004, 0.0015, 0.0101):
+        start = time.monotonic()
+        assert a.wait(timeout, 'q') is False
+        assert time.monotonic() - start >= timeout
+    a.close()
+
+
+def test_claim_outranking_claims_only_what_outranks_after_a_ranked_wake_up(db_path):
+    """A busy worker's check before each buffered task: nothing (one poll) until a producer
+    says it made a higher priority ready; then only the messages above its priority."""
+    worker = SqliteStorage(db_path, 'test')
+    producer = SqliteStorage(db_path, 'test')
+    pool = concurrent.futures.ThreadPoolExecutor(1)  # the producer's thread (never notified)
+    produce = lambda fn, *args: pool.submit(fn, *args).result(JOIN)  # noqa: E731
+    try:
+        assert worker.claim_outranking(0, 10) == []  # outside a worker session
+        with worker.worker_session():
+            produce(producer.enqueue_many, [(b'low-%d' % i, 0) for i in range(4)])
+            held = worker.dequeue_many(2)
+            assert [c.data for c in held] == [b'low-0', b'low-1']
+            assert worker.claim_outranking(0, 10) == []  # the batch enqueue said rank 0
+            produce(producer.enqueue, b'same', 0)
+            assert worker.claim_outranking(0, 10) == []
+            produce(producer.enqueue, b'urgent', 5)
+            produce(producer.enqueue, b'higher', 7)
+            claims = worker.claim_outranking(5, 10)  # told 7: above the buffered 5
+            assert [(c.data, c.priority, c.started) for c in claims] == [(b'higher', 7, False)]
+            assert worker.claim_outranking(0, 10) == []  # told nothing since
+            produce(producer.enqueue_many, [(b'mid', 3), (b'low-x', 0)])
+            claims = worker.claim_outranking(0, 10)
+            assert sorted(c.data for c in claims) == [b'mid', b'urgent']
+            for claim in held + claims:
+                assert worker.ack(claim.receipt)
+        assert producer.queue_size() == 4  # low-2, low-3, same, low-x
+    finally:
+        produce(producer.close)
+        pool.shutdown()
+        worker.close()
