@@ -184,7 +184,7 @@ class Worker:
                 break
             try:
                 worked = self.run_once()
-                if not worked:
+                if not worked and not self.stop_event.is_set():
                     self.queue.wait_for_change(self.idle_wait, topic='queue')
             except StorageCorruptError:
                 raise  # not an outage: retrying cannot help (the consumer reports it)
@@ -248,6 +248,10 @@ class Worker:
         while True:
             if not buffer:
                 if not self._claim():
+                    return None
+                if self.stop_event.is_set():
+                    # The stop came while claiming: what the claim took is given back
+                    # unstarted with the rest of the buffer (no task starts after a stop).
                     return None
                 delivery: Delivery = buffer.pop()
             else:

@@ -174,6 +174,8 @@ def test_graceful_stop_lets_running_tasks_finish(queue, start):
     assert started.wait(WAIT)
     stopper = threading.Thread(target=consumer.stop, kwargs=dict(graceful=True, timeout=WAIT))
     stopper.start()
+    # stop() runs in another thread: b is enqueued once the workers were told to stop
+    wait_for(consumer._stop_event.is_set, WAIT, 'stop() to signal the workers')
     waiting = work('b')      # enqueued after the stop began: not started
     release.set()
     stopper.join(WAIT)

@@ -385,6 +385,34 @@ def test_stopping_gives_unstarted_claims_back(queue):
     assert [t.attempts for t in tasks] == [2] * buffered + [1] * (9 - buffered)
 
 
+def test_a_claim_made_as_the_stop_comes_is_given_back_not_run(queue):
+    """A stop signalled while the worker claims (its check of the stop event came just before
+    the claim): what that claim took is given back unstarted, not run after the stop."""
+    ran = []
+
+    @queue.task()
+    def job(i):
+        ran.append(i)
+
+    stop = threading.Event()
+    worker = Worker(queue, stop, name='test-worker', idle_wait=0.05)
+    claim = worker._claim
+
+    def claim_as_the_stop_comes():
+        took = claim()
+        stop.set()  # e.g. the consumer's stop(), in another thread, during the claim
+        return took
+
+    worker._claim = claim_as_the_stop_comes
+    queue.enqueue_many([job.s(i) for i in range(3)])
+    runner = threading.Thread(target=worker.run, daemon=True)
+    runner.start()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+    assert ran == []
+    assert (queue.running_count(), queue.pending_count()) == (0, 3)
+
+
 def test_a_higher_priority_task_overtakes_the_buffered_claims(queue, backend):
     """Issue 17: a task of a higher priority than the claims a busy worker holds in its
     buffer, enqueued while it runs one of them, runs next: the worker checks its wake-ups
