@@ -10,7 +10,6 @@ exception, when the file is opened.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 
@@ -43,7 +42,19 @@ def damage(path, page):
 
 
 def middle_page(path):
-    return os.path.getsize(path) // PAGE // 2
+    """The 0-based number of a leaf page of the ``task`` table in the middle of the file: every
+    claim's scan reads it (a page of an index the claims never read, e.g. the task-id keys,
+    would go unnoticed by a drain -- where such a page falls depends on the schema)."""
+    import apsw
+    conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        pages = [row[0] for row in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'task' AND pagetype = 'leaf' "
+            "ORDER BY pageno")]
+    finally:
+        conn.close()
+    assert pages, 'no task table leaf pages'
+    return pages[len(pages) // 2] - 1  # dbstat counts pages from 1
 
 
 def error_lines(log):
