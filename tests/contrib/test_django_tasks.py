@@ -94,6 +94,12 @@ def test_queue_name_misconfigurations_are_reported(tasks_project):
     help_text = ' '.join(tasks_project.manage('sqlq_consume', '--help').stdout.split())
     assert '--queue-name NAME' in help_text and 'one consumer per queue name' in help_text
     assert tasks_project.manage('check').returncode == 0
+    tasks_project.env['SQLQ_TEST_DJANGO_QUEUES_STR'] = '1'
+    check = tasks_project.manage('check')
+    assert check.returncode != 0 and 'sqlq.E003' in check.stderr
+    assert "TASKS['retrying']['QUEUES'] must be a list of queue names, not 'emails'" \
+        in check.stderr
+    del tasks_project.env['SQLQ_TEST_DJANGO_QUEUES_STR']
     # SQLQ as a queue object: no sibling queue can be made from it for 'emails'.
     tasks_project.env['SQLQ_TEST_DJANGO_QUEUE_OBJECT'] = '1'
     check = tasks_project.manage('check')

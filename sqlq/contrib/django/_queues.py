@@ -121,6 +121,8 @@ def backend_queue_names(tasks: Any) -> Tuple[List[str], Optional[FrozenSet[str]]
             continue
         aliases.append(alias)
         queues = params.get('QUEUES', [DEFAULT_QUEUE_NAME])
+        if not isinstance(queues, (list, tuple, set, frozenset)):
+            continue  # not a backend the framework can make (sqlq.E003)
         if not queues:
             names = None
         elif names is not None:

@@ -35,8 +35,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> List[checks.CheckM
 def check_tasks_queues(sqlq_is_a_queue: bool) -> List[checks.CheckMessage]:
     """``sqlq.E002``: a ``SqlqBackend`` whose ``QUEUES`` name a queue other than
     ``'default'`` (or allow any, ``[]``) while ``settings.SQLQ`` is a queue object, from which
-    the other queues' sqlq queues cannot be made. ``sqlq.E003``: a queue name that is not a
-    non-empty str."""
+    the other queues' sqlq queues cannot be made. ``sqlq.E003``: ``QUEUES`` that is not a list
+    of non-empty strs."""
     from django.conf import settings
 
     from ._queues import DEFAULT_QUEUE_NAME, backend_queue_names
@@ -46,6 +46,10 @@ def check_tasks_queues(sqlq_is_a_queue: bool) -> List[checks.CheckMessage]:
     for alias in aliases:
         queues = tasks[alias].get('QUEUES', [DEFAULT_QUEUE_NAME])
         where = "TASKS[%r]['QUEUES']" % alias
+        if not isinstance(queues, (list, tuple, set, frozenset)):
+            errors.append(checks.Error('%s must be a list of queue names, not %r'
+                                       % (where, queues), obj=where, id='sqlq.E003'))
+            continue
         bad = [name for name in queues if not isinstance(name, str) or not name]
         if bad:
             errors.append(checks.Error(

@@ -2,7 +2,7 @@
 (``SQLQ_TEST_DJANGO_DIR``: the Django database ``db.sqlite3`` and, by default, the queue's
 ``db-queue.sqlite3`` beside it); ``SQLQ_TEST_DJANGO_QUEUE_FILE`` sets ``SQLQ['filename']`` and
 ``SQLQ_TEST_DJANGO_WORKERS`` ``SQLQ['consumer']['workers']``; ``SQLQ_TEST_DJANGO_QUEUE_OBJECT``
-makes ``SQLQ`` a queue object."""
+makes ``SQLQ`` a queue object and ``SQLQ_TEST_DJANGO_QUEUES_STR`` a ``QUEUES`` a str."""
 import importlib.util
 import os
 
@@ -42,3 +42,5 @@ if HAS_DJANGO_TASKS or HAS_BACKPORT:
         'retrying': {'BACKEND': 'sqlq.contrib.django.SqlqBackend',
                      'OPTIONS': {'retries': 1}},
     }
+    if os.environ.get('SQLQ_TEST_DJANGO_QUEUES_STR'):  # a str, not a list: refused
+        TASKS['retrying']['QUEUES'] = 'emails'

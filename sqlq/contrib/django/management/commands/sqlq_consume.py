@@ -104,7 +104,7 @@ def _framework_queue(queue_name: str) -> Any:
                            'it names' % queue_name)
     if names is not None and queue_name not in names:
         raise CommandError('--queue-name %r is in no SqlqBackend\'s QUEUES (%s)'
-                           % (queue_name, ', '.join(sorted(names))))
+                           % (queue_name, ', '.join(sorted(map(str, names)))))
     try:
         queue = queue_for(queue_name)
     except NoSiblingQueue as exc:
