@@ -123,3 +123,15 @@ def test_bad_consumer_settings_are_refused(tmp_path, consumer, error):
     with pytest.raises(ConfigError, match=r'SQLQ\[\'consumer\'\]') as info:
         resolve({'consumer': consumer}, {'default': sqlite(tmp_path / 'db.sqlite3')})
     assert error in str(info.value)
+
+
+def test_framework_queue_names_map_to_sqlq_queues_and_result_ids_name_them():
+    pytest.importorskip('django', reason="Django is not installed (pip install 'sqlq[django]')")
+    from sqlq.contrib.django._queues import queue_name_of, result_id, sqlq_name
+    assert sqlq_name('shop', 'default') == 'shop'  # the project's queue, as before
+    assert sqlq_name('shop', 'emails') == 'shop.emails'
+    assert result_id('default') is None  # sqlq's own id: a plain one
+    made = result_id('mail:bulk')
+    assert made is not None and made.startswith('mail:bulk:')
+    assert queue_name_of(made) == 'mail:bulk'  # a queue name may hold the separator
+    assert queue_name_of('0192b8c3-7d4e-7f00-8000-000000000000') == 'default'

@@ -68,8 +68,11 @@ def get_queue() -> 'Queue':
 
 
 def _reset_queue() -> None:
-    """Forget the queue (tests that change ``settings.SQLQ``); closes its storage."""
+    """Forget the queue and its siblings (tests that change ``settings.SQLQ``); closes their
+    storage."""
     global _queue
+    from ._queues import reset
+    reset()
     with _lock:
         queue, _queue = _queue, None
     if queue is not None:

@@ -1,25 +1,31 @@
 """A backend for Django's Tasks framework that runs its tasks on sqlq::
 
     TASKS = {'default': {'BACKEND': 'sqlq.contrib.django.SqlqBackend',
+                         'QUEUES': ['default', 'emails'],
                          'OPTIONS': {'enqueue_on_commit': False, 'retries': 0}}}
 
 ``@task`` functions (``django.tasks``, Django 6; or ``django_tasks``, the backport) then
-``.enqueue()`` into the project's sqlq queue (``settings.SQLQ``), ``manage.py sqlq_consume``
-runs them beside the project's sqlq tasks, and ``.get_result(id)`` reads their status from any
-process.
+``.enqueue()`` into the sqlq queue of their ``queue_name``, ``manage.py sqlq_consume
+[--queue-name NAME]`` runs them (the ``'default'`` queue's beside the project's sqlq tasks),
+and ``.get_result(id)`` reads their status from any process.
 
 How the framework's notions map to sqlq's:
 
-* a call is one sqlq task, :data:`RUNNER_NAME`, whose arguments are the backend's alias, the
-  function's module path and the call's (JSON) arguments; the result id is that task's id;
-* the call's :class:`TaskResult` lives under ``RECORD_PREFIX + id`` in the queue's data (a
+* ``queue_name`` must be one of ``QUEUES`` (default ``['default']``; ``[]``: any name) and
+  picks the sqlq queue (:mod:`sqlq.contrib.django._queues`): ``'default'`` is the project's
+  queue (``settings.SQLQ``), any other name ``N`` a queue ``<SQLQ name>.N`` in the same SQLite
+  file or Redis server. Each runs only in the consumers started for it: ``sqlq_consume``
+  consumes ``'default'``, ``sqlq_consume --queue-name N`` queue ``N``;
+* a call is one sqlq task, :data:`RUNNER_NAME`, on that queue, whose arguments are the
+  backend's alias, the function's module path and the call's (JSON) arguments; the result id
+  is that task's id (``N:<uuid>`` on a queue ``N`` other than ``'default'``: the id says where
+  its record is);
+* the call's :class:`TaskResult` lives under ``RECORD_PREFIX + id`` in its queue's data (a
   result: ``result_ttl`` applies). It is written with the task, in one transaction (both or
   neither), then by the worker when the run starts (RUNNING, a worker id added) and ends
   (SUCCESSFUL with the return value, or FAILED with the error; READY again if a retry
   follows);
 * ``priority`` (-100..100, higher first) is sqlq's priority; ``run_after`` the task's eta;
-  ``queue_name`` must be one of ``QUEUES`` (default ``['default']``) and is recorded, but every
-  queue name runs on the one sqlq queue;
 * ``OPTIONS``: ``enqueue_on_commit`` (enqueue in ``transaction.on_commit``: the returned result
   has no ``enqueued_at`` and cannot be fetched until the commit), and the sqlq task options
   ``retries``, ``retry_delay``, ``retry_backoff``, ``timeout``, ``expires`` for every call;
@@ -42,6 +48,8 @@ from django.utils.module_loading import import_string
 from sqlq.options import check_options
 
 from . import close_db, get_queue
+from ._queues import NoSiblingQueue, built_queue, queue_for, queue_name_of
+from ._queues import result_id as new_result_id
 from ._tasks_api import (
     BaseTaskBackend,
     InvalidTask,
@@ -139,10 +147,12 @@ def _worker_id() -> str:
 
 
 def run_task(alias: str, task_path: str, args: List[Any], kwargs: Dict[str, Any],
-             task: Any = None) -> Any:
-    """The body of :data:`RUNNER_NAME`: run one call of a framework task and record its
-    outcome. An exception is raised again, so that sqlq logs it and retries if it may."""
-    queue = get_queue()
+             task: Any = None, queue: Any = None) -> Any:
+    """The body of :data:`RUNNER_NAME` on ``queue`` (default: the project's): run one call of
+    a framework task and record its outcome in that queue's data. An exception is raised
+    again, so that sqlq logs it and retries if it may."""
+    if queue is None:
+        queue = get_queue()
     key = RECORD_PREFIX + task.id
     record: Optional[Record] = queue.get(key, peek=True)
     if record is None:  # expired (result_ttl) or deleted: run the call all the same
@@ -192,10 +202,16 @@ def _new_record(alias: str, id: str, task_path: str, django_task: Any, args: Lis
 
 
 def runner_for(queue: Any) -> Any:
-    """The task wrapper of :data:`RUNNER_NAME` on ``queue`` (registered once per queue)."""
+    """The task wrapper of :data:`RUNNER_NAME` on ``queue`` (registered once per queue),
+    which records the calls' outcomes in ``queue``'s data."""
     runner = _runners.get(queue)
     if runner is None:
-        runner = queue.task(name=RUNNER_NAME, context=True)(close_db(run_task))
+        ref = weakref.ref(queue)  # the runner must not keep its queue alive (tests reset it)
+
+        def run(alias: str, task_path: str, args: List[Any], kwargs: Dict[str, Any],
+                task: Any = None) -> Any:
+            return run_task(alias, task_path, args, kwargs, task, ref())
+        runner = queue.task(name=RUNNER_NAME, context=True)(close_db(run))
         _runners[queue] = runner
     return runner
 
@@ -229,8 +245,13 @@ class SqlqBackend(BaseTaskBackend):  # type: ignore[misc]
         options = dict(self.options)
         self.enqueue_on_commit = bool(options.get('enqueue_on_commit', False))
         self.task_options = _check_options(options, alias)
+        #: The project's queue: the sqlq queue of the queue name 'default'.
         self.queue = get_queue()
         self.runner = runner_for(self.queue)
+
+    def queue_for(self, queue_name: str) -> Any:
+        """The sqlq queue of ``queue_name`` (see :mod:`sqlq.contrib.django._queues`)."""
+        return self.queue if queue_name == 'default' else queue_for(queue_name)
 
     def _check_importable(self, task: Any) -> None:
         """The consumer finds the function by its module path: refuse one it could not."""
@@ -246,14 +267,17 @@ class SqlqBackend(BaseTaskBackend):  # type: ignore[misc]
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         self.validate_task(task)
         self._check_importable(task)
+        try:
+            queue = self.queue_for(task.queue_name)
+        except NoSiblingQueue as exc:
+            raise InvalidTask(str(exc)) from None
         args = normalize_json(list(args))
         kwargs = normalize_json(dict(kwargs))
-        invocation = self.runner.s(self.alias, task.module_path, args, kwargs,
-                                   priority=task.priority or None, eta=_epoch(task.run_after),
-                                   **self.task_options)
+        invocation = runner_for(queue).s(
+            self.alias, task.module_path, args, kwargs, priority=task.priority or None,
+            eta=_epoch(task.run_after), id=new_result_id(task.queue_name), **self.task_options)
         record = _new_record(self.alias, invocation.id, task.module_path, task, args, kwargs)
         key = RECORD_PREFIX + invocation.id
-        queue = self.queue
 
         def write() -> None:
             record['enqueued_at'] = _iso(timezone.now())
@@ -278,7 +302,26 @@ class SqlqBackend(BaseTaskBackend):  # type: ignore[misc]
         return _task_result(queue.get(key, peek=True) or record)
 
     def get_result(self, result_id: str) -> Any:
-        record = self.queue.get(RECORD_PREFIX + str(result_id), peek=True)
+        """The call's result, read from the queue its id names: one of ``QUEUES``, or any
+        (``QUEUES`` of ``[]``; a queue this process has not opened is opened for the read
+        only, so that ids made up by a client cannot make it keep queues open)."""
+        result_id = str(result_id)
+        name = queue_name_of(result_id)
+        if self.queues and name not in self.queues:
+            raise TaskResultDoesNotExist(result_id)
+        key = RECORD_PREFIX + result_id
+        try:
+            queue = self.queue if name == 'default' else built_queue(name)
+            if queue is not None:
+                record = queue.get(key, peek=True)
+            else:
+                transient = queue_for(name, keep=False)
+                try:
+                    record = transient.get(key, peek=True)
+                finally:
+                    transient.close()
+        except NoSiblingQueue:
+            raise TaskResultDoesNotExist(result_id) from None
         if record is None:
             raise TaskResultDoesNotExist(result_id)
         return _task_result(record)

@@ -1,7 +1,8 @@
 """Settings of the test project. The test gives each run its own directory
 (``SQLQ_TEST_DJANGO_DIR``: the Django database ``db.sqlite3`` and, by default, the queue's
 ``db-queue.sqlite3`` beside it); ``SQLQ_TEST_DJANGO_QUEUE_FILE`` sets ``SQLQ['filename']`` and
-``SQLQ_TEST_DJANGO_WORKERS`` ``SQLQ['consumer']['workers']``."""
+``SQLQ_TEST_DJANGO_WORKERS`` ``SQLQ['consumer']['workers']``; ``SQLQ_TEST_DJANGO_QUEUE_OBJECT``
+makes ``SQLQ`` a queue object and ``SQLQ_TEST_DJANGO_QUEUES_STR`` a ``QUEUES`` a str."""
 import importlib.util
 import os
 
@@ -28,6 +29,9 @@ SQLQ = {'name': 'shop', 'consumer': {'workers': int(os.environ.get('SQLQ_TEST_DJ
                                                                    '1'))}}
 if os.environ.get('SQLQ_TEST_DJANGO_QUEUE_FILE'):
     SQLQ['filename'] = os.environ['SQLQ_TEST_DJANGO_QUEUE_FILE']
+if os.environ.get('SQLQ_TEST_DJANGO_QUEUE_OBJECT'):  # SQLQ as a queue object
+    from sqlq import SqliteQueue
+    SQLQ = SqliteQueue(os.path.join(BASE_DIR, 'object-queue.sqlite3'), name='shop')
 
 if HAS_DJANGO_TASKS or HAS_BACKPORT:
     TASKS = {
@@ -38,3 +42,5 @@ if HAS_DJANGO_TASKS or HAS_BACKPORT:
         'retrying': {'BACKEND': 'sqlq.contrib.django.SqlqBackend',
                      'OPTIONS': {'retries': 1}},
     }
+    if os.environ.get('SQLQ_TEST_DJANGO_QUEUES_STR'):  # a str, not a list: refused
+        TASKS['retrying']['QUEUES'] = 'emails'

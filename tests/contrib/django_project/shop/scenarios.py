@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from sqlq.contrib.django import get_queue
+from sqlq.contrib.django._queues import queue_for
 
 from .models import Order
 
@@ -82,7 +83,8 @@ def _summary(result):
                'started': result.started_at is not None,
                'finished': result.finished_at is not None,
                'queue_name': result.task.queue_name, 'priority': result.task.priority,
-               'path': result.task.module_path}
+               'path': result.task.module_path,
+               'worker_pids': [int(w.rpartition(':')[2]) for w in result.worker_ids]}
     try:
         summary['value'] = result.return_value
     except ValueError as exc:
@@ -99,7 +101,8 @@ def _until_finished(result):
         if time.monotonic() > deadline:
             raise AssertionError('task %s not finished after %ss: %s'
                                  % (result.id, WAIT, result.status))
-        get_queue().wait_for_change(0.5, topic='data')  # woken by the worker's write
+        # Woken by the worker's write to the record, in the queue of the call's queue name.
+        queue_for(result.task.queue_name).wait_for_change(0.5, topic='data')
 
 
 def dj_mapping():
@@ -160,4 +163,44 @@ def dj_run(flag_path):
     out['whoami_result_id'] = calls['whoami'].id
     # A fresh read, by id through the task (from any process: here the same one).
     out['add_again'] = _summary(jobs.add.get_result(calls['add'].id))
+    return out
+
+
+def dj_queues_enqueue():
+    """A call to the queue 'emails', then one to 'default' that the default consumer runs:
+    where each went, and the 'emails' call still waiting after the later one ran."""
+    from sqlq.contrib.django.backend import RECORD_PREFIX
+
+    from . import jobs
+    emails = jobs.add.using(queue_name='emails').enqueue(20, 1)
+    default = jobs.add.enqueue(20, 2)
+    done = _until_finished(default)
+    emails_queue = queue_for('emails')
+    return {
+        'emails_id': emails.id, 'default_id': default.id,
+        'default': _summary(done),
+        'emails_after': _summary(jobs.add.get_result(emails.id)),
+        'sqlq_names': [get_queue().name, emails_queue.name],
+        'pending': {'default': [t.id for t in get_queue().pending()],
+                    'emails': [t.id for t in emails_queue.pending()]},
+        'records': {'default': get_queue().get(RECORD_PREFIX + emails.id, peek=True) is not None,
+                    'emails': emails_queue.get(RECORD_PREFIX + emails.id, peek=True) is not None}}
+
+
+def dj_result(result_id):
+    """A call's result read by id (in a process that enqueued nothing), once finished."""
+    from . import jobs
+    return _summary(_until_finished(jobs.add.get_result(result_id)))
+
+
+def dj_unknown_ids():
+    from sqlq.contrib.django._tasks_api import TaskResultDoesNotExist
+
+    from . import jobs
+    out = {}
+    for made_up in ('emails:no-such-id', 'nowhere:no-such-id', 'no-such-id'):
+        try:
+            jobs.add.get_result(made_up)
+        except TaskResultDoesNotExist:
+            out[made_up] = 'TaskResultDoesNotExist'
     return out
