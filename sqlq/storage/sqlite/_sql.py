@@ -14,20 +14,21 @@ from typing import Any, Iterable, Sequence
 
 from sqlq.storage.sqlite._schema import INLINE_MAX
 
-#: How every statement reads a message's ``data`` (and a key's ``value``): as a BLOB whatever
-#: the row holds. The storage contract is bytes, but a row written by other means (the
-#: ``sqlite3`` shell stores ``'hello'`` as TEXT, ``42`` as INTEGER) would come back as str or
-#: int -- or not at all: TEXT that is not UTF-8 fails in apsw's decoding -- and stop every
-#: claim behind it. Cast, it reads as the bytes SQLite holds, which the task layer then fails
-#: to decode and buries with the reason. On a BLOB the cast changes nothing.
+#: How every statement reads a message's ``data`` (``task.body``: TASK_DATA) and a key's
+#: ``value``: as a BLOB whatever the row holds. The storage contract is bytes, but a row
+#: written by other means (the ``sqlite3`` shell stores ``'hello'`` as TEXT, ``42`` as
+#: INTEGER) would come back as str or int -- or not at all: TEXT that is not UTF-8 fails in
+#: apsw's decoding -- and stop every claim behind it. Cast, it reads as the bytes SQLite
+#: holds, which the task layer then fails to decode and buries with the reason. On a BLOB the
+#: cast changes nothing.
 BLOB_DATA = 'CAST(data AS BLOB)'
 BLOB_VALUE = 'CAST(value AS BLOB)'
-#: How every statement reads a ``task`` row's message: from ``task_payload`` where the row's
-#: ``data`` is empty (a long message, see ``_schema.INLINE_MAX``; an empty message has no
-#: payload row). ``length`` of a BLOB reads only the record header.
-TASK_DATA = ('CASE WHEN length(data) THEN ' + BLOB_DATA + ' ELSE coalesce((SELECT '
-             'CAST(task_payload.data AS BLOB) FROM task_payload WHERE task_payload.id = task.id), '
-             "x'') END")
+#: How every statement reads a ``task`` row's message (its column ``body``, as BLOB_DATA):
+#: from ``task_payload`` where ``body`` is the empty blob (a long message, see
+#: ``_schema.INLINE_MAX``; an empty message has no payload row; TEXT never equals a blob).
+TASK_DATA = ("CASE WHEN body = x'' THEN coalesce((SELECT CAST(task_payload.data AS BLOB) "
+             "FROM task_payload WHERE task_payload.id = task.id), x'') "
+             'ELSE CAST(body AS BLOB) END')
 
 # ------------------------------------------------------------------ ready queue
 
@@ -64,13 +65,13 @@ CLAIM_OUTRANKING = (CLAIM_HEAD.replace('owner IS NULL ', 'owner IS NULL AND prio
                     + ', attempts, recoveries, priority, deaths, started, '
                     + 'CASE WHEN ?6 IS NULL THEN NULL ELSE ' + FLAGGED + ' END')
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
-ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
+ENQUEUE = 'INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
 #: The payload of the task row just inserted, for a message longer than _schema.INLINE_MAX
 #: (the row's own data is then empty): parameters (id, data).
 SPILL = 'INSERT INTO task_payload (id, data) VALUES (?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
-ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES '
+ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES '
                  + ', '.join(['(?, ?, ?, ?, ?)'] * INSERT_ROWS))
 #: What every release of a claim sets: a ready row is unowned, handed to nobody and not
 #: started.
@@ -113,7 +114,7 @@ IDLE_WORKER = ('SELECT token, owner, socket FROM idle_worker '
 HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
-ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, key, owner, '
+ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, body, enqueued_at, key, owner, '
                   'claimed_at, attempts, assignee, started) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.

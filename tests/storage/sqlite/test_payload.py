@@ -26,14 +26,14 @@ def payload_rows(s: SqliteStorage) -> list[int]:
     conn = s._conn()
     payloads = [row[0] for row in conn.execute('SELECT id FROM task_payload ORDER BY id')]
     spilled = [row[0] for row in conn.execute(
-        "SELECT id FROM task WHERE length(data) = 0 AND id IN (SELECT id FROM task_payload) "
+        "SELECT id FROM task WHERE body = x'' AND id IN (SELECT id FROM task_payload) "
         "ORDER BY id")]
     assert payloads == spilled
     return payloads
 
 
 def inline_lengths(s: SqliteStorage) -> list[int]:
-    return [row[0] for row in s._conn().execute('SELECT length(data) FROM task ORDER BY id')]
+    return [row[0] for row in s._conn().execute('SELECT length(body) FROM task ORDER BY id')]
 
 
 @pytest.fixture
@@ -185,6 +185,27 @@ def make_old_database(path: str, version: int) -> None:
     conn.execute('PRAGMA user_version=%d' % version)
     conn.execute('COMMIT')
     conn.close()
+
+
+def test_an_older_sqlq_running_on_the_file_fails_after_the_upgrade_instead_of_losing(tmp_path):
+    """Its statements on ``task`` name ``data`` (``body`` since version 5): they fail when
+    SQLite prepares them again for the new schema, instead of reading a long message as the
+    empty blob its row now holds (and burying that)."""
+    path = str(tmp_path / 'old.db')
+    make_old_database(path, 4)
+    older = apsw.Connection(path)
+    older_claim = ('SELECT id, CAST(data AS BLOB) FROM task WHERE queue = ? AND owner IS NULL '
+                   'ORDER BY priority DESC, id LIMIT 10')
+    assert len(older.execute(older_claim, ('sqlq',)).fetchall()) == 3  # prepared, cached
+    with contextlib.closing(SqliteStorage(path)) as s:
+        assert s.enqueued_items() == [SHORT, LONG, b'']
+        with pytest.raises(apsw.SQLError, match='no such column: data'):
+            older.execute(older_claim, ('sqlq',)).fetchall()
+        with pytest.raises(apsw.SQLError, match='data'):
+            older.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+                          "VALUES ('sqlq', 0, x'00', 0)")
+        assert s.enqueued_items() == [SHORT, LONG, b'']
+    older.close()
 
 
 @pytest.mark.parametrize('version', range(1, _schema.SCHEMA_VERSION))
