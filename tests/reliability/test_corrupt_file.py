@@ -10,10 +10,10 @@ exception, when the file is opened.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 
+import apsw
 import pytest
 
 from sqlq import SqliteQueue, StorageCorruptError, StorageError
@@ -43,7 +43,17 @@ def damage(path, page):
 
 
 def middle_page(path):
-    return os.path.getsize(path) // PAGE // 2
+    """The middle leaf page of ``task`` (0-based): every drain reads it. (The middle page of
+    the file is as often a leaf of ``task_key``, which no claim reads: its keys' random bits
+    decide the layout.)"""
+    conn = apsw.Connection(path)
+    try:
+        pages = [row[0] for row in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'task' AND pagetype = 'leaf' "
+            "ORDER BY pageno")]
+    finally:
+        conn.close()
+    return pages[len(pages) // 2] - 1  # dbstat numbers pages from 1
 
 
 def error_lines(log):
