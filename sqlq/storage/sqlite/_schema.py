@@ -238,7 +238,7 @@ def _add_tracking(conn: Any) -> None:
     conn.execute(SCHEMA_V4)
 
 
-#: Messages longer than this (bytes) keep their ``data`` in ``task_payload`` (version 5): the
+#: Messages longer than this (bytes) keep their bytes in ``task_payload`` (version 5): the
 #: row of ``task`` a claim rewrites stays small. At 512 bytes a page of task rows holds at
 #: least 7 (a batch claim rewrites few pages); below it, the extra insert of a payload row
 #: would cost more than the bytes it saves a claim.

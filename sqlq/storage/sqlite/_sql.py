@@ -67,7 +67,7 @@ CLAIM_OUTRANKING = (CLAIM_HEAD.replace('owner IS NULL ', 'owner IS NULL AND prio
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
 ENQUEUE = 'INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
 #: The payload of the task row just inserted, for a message longer than _schema.INLINE_MAX
-#: (the row's own data is then empty): parameters (id, data).
+#: (the row's own body is then empty): parameters (id, data).
 SPILL = 'INSERT INTO task_payload (id, data) VALUES (?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
@@ -229,7 +229,7 @@ FLUSH_ALL = tuple('DELETE FROM %s WHERE queue = ?' % table
 
 def insert_long(conn: Any, statement: str, params: Sequence[Any]) -> int:
     """Insert a task row with ``statement`` (an ENQUEUE form: the message is its third
-    parameter) whose message is longer than INLINE_MAX: the row gets an empty ``data``, the
+    parameter) whose message is longer than INLINE_MAX: the row gets an empty ``body``, the
     message a ``task_payload`` row. Returns the task row's id."""
     conn.execute(statement, (params[0], params[1], b'', *params[3:]))
     task_id: int = conn.last_insert_rowid()
