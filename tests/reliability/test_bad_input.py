@@ -247,7 +247,7 @@ POISON = {'text': "'hello'", 'integer': '42', 'real': '1.5',
 def _insert_poison(queue, priority=0):
     with queue.storage.transaction() as conn:
         for value in POISON.values():
-            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+            conn.execute("INSERT INTO task (queue, priority, body, enqueued_at) "
                          "VALUES (?, ?, %s, 0)" % value, (queue.name, priority))
 
 

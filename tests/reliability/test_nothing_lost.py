@@ -284,7 +284,7 @@ def test_poison_rows_become_dead_letters_and_the_queue_goes_on(lost, kind):
     consumer = lost.start('-k', kind, '-w', '2')
     with lost.queue.storage.transaction() as conn:
         for value in ("'hello'", '42', "CAST(x'ff41' AS TEXT)"):
-            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+            conn.execute("INSERT INTO task (queue, priority, body, enqueued_at) "
                          "VALUES (?, 1, %s, 0)" % value, (lost.queue.name,))
     results = [lost.app.echo('after-%d' % i) for i in range(20)]
     for result in results:

@@ -56,8 +56,8 @@ class DeadLetters(Transactions):
             if rows:
                 now = self._clock()
                 try:
-                    conn.executemany(_sql.ENQUEUE, [(self.name, priority, data, now, key)
-                                                    for _, data, key in rows])
+                    _sql.insert_tasks(conn, [(self.name, priority, data, now, key)
+                                             for _, data, key in rows])
                 except apsw.Error as exc:
                     raise self._error(exc, 'writing') from exc
                 self._touch('q')

@@ -13,6 +13,7 @@ from sqlq.storage._common import as_bytes
 from sqlq.storage._common import limit as _limit  # a contract parameter is named limit
 from sqlq.storage.sqlite import _sql
 from sqlq.storage.sqlite._handoff import HAND_OFF_MAX, HandOff, IdleWorker
+from sqlq.storage.sqlite._schema import INLINE_MAX
 from sqlq.storage.sqlite._tracking import TaskTracking
 from sqlq.storage.types import Claim, ClaimedItem, Finished, Receipt, new_receipt
 
@@ -25,7 +26,13 @@ class ReadyQueue(HandOff, TaskTracking):
                   data if type(data) is bytes else as_bytes(data), self._clock(), key)
         if self._in_transaction():
             with self._tx() as conn:  # joins the caller's transaction
-                self._do(conn, _sql.ENQUEUE, params)
+                if len(params[2]) > INLINE_MAX:
+                    try:
+                        _sql.insert_long(conn, _sql.ENQUEUE, params)
+                    except apsw.Error as exc:
+                        raise self._error(exc, 'writing') from exc
+                else:
+                    self._do(conn, _sql.ENQUEUE, params)
                 self._touch('q')
                 self._rank(params[1])
             return
@@ -38,15 +45,23 @@ class ReadyQueue(HandOff, TaskTracking):
             listing = self._wake.listing()  # a registered idle worker has a 'q' socket
             if 'q' in listing.topics and len(params[2]) <= HAND_OFF_MAX:
                 idle = self._idle_worker(conn, params)
+            long = len(params[2]) > INLINE_MAX  # its own payload row (see _schema)
             if idle:
-                conn.execute(_sql.ENQUEUE_HANDED, params + (idle[1], params[3], idle[0]))
-                msg_id = conn.last_insert_rowid()
+                handed = params + (idle[1], params[3], idle[0])
+                if long:
+                    msg_id = _sql.insert_long(conn, _sql.ENQUEUE_HANDED, handed)
+                else:
+                    conn.execute(_sql.ENQUEUE_HANDED, handed)
+                    msg_id = conn.last_insert_rowid()
             else:
                 # Idle workers are woken now, while we hold the write lock: their claims wait
                 # for our commit, and their wake-up overlaps our insert and commit. Busy ones
                 # learn the priority: a higher one than theirs overtakes their buffered claims.
                 self._wake.notify(('q',), untopical=False, listing=listing, rank=params[1])
-                conn.execute(_sql.ENQUEUE, params)
+                if long:
+                    _sql.insert_long(conn, _sql.ENQUEUE, params)
+                else:
+                    conn.execute(_sql.ENQUEUE, params)
         except BaseException as exc:
             self._roll_back(conn)
             if isinstance(exc, apsw.Error):
@@ -82,14 +97,19 @@ class ReadyQueue(HandOff, TaskTracking):
         with self._tx() as conn:
             self._rank(max(params[1::len(params) // count]))  # each row's priority
             try:
-                # Many rows per INSERT statement: about half the cost per row of executemany.
-                full = count - count % chunk
-                for start in range(0, full * width, chunk * width):
-                    conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * width])
-                if full < count:
-                    rest = params[full * width:]
-                    conn.executemany(_sql.ENQUEUE, [rest[i:i + width]
-                                                    for i in range(0, len(rest), width)])
+                if max(map(len, params[2::width])) > INLINE_MAX:  # long messages: row by row
+                    _sql.insert_tasks(conn, [params[i:i + width]
+                                             for i in range(0, len(params), width)])
+                else:
+                    # Many rows per INSERT statement: about half the cost per row of
+                    # executemany.
+                    full = count - count % chunk
+                    for start in range(0, full * width, chunk * width):
+                        conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * width])
+                    if full < count:
+                        rest = params[full * width:]
+                        conn.executemany(_sql.ENQUEUE, [rest[i:i + width]
+                                                        for i in range(0, len(rest), width)])
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
             self._touch('q')

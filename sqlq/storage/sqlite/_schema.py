@@ -11,7 +11,8 @@ creates everything. To change the schema: add ``MIGRATIONS[SCHEMA_VERSION]`` and
 Tables (every row carries the name of the queue it belongs to; one file holds many queues):
 
 ``task``
-    Messages of the ready queue. ``owner IS NULL`` means ready; otherwise the row is claimed
+    Messages of the ready queue (the message in ``body``, called ``data`` before version 5;
+    a long one in ``task_payload``). ``owner IS NULL`` means ready; otherwise the row is claimed
     by ``owner`` (a consumer process's owner id) since ``claimed_at``. ``attempts`` counts
     claims and, together with ``id`` and ``owner``, fences receipts. A released row keeps its
     ``id`` and so its FIFO position. ``recoveries`` counts how often the message was taken back
@@ -61,6 +62,18 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     duration bucket (``b0``...; bounds in ``sqlq.storage.types.DURATION_BUCKETS``), upserted
     with the history rows of the same commit. Pruning folds old minutes into the row of minute
     0 (all-time sums), so totals survive it.
+``task_payload`` (version 5)
+    The bytes of a ``task`` row's message longer than :data:`INLINE_MAX` bytes, keyed by the
+    task row's ``id``; that row's own message column, ``body`` (``data`` before version 5), is
+    then the empty blob. A claim, a release or an ack rewrites only the small task row:
+    SQLite rewrites a whole record on UPDATE, overflow pages included, so a 1 MB message kept
+    inline cost a second megabyte of WAL at its claim. Smaller messages stay inline (one row
+    per message: the cheapest enqueue and claim). Readers take ``task_payload.data`` where
+    ``task.body`` is the empty blob (an empty message has no payload row and reads as empty);
+    the trigger ``task_payload_gone`` deletes a task's payload row with it, whatever statement
+    deletes the task. The column is renamed so that an older sqlq still running on the file
+    when it is upgraded fails its statements on ``task`` (no such column) instead of reading a
+    long message as empty and burying it: nothing is lost while it is restarted.
 
 Opening: :func:`check_identity` refuses foreign or newer databases before anything writes to
 the file, then :func:`migrate` brings an older one up to date.
@@ -78,7 +91,7 @@ from typing import Any, Callable
 from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
@@ -225,6 +238,34 @@ def _add_tracking(conn: Any) -> None:
     conn.execute(SCHEMA_V4)
 
 
+#: Messages longer than this (bytes) keep their bytes in ``task_payload`` (version 5): the
+#: row of ``task`` a claim rewrites stays small. At 512 bytes a page of task rows holds at
+#: least 7 (a batch claim rewrites few pages); below it, the extra insert of a payload row
+#: would cost more than the bytes it saves a claim.
+INLINE_MAX = 512
+
+SCHEMA_V5 = """
+ALTER TABLE task RENAME COLUMN data TO body;
+CREATE TABLE IF NOT EXISTS task_payload (
+    id   INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS task_payload_gone AFTER DELETE ON task
+WHEN old.body = x'' BEGIN
+    DELETE FROM task_payload WHERE id = old.id;
+END;
+INSERT INTO task_payload (id, data)
+    SELECT id, body FROM task WHERE typeof(body) = 'blob' AND length(body) > %d;
+UPDATE task SET body = x'' WHERE typeof(body) = 'blob' AND length(body) > %d;
+""" % (INLINE_MAX, INLINE_MAX)
+
+
+def _add_task_payload(conn: Any) -> None:
+    """4 -> 5: ``task_payload``: long messages move out of their task rows, so that a claim
+    and an ack rewrite only a small row; ``task.data`` becomes ``task.body``."""
+    conn.execute(SCHEMA_V5)
+
+
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
 #: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
@@ -232,6 +273,7 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
     1: _add_hand_off,
     2: _add_start_marks,
     3: _add_tracking,
+    4: _add_task_payload,
 }
 
 

@@ -10,15 +10,25 @@ parameter) except those on ``owner`` and ``idle_worker`` rows, which are file-wi
 from __future__ import annotations
 
 import functools
+from typing import Any, Iterable, Sequence
 
-#: How every statement reads a message's ``data`` (and a key's ``value``): as a BLOB whatever
-#: the row holds. The storage contract is bytes, but a row written by other means (the
-#: ``sqlite3`` shell stores ``'hello'`` as TEXT, ``42`` as INTEGER) would come back as str or
-#: int -- or not at all: TEXT that is not UTF-8 fails in apsw's decoding -- and stop every
-#: claim behind it. Cast, it reads as the bytes SQLite holds, which the task layer then fails
-#: to decode and buries with the reason. On a BLOB the cast changes nothing.
+from sqlq.storage.sqlite._schema import INLINE_MAX
+
+#: How every statement reads a message's ``data`` (``task.body``: TASK_DATA) and a key's
+#: ``value``: as a BLOB whatever the row holds. The storage contract is bytes, but a row
+#: written by other means (the ``sqlite3`` shell stores ``'hello'`` as TEXT, ``42`` as
+#: INTEGER) would come back as str or int -- or not at all: TEXT that is not UTF-8 fails in
+#: apsw's decoding -- and stop every claim behind it. Cast, it reads as the bytes SQLite
+#: holds, which the task layer then fails to decode and buries with the reason. On a BLOB the
+#: cast changes nothing.
 BLOB_DATA = 'CAST(data AS BLOB)'
 BLOB_VALUE = 'CAST(value AS BLOB)'
+#: How every statement reads a ``task`` row's message (its column ``body``, as BLOB_DATA):
+#: from ``task_payload`` where ``body`` is the empty blob (a long message, see
+#: ``_schema.INLINE_MAX``; an empty message has no payload row; TEXT never equals a blob).
+TASK_DATA = ("CASE WHEN body = x'' THEN coalesce((SELECT CAST(task_payload.data AS BLOB) "
+             "FROM task_payload WHERE task_payload.id = task.id), x'') "
+             'ELSE CAST(body AS BLOB) END')
 
 # ------------------------------------------------------------------ ready queue
 
@@ -31,7 +41,7 @@ BLOB_VALUE = 'CAST(value AS BLOB)'
 # claims are recorded as started (a claim of one: its worker runs it at once; see
 # Storage.mark_started), ?6 and ?7 the flag_prefix range. Their rows: id, data, attempts,
 # recoveries, priority, deaths, started, and (the FLAGGED forms) whether a flag exists.
-READY_HEAD = ('SELECT id, ' + BLOB_DATA + ', attempts, recoveries, priority, deaths, ?5 '
+READY_HEAD = ('SELECT id, ' + TASK_DATA + ', attempts, recoveries, priority, deaths, ?5 '
               'FROM task WHERE queue = ?3 AND owner IS NULL ORDER BY priority DESC, id '
               'LIMIT ?4')
 CLAIM_HEAD = (
@@ -41,7 +51,7 @@ CLAIM_HEAD = (
 #: The claim outside a transaction: one autocommit statement (a third of the time of
 #: BEGIN/SELECT/UPDATE/COMMIT on a cold CPU, which is what an idle worker woken for a task is).
 #: RETURNING gives the updated attempts, in no particular order.
-CLAIM_RETURNING = (CLAIM_HEAD + ' RETURNING id, ' + BLOB_DATA
+CLAIM_RETURNING = (CLAIM_HEAD + ' RETURNING id, ' + TASK_DATA
                    + ', attempts, recoveries, priority, deaths, started')
 #: The storage's flag_prefix (FlagWatch): whether a key of the range [?6, ?7) exists (in the
 #: claim's own statement: a separate read would cost more than the check).
@@ -51,14 +61,17 @@ READY_HEAD_FLAGGED = READY_HEAD.replace(' FROM task ', ', %s FROM task ' % FLAGG
 #: claim_outranking: the claim of ready messages of a priority above ?8 (?6, ?7: the
 #: flag_prefix range, NULL without one), with whether a flag exists.
 CLAIM_OUTRANKING = (CLAIM_HEAD.replace('owner IS NULL ', 'owner IS NULL AND priority > ?8 ')
-                    + ' RETURNING id, ' + BLOB_DATA
+                    + ' RETURNING id, ' + TASK_DATA
                     + ', attempts, recoveries, priority, deaths, started, '
                     + 'CASE WHEN ?6 IS NULL THEN NULL ELSE ' + FLAGGED + ' END')
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
-ENQUEUE = 'INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
+ENQUEUE = 'INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
+#: The payload of the task row just inserted, for a message longer than _schema.INLINE_MAX
+#: (the row's own body is then empty): parameters (id, data).
+SPILL = 'INSERT INTO task_payload (id, data) VALUES (?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
-ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, data, enqueued_at, key) VALUES '
+ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES '
                  + ', '.join(['(?, ?, ?, ?, ?)'] * INSERT_ROWS))
 #: What every release of a claim sets: a ready row is unowned, handed to nobody and not
 #: started.
@@ -79,12 +92,12 @@ ACK = 'DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? AND attempts = 
 RELEASE = ('UPDATE task SET ' + UNCLAIMED + ' WHERE id = ? AND queue = ? '
            'AND owner = ? AND attempts = ?')
 BURY = ('DELETE FROM task WHERE id = ? AND queue = ? AND owner = ? '
-        'AND attempts = ? RETURNING ' + BLOB_DATA + ', attempts, enqueued_at, key, claimed_at')
+        'AND attempts = ? RETURNING ' + TASK_DATA + ', attempts, enqueued_at, key, claimed_at')
 READY_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NULL'
 CLAIMED_COUNT = 'SELECT count(*) FROM task WHERE queue = ? AND owner IS NOT NULL'
-READY_ITEMS = ('SELECT ' + BLOB_DATA + ' FROM task WHERE queue = ? AND owner IS NULL '
+READY_ITEMS = ('SELECT ' + TASK_DATA + ' FROM task WHERE queue = ? AND owner IS NULL '
                'ORDER BY priority DESC, id LIMIT ?')
-CLAIMED_ITEMS = ('SELECT id, ' + BLOB_DATA + ', owner, claimed_at, attempts, recoveries '
+CLAIMED_ITEMS = ('SELECT id, ' + TASK_DATA + ', owner, claimed_at, attempts, recoveries '
                  'FROM task '
                  'WHERE queue = ? AND owner IS NOT NULL ORDER BY claimed_at, id')
 FLUSH_QUEUE = 'DELETE FROM task WHERE queue = ?'
@@ -101,7 +114,7 @@ IDLE_WORKER = ('SELECT token, owner, socket FROM idle_worker '
 HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
-ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, data, enqueued_at, key, owner, '
+ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, body, enqueued_at, key, owner, '
                   'claimed_at, attempts, assignee, started) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
@@ -113,7 +126,7 @@ REGISTER_IDLE = ('INSERT OR REPLACE INTO idle_worker (token, queue, owner, socke
                  'VALUES (?, ?, ?, ?, ?)')
 #: A registered worker's claim takes what was handed to it but never arrived (no datagram).
 TAKE_HANDED = ('UPDATE task SET assignee = NULL WHERE assignee = ?1 AND owner = ?2 '
-               'AND queue = ?3 RETURNING id, ' + BLOB_DATA + ', attempts, recoveries, priority')
+               'AND queue = ?3 RETURNING id, ' + TASK_DATA + ', attempts, recoveries, priority')
 #: A datagram for a registration its thread no longer counted on: the message, if still ours.
 TAKE_HANDED_ONE = ('UPDATE task SET assignee = NULL WHERE id = ? AND assignee = ? AND owner = ? '
                    'RETURNING id')
@@ -210,6 +223,33 @@ FORGET_OWNER = ('DELETE FROM owner WHERE id = ? AND NOT EXISTS '
 FLUSH_ALL = tuple('DELETE FROM %s WHERE queue = ?' % table
                   for table in ('task', 'schedule', 'kv', 'dead_letter', 'history',
                                 'run_stats'))
+
+
+# ------------------------------------------------------------------ long messages
+
+def insert_long(conn: Any, statement: str, params: Sequence[Any]) -> int:
+    """Insert a task row with ``statement`` (an ENQUEUE form: the message is its third
+    parameter) whose message is longer than INLINE_MAX: the row gets an empty ``body``, the
+    message a ``task_payload`` row. Returns the task row's id."""
+    conn.execute(statement, (params[0], params[1], b'', *params[3:]))
+    task_id: int = conn.last_insert_rowid()
+    conn.execute(SPILL, (task_id, params[2]))
+    return task_id
+
+
+def insert_tasks(conn: Any, rows: Iterable[Sequence[Any]]) -> None:
+    """Insert ENQUEUE rows in their order (ids follow it), long messages apart."""
+    short: list[Sequence[Any]] = []
+    for row in rows:
+        if len(row[2]) > INLINE_MAX:
+            if short:
+                conn.executemany(ENQUEUE, short)
+                short = []
+            insert_long(conn, ENQUEUE, row)
+        else:
+            short.append(row)
+    if short:
+        conn.executemany(ENQUEUE, short)
 
 
 # ------------------------------------------------------------------ parameters

@@ -85,7 +85,7 @@ FOLD_MINUTES = ('INSERT INTO run_stats (queue, minute, name, outcome, count, sec
                                                     for c in ['count', 'seconds'] + _B)))
 FORGET_MINUTES = 'DELETE FROM run_stats WHERE queue = ?1 AND minute > 0 AND minute < ?2'
 
-LOCATE_TASK = ('SELECT id, ' + _sql.BLOB_DATA + ', enqueued_at, owner, claimed_at, attempts, '
+LOCATE_TASK = ('SELECT id, ' + _sql.TASK_DATA + ', enqueued_at, owner, claimed_at, attempts, '
                'recoveries, priority FROM task WHERE key = ? AND queue = ? '
                'ORDER BY owner IS NULL, id')
 LOCATE_SCHEDULED = ('SELECT id, ' + _sql.BLOB_DATA + ', ts FROM schedule '

@@ -661,7 +661,7 @@ def test_columns_of_other_types_read_as_bytes(storage):
     holds (TEXT that is not UTF-8 included): no claim, listing or read raises."""
     with storage.transaction() as conn:
         for sql in FOREIGN_VALUES:
-            conn.execute("INSERT INTO task (queue, priority, data, enqueued_at) "
+            conn.execute("INSERT INTO task (queue, priority, body, enqueued_at) "
                          "VALUES ('test', 0, %s, 0)" % sql)
             conn.execute("INSERT INTO schedule (queue, ts, data) VALUES ('test', 1, %s)" % sql)
             conn.execute("INSERT INTO kv (queue, key, value) VALUES ('test', %s, %s)"
