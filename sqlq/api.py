@@ -40,7 +40,7 @@ from .enqueue import Enqueuer
 from .exceptions import ConfigurationError
 from .execution import Executor, Guard
 from .history import History, HistorySettings, QueueHistory
-from .hooks import Hooks
+from .hooks import Hooks, QueueHooks
 from .locks import Locks, RateLimit, TaskLock
 from .message import MessageCodec
 from .outcomes import OutcomeGroup, OutcomeWriter
@@ -70,7 +70,7 @@ T = TypeVar('T')
 EnqueueResult = Union[Result[Any], ResultGroup[Any], ChordResult, None]
 
 
-class Queue(QueueHistory):
+class Queue(QueueHooks, QueueHistory):
     """A task queue on a storage backend; subclasses pick the backend (:mod:`sqlq.queues`).
 
     Options mirror huey's: ``results`` (store return values), ``store_none`` (store None
@@ -256,63 +256,6 @@ class Queue(QueueHistory):
     def registered_tasks(self) -> List[Type[Task]]:
         """The task classes this queue knows, by name."""
         return [self.registry.get(name) for name in self.registry.names()]
-
-    # -- signals and hooks ---------------------------------------------------------------------
-    def signal(self, *signals: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator connecting ``receiver(signal, task, *extra)`` to ``signals`` (all if none)."""
-        def decorator(receiver: Callable[..., Any]) -> Callable[..., Any]:
-            self.signals.connect(receiver, *signals)
-            return receiver
-        return decorator
-
-    def disconnect_signal(self, receiver: Callable[..., Any], *signals: str) -> None:
-        self.signals.disconnect(receiver, *signals)
-
-    def pre_execute(self, name: Optional[str] = None) -> Callable[..., Any]:
-        """Decorator for ``hook(task)`` run before each task; CancelExecution cancels it."""
-        return self.hooks.pre_execute.decorator(name)
-
-    def post_execute(self, name: Optional[str] = None) -> Callable[..., Any]:
-        """Decorator for ``hook(task, task_value, exception)`` run after each task."""
-        return self.hooks.post_execute.decorator(name)
-
-    def on_startup(self, name: Optional[str] = None) -> Callable[..., Any]:
-        """Decorator for ``hook()`` run when each consumer worker starts."""
-        return self.hooks.startup.decorator(name)
-
-    def on_shutdown(self, name: Optional[str] = None) -> Callable[..., Any]:
-        """Decorator for ``hook()`` run when each consumer worker stops."""
-        return self.hooks.shutdown.decorator(name)
-
-    def register_pre_execute(self, name: str, fn: Callable[..., Any]) -> None:
-        self.hooks.pre_execute.register(name, fn)
-
-    def register_post_execute(self, name: str, fn: Callable[..., Any]) -> None:
-        self.hooks.post_execute.register(name, fn)
-
-    def register_on_startup(self, name: str, fn: Callable[..., Any]) -> None:
-        self.hooks.startup.register(name, fn)
-
-    def register_on_shutdown(self, name: str, fn: Callable[..., Any]) -> None:
-        self.hooks.shutdown.register(name, fn)
-
-    def unregister_pre_execute(self, name: Any) -> bool:
-        return self.hooks.pre_execute.unregister(name)
-
-    def unregister_post_execute(self, name: Any) -> bool:
-        return self.hooks.post_execute.unregister(name)
-
-    def unregister_on_startup(self, name: Any) -> bool:
-        return self.hooks.startup.unregister(name)
-
-    def unregister_on_shutdown(self, name: Any) -> bool:
-        return self.hooks.shutdown.unregister(name)
-
-    def run_startup_hooks(self) -> None:
-        self.hooks.startup.run()
-
-    def run_shutdown_hooks(self) -> None:
-        self.hooks.shutdown.run()
 
     # -- messages ------------------------------------------------------------------------------
     def serialize_task(self, task: Task) -> bytes:

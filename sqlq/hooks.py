@@ -7,9 +7,12 @@ pre-execute hook's CancelExecution, which cancels the task.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
-__all__ = ['HookSet', 'Hooks']
+if TYPE_CHECKING:
+    from .signals import Signals
+
+__all__ = ['HookSet', 'Hooks', 'QueueHooks']
 
 logger = logging.getLogger('sqlq')
 
@@ -66,3 +69,67 @@ class Hooks:
         self.post_execute = HookSet('post-execute')
         self.startup = HookSet('startup')
         self.shutdown = HookSet('shutdown')
+
+
+class QueueHooks:
+    """The Queue's methods that connect signal receivers and register hooks (mixed into
+    ``Queue``)."""
+
+    signals: 'Signals'
+    hooks: Hooks
+
+    def signal(self, *signals: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator connecting ``receiver(signal, task, *extra)`` to ``signals`` (all if none)."""
+        def decorator(receiver: Callable[..., Any]) -> Callable[..., Any]:
+            self.signals.connect(receiver, *signals)
+            return receiver
+        return decorator
+
+    def disconnect_signal(self, receiver: Callable[..., Any], *signals: str) -> None:
+        self.signals.disconnect(receiver, *signals)
+
+    def pre_execute(self, name: Optional[str] = None) -> Callable[..., Any]:
+        """Decorator for ``hook(task)`` run before each task; CancelExecution cancels it."""
+        return self.hooks.pre_execute.decorator(name)
+
+    def post_execute(self, name: Optional[str] = None) -> Callable[..., Any]:
+        """Decorator for ``hook(task, task_value, exception)`` run after each task."""
+        return self.hooks.post_execute.decorator(name)
+
+    def on_startup(self, name: Optional[str] = None) -> Callable[..., Any]:
+        """Decorator for ``hook()`` run when each consumer worker starts."""
+        return self.hooks.startup.decorator(name)
+
+    def on_shutdown(self, name: Optional[str] = None) -> Callable[..., Any]:
+        """Decorator for ``hook()`` run when each consumer worker stops."""
+        return self.hooks.shutdown.decorator(name)
+
+    def register_pre_execute(self, name: str, fn: Callable[..., Any]) -> None:
+        self.hooks.pre_execute.register(name, fn)
+
+    def register_post_execute(self, name: str, fn: Callable[..., Any]) -> None:
+        self.hooks.post_execute.register(name, fn)
+
+    def register_on_startup(self, name: str, fn: Callable[..., Any]) -> None:
+        self.hooks.startup.register(name, fn)
+
+    def register_on_shutdown(self, name: str, fn: Callable[..., Any]) -> None:
+        self.hooks.shutdown.register(name, fn)
+
+    def unregister_pre_execute(self, name: Any) -> bool:
+        return self.hooks.pre_execute.unregister(name)
+
+    def unregister_post_execute(self, name: Any) -> bool:
+        return self.hooks.post_execute.unregister(name)
+
+    def unregister_on_startup(self, name: Any) -> bool:
+        return self.hooks.startup.unregister(name)
+
+    def unregister_on_shutdown(self, name: Any) -> bool:
+        return self.hooks.shutdown.unregister(name)
+
+    def run_startup_hooks(self) -> None:
+        self.hooks.startup.run()
+
+    def run_shutdown_hooks(self) -> None:
+        self.hooks.shutdown.run()

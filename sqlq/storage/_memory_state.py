@@ -4,9 +4,9 @@ transaction)."""
 from __future__ import annotations
 
 import heapq
-from typing import Optional
+from typing import Any, Optional
 
-from .types import DeadLetter, OwnerInfo
+from .types import DeadLetter, Location, OwnerInfo, Receipt
 
 __all__ = ['_Message', '_State', '_unindex']
 
@@ -56,6 +56,38 @@ class _State:
         heapq.heappush(self.ready, (-msg.priority, msg.id))
         if msg.key is not None:
             self.keys.setdefault(msg.key, set()).add(msg.id)
+
+    def claimed(self, receipt: Any) -> Optional[_Message]:
+        """The message ``receipt`` still holds a claim on, or None."""
+        msg_id, owner, attempts = Receipt.of(receipt)
+        msg = self.messages.get(msg_id)
+        if msg is None or msg.owner is None or msg.owner != owner or msg.attempts != attempts:
+            return None
+        return msg
+
+    def requeue(self, msg: _Message) -> None:
+        """Make a claimed message ready again."""
+        msg.owner = msg.claimed_at = None
+        msg.started = False
+        heapq.heappush(self.ready, (-msg.priority, msg.id))
+
+    def locate(self, key: str) -> list[Location]:
+        """Where the messages carrying ``key`` are: claimed, ready, scheduled, dead."""
+        found = []
+        for msg_id in sorted(self.keys.get(key, ())):
+            m = self.messages[msg_id]
+            found.append(Location('claimed' if m.owner else 'ready', m.id, m.data,
+                                  m.enqueued_at, None, m.owner, m.claimed_at, m.attempts,
+                                  m.recoveries, m.priority))
+        found.sort(key=lambda loc: loc.state != 'claimed')
+        seqs = self.sched_index.get(key, ())
+        found += [Location('scheduled', seq, data, eta=ts)
+                  for ts, seq, data in sorted(e for e in self.schedule if e[1] in seqs)]
+        for dead_id in sorted(self.dead_index.get(key, ())):
+            d = self.dead[dead_id]
+            found.append(Location('dead', d.id, d.data, d.enqueued_at, attempts=d.attempts,
+                                  reason=d.reason, failed_at=d.failed_at))
+        return found
 
     def drop_message(self, msg: _Message) -> None:
         del self.messages[msg.id]

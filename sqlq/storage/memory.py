@@ -30,7 +30,6 @@ from sqlq.storage.types import (
     HistoryEntry,
     Location,
     OwnerInfo,
-    Receipt,
     RunStats,
     new_receipt,
 )
@@ -88,19 +87,6 @@ class MemoryStorage(Storage):
     def _expires(self, ttl: Optional[float]) -> Optional[float]:
         return None if ttl is None else self._clock() + ttl
 
-    @staticmethod
-    def _claimed(st: _State, receipt: Any) -> Optional[_Message]:
-        msg_id, owner, attempts = Receipt.of(receipt)
-        msg = st.messages.get(msg_id)
-        if msg is None or msg.owner is None or msg.owner != owner or msg.attempts != attempts:
-            return None
-        return msg
-
-    @staticmethod
-    def _requeue(st: _State, msg: _Message) -> None:
-        msg.owner = msg.claimed_at = None
-        msg.started = False
-        heapq.heappush(st.ready, (-msg.priority, msg.id))
 
     # ------------------------------------------------------------------ ready queue
 
@@ -150,9 +136,9 @@ class MemoryStorage(Storage):
         released = 0
         with self._locked() as st:
             for receipt in receipts:
-                msg = self._claimed(st, receipt)
+                msg = st.claimed(receipt)
                 if msg is not None:
-                    self._requeue(st, msg)
+                    st.requeue(msg)
                     released += 1
             if released:
                 self._changed('queue')
@@ -160,7 +146,7 @@ class MemoryStorage(Storage):
 
     def mark_started(self, receipt: Any) -> bool:
         with self._locked() as st:
-            msg = self._claimed(st, receipt)
+            msg = st.claimed(receipt)
             if msg is None:
                 return False
             msg.started = True
@@ -168,7 +154,7 @@ class MemoryStorage(Storage):
 
     def ack(self, receipt: Any) -> bool:
         with self._locked() as st:
-            msg = self._claimed(st, receipt)
+            msg = st.claimed(receipt)
             if msg is None:
                 return False
             st.drop_message(msg)
@@ -177,16 +163,16 @@ class MemoryStorage(Storage):
 
     def release(self, receipt: Any) -> bool:
         with self._locked() as st:
-            msg = self._claimed(st, receipt)
+            msg = st.claimed(receipt)
             if msg is None:
                 return False
-            self._requeue(st, msg)
+            st.requeue(msg)
             self._changed('queue')
             return True
 
     def bury(self, receipt: Any, reason: str) -> bool:
         with self._locked() as st:
-            msg = self._claimed(st, receipt)
+            msg = st.claimed(receipt)
             if msg is None:
                 return False
             st.drop_message(msg)
@@ -425,7 +411,7 @@ class MemoryStorage(Storage):
                 if msg.owner is not None and msg.owner == owner_id:
                     msg.recoveries += 1
                     msg.deaths += msg.started
-                    self._requeue(st, msg)
+                    st.requeue(msg)
                     released += 1
             existed = st.owners.pop(owner_id, None) is not None
             if released:
@@ -447,25 +433,11 @@ class MemoryStorage(Storage):
 
     def locate(self, key: str) -> list[Location]:
         with self._locked() as st:
-            found = []
-            for msg_id in sorted(st.keys.get(key, ())):
-                m = st.messages[msg_id]
-                found.append(Location('claimed' if m.owner else 'ready', m.id, m.data,
-                                      m.enqueued_at, None, m.owner, m.claimed_at, m.attempts,
-                                      m.recoveries, m.priority))
-            found.sort(key=lambda loc: loc.state != 'claimed')
-            seqs = st.sched_index.get(key, ())
-            found += [Location('scheduled', seq, data, eta=ts)
-                      for ts, seq, data in sorted(e for e in st.schedule if e[1] in seqs)]
-            for dead_id in sorted(st.dead_index.get(key, ())):
-                d = st.dead[dead_id]
-                found.append(Location('dead', d.id, d.data, d.enqueued_at, attempts=d.attempts,
-                                      reason=d.reason, failed_at=d.failed_at))
-            return found
+            return st.locate(key)
 
     def _finish_claim(self, st: _State, receipt: Any, finished: Optional[Finished],
                       reason: Optional[str] = None) -> Optional[_Message]:
-        msg = self._claimed(st, receipt)
+        msg = st.claimed(receipt)
         if msg is None:
             return None
         st.drop_message(msg)

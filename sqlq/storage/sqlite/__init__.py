@@ -15,6 +15,7 @@ built on the connection and transaction layers):
 ``_transaction``    the ``BEGIN IMMEDIATE``/savepoint stack, touched topics, wake-ups after
                     the commit
 ``_wakeup``         the wake-up channel: a directory of ``AF_UNIX`` datagram sockets
+``_wakeup_dir``     where that directory is, socket-name limits, making it private
 ``_handoff``        worker sessions, idle-worker registration, the hand-off datagram, take-back
 ``_queue``          the ready queue: enqueue, claims, acks, releases, burials, listings
 ``_schedule``       scheduled messages

@@ -42,7 +42,6 @@ its own on its first wait.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import secrets
@@ -50,28 +49,28 @@ import select
 import socket
 import stat
 import struct
-import sys
-import tempfile
 import threading
 import time
 import weakref
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
+from sqlq.storage.sqlite._wakeup_dir import (  # noqa: F401 - the channel's names, re-exported
+    NAME_MAX,
+    SUFFIX,
+    SUN_PATH_MAX,
+    directories_for,
+    fits,
+    make_private_dir,
+    owned,
+)
+
 __all__ = ['WakeupChannel', 'for_file', 'directories_for', 'TOPICS']
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = '.sock'
 #: Topic codes: the last letter of a topic socket's name (``...-q.sock``). ``'q'``: a message
 #: became ready; ``'s'``: a message was scheduled; ``'d'``: key/value data (results, locks...).
 TOPICS = frozenset('qsd')
-#: Longest ``sun_path`` (bytes, without the terminating NUL).
-SUN_PATH_MAX = 107 if sys.platform.startswith('linux') else 103
-#: Longest socket name: pid (Linux pid_max <= 2**22: 7 digits), thread ident (64 bits: 20
-#: digits), 8 random hex digits, topic (``-x``), separators and suffix. Writers and waiters
-#: must pick the same directory, so the choice depends on this bound, never on one thread's
-#: actual name.
-NAME_MAX = 7 + 1 + 20 + 1 + 8 + 2 + len(SUFFIX)
 #: A listing of the directory taken less than this long (ns) after the directory's mtime may
 #: miss an entry added within the same coarse filesystem-timestamp tick: it is refreshed again.
 _MTIME_SLACK_NS = 50_000_000
@@ -90,49 +89,10 @@ _STALE = (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK, errno.EPROTOTYPE)
 _FULL = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 
 
-def directories_for(path: str) -> list[str]:
-    """Candidate wake-up directories for the file at ``path``, best first.
-
-    ``<real path>.sqlq-wake`` beside the file, then ``sqlq-wake-<uid>-<hash of the real
-    path>`` under :func:`tempfile.gettempdir`.
-    """
-    real = os.path.realpath(path)
-    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:20]
-    uid = os.getuid() if hasattr(os, 'getuid') else 0
-    return [real + '.sqlq-wake',
-            os.path.join(tempfile.gettempdir(), 'sqlq-wake-%d-%s' % (uid, digest))]
-
-
 def for_file(path: str) -> 'WakeupChannel':
     """The channel of the file at ``path`` (see :func:`directories_for`)."""
     first, *rest = directories_for(path)
     return WakeupChannel(first, fallbacks=rest)
-
-
-def fits(directory: str) -> bool:
-    """Whether every socket name fits under ``directory`` within the ``AF_UNIX`` limit."""
-    return len(os.fsencode(directory)) + 1 + NAME_MAX <= SUN_PATH_MAX
-
-
-def _owned(st: os.stat_result) -> bool:
-    """Whether a file with status ``st`` belongs to this user."""
-    return not hasattr(os, 'getuid') or st.st_uid == os.getuid()
-
-
-def make_private_dir(directory: str) -> None:
-    """Create ``directory`` (mode 0700) unless it exists; make sure it is a real directory
-    owned by this user and private to it. ``OSError`` if it cannot be used."""
-    try:
-        os.mkdir(directory, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(directory)
-    if not stat.S_ISDIR(st.st_mode):
-        raise OSError(errno.ENOTDIR, 'not a directory (or a symlink)', directory)
-    if not _owned(st):
-        raise OSError(errno.EPERM, 'owned by another user', directory)
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(directory, 0o700)
 
 
 class Listing(NamedTuple):
@@ -365,7 +325,7 @@ class WakeupChannel:
                 st = os.lstat(directory)
             except OSError:
                 continue
-            if stat.S_ISDIR(st.st_mode) and _owned(st):
+            if stat.S_ISDIR(st.st_mode) and owned(st):
                 return directory, st.st_mtime_ns
         return None
 
