@@ -40,6 +40,9 @@ import tempfile
 import textwrap
 from typing import Any, Dict, List, Optional
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _callgrind as C  # noqa: E402  (bench/_callgrind.py: the counted runs)
+
 CHILD = textwrap.dedent('''
     import json, os, sys, threading, time
     from sqlq import SqliteQueue
@@ -84,70 +87,19 @@ CHILD = textwrap.dedent('''
 ''')
 
 
-COUNTED = textwrap.dedent('''
-    import gc, os, sys, tempfile, threading
-    from sqlq import SqliteQueue
-    from sqlq.worker import Worker
-    n, step, history = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    options = {} if history == 'base' else {'history': history == 'on'}
-    queue = SqliteQueue(os.path.join(tempfile.mkdtemp(), 'b.db'), name='bench', **options)
-
-    @queue.task(name='bench.noop')
-    def noop(i):
-        return None
-
-    if step == 'single':
-        for i in range(n):
-            noop(i)
-    elif step != 'start':
-        queue.enqueue_many([noop.s(i) for i in range(n)])
-    gc.collect()
-    gc.freeze()  # what exists now is never scanned again: no count depends on when the
-    # cycle collector happens to run over a big heap
-    if step == 'drain':
-        import sqlq.revocation  # revoke flags read with a batch stay fresh, as at full speed
-        sqlq.revocation.REVOKE_PREFETCH_TTL = 1e9
-        worker = Worker(queue, threading.Event(), name='bench')
-        worker.outcomes.max_delay = 1e9  # flushed by size or with the next claim
-        with queue.outcome_writer.grouping(worker.outcomes), queue.storage.worker_session():
-            while True:
-                worker._mean_run = 1e-9  # batches of max_batch (64), as at full speed
-                if not worker.run_once():
-                    break
-            worker.outcomes.flush()
-    queue.close()
+COUNTED = C.counted_script('''
+    options = {} if mode == 'base' else {'history': mode == 'on'}
 ''')
-
-
-def count_instructions(src: str, history: str, n: int, step: str, cache: str) -> int:
-    """Instructions one run of COUNTED executes (valgrind --tool=callgrind). A run without
-    valgrind first compiles every module it imports into ``cache``, so that no count includes
-    the compiling of a module imported lazily."""
-    # A fixed hash seed and no address-space randomization: dict and set layouts, and so
-    # the counts, are the same from run to run.
-    env = dict(os.environ, PYTHONPATH=src, PYTHONPYCACHEPREFIX=cache, PYTHONHASHSEED='0')
-    env.pop('PYTHONDONTWRITEBYTECODE', None)
-    command = [sys.executable, '-c', COUNTED, str(n), step, history]
-    # cwd: not this tree, whose sqlq would shadow PYTHONPATH's (python -c puts cwd first)
-    subprocess.run(command, env=env, cwd=cache, stdout=subprocess.DEVNULL, check=True,
-                   timeout=600)
-    proc = subprocess.run(['setarch', '-R', 'valgrind', '--tool=callgrind',
-                           '--callgrind-out-file=/dev/null'] + command, env=env, cwd=cache,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
-                          timeout=1200)
-    for line in proc.stderr.decode().splitlines():
-        if 'Collected :' in line:
-            return int(line.split(':')[-1])
-    raise RuntimeError('callgrind printed no count: %s' % proc.stderr.decode()[-500:])
 
 
 def instructions(columns: List[Any], n: int) -> int:
     counts: Dict[str, Dict[str, int]] = {}
     for name, src, history in columns:
         with tempfile.TemporaryDirectory(prefix='sqlq-pycache-') as cache:
-            counts[name] = {step: count_instructions(src, history, 0 if step == 'start' else n,
-                                                     step, cache)
-                            for step in ('start', 'bulk', 'drain', 'single')}
+            counts[name] = {step: C.count_instructions(COUNTED, src, history,
+                                                       0 if step == 'start' else n, step,
+                                                       cache)
+                            for step in C.STEPS}
     print('history cost in instructions per task (callgrind), N=%d' % n)
     heads = [name for name, _, _ in columns]
     print('| path | %s | on / off |%s' % (' | '.join(heads),

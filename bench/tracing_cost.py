@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import textwrap
 from typing import Dict, List, Optional, Tuple
 
-COUNTED = textwrap.dedent('''
-    import gc, itertools, os, sys, tempfile, threading
-    from sqlq import SqliteQueue, _accel
-    from sqlq.worker import Worker
-    n, step, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _callgrind as C  # noqa: E402  (bench/_callgrind.py: the counted runs)
+
+COUNTED = C.counted_script('''
+    from sqlq import _accel
+    import itertools
     # Task ids from a counter, not the clock and os.urandom: the same keys, so the same
     # B-tree work, in every run (the counts then differ only by the code that ran).
     ids = itertools.count(1 << 40)
@@ -50,53 +49,7 @@ COUNTED = textwrap.dedent('''
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(Drop()))
         options['tracing'] = provider
-    queue = SqliteQueue(os.path.join(tempfile.mkdtemp(), 'b.db'), name='bench', **options)
-
-    @queue.task(name='bench.noop')
-    def noop(i):
-        return None
-
-    if step == 'single':
-        for i in range(n):
-            noop(i)
-    elif step != 'start':
-        queue.enqueue_many([noop.s(i) for i in range(n)])
-    gc.collect()
-    gc.freeze()
-    if step == 'drain':
-        import sqlq.revocation
-        sqlq.revocation.REVOKE_PREFETCH_TTL = 1e9
-        worker = Worker(queue, threading.Event(), name='bench')
-        worker.outcomes.max_delay = 1e9
-        with queue.outcome_writer.grouping(worker.outcomes), queue.storage.worker_session():
-            while True:
-                worker._mean_run = 1e-9
-                if not worker.run_once():
-                    break
-            worker.outcomes.flush()
-    queue.close()
 ''')
-
-STEPS = ('start', 'bulk', 'drain', 'single')
-
-
-def count(src: str, mode: str, n: int, step: str, cache: str) -> int:
-    """Instructions of one run of COUNTED (after an uncounted run compiled its imports)."""
-    env = dict(os.environ, PYTHONPATH=src, PYTHONPYCACHEPREFIX=cache, PYTHONHASHSEED='0')
-    env.pop('PYTHONDONTWRITEBYTECODE', None)
-    if mode == 'disabled':
-        env['OTEL_SDK_DISABLED'] = 'true'
-    command = [sys.executable, '-c', COUNTED, str(n), step, mode]
-    subprocess.run(command, env=env, cwd=cache, stdout=subprocess.DEVNULL, check=True,
-                   timeout=600)
-    proc = subprocess.run(['setarch', '-R', 'valgrind', '--tool=callgrind',
-                           '--callgrind-out-file=/dev/null'] + command, env=env, cwd=cache,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
-                          timeout=1800)
-    for line in proc.stderr.decode().splitlines():
-        if 'Collected :' in line:
-            return int(line.split(':')[-1])
-    raise RuntimeError('callgrind printed no count: %s' % proc.stderr.decode()[-500:])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -113,8 +66,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     counts: Dict[str, Dict[str, int]] = {}
     for name, src, mode in columns:
         with tempfile.TemporaryDirectory(prefix='sqlq-pycache-') as cache:
-            counts[name] = {step: count(src, mode, 0 if step == 'start' else args.tasks, step,
-                                        cache) for step in STEPS}
+            env = {'OTEL_SDK_DISABLED': 'true'} if mode == 'disabled' else None
+            counts[name] = {step: C.count_instructions(COUNTED, src, mode,
+                                                       0 if step == 'start' else args.tasks,
+                                                       step, cache, env)
+                            for step in C.STEPS}
         print('%s done' % name, file=sys.stderr)
     n = args.tasks
     heads = [name for name, _, _ in columns]
