@@ -53,6 +53,9 @@ LOOP_SLICE = 0.2
 # the consumer's loop, every this many seconds (Storage.defer_checkpoints): a commit that
 # ran SQLite's auto-checkpoint synced the file while other workers waited for the lock.
 CHECKPOINT_INTERVAL = 0.2
+# After a rewind of the WAL that gave up (busy writers or a long reader), the next try comes
+# this much sooner: the WAL's bound is what one interval writes.
+CHECKPOINT_RETRY = 0.05
 # A checkpoint (which may sync the file for milliseconds) waits until after a scheduler tick
 # due within this many seconds, so that an eta is not late by its length -- by at most one
 # CHECKPOINT_INTERVAL, so that a stream of etas never starves it.
@@ -368,8 +371,7 @@ class Consumer:
             if now >= checkpoint_at:
                 # In this thread, which also forks the process workers: SQLite must not be
                 # busy in another thread of this process when it forks.
-                self._checkpoint()
-                next_checkpoint = checkpoint_at = now + CHECKPOINT_INTERVAL
+                next_checkpoint = checkpoint_at = now + self._checkpoint()
             self._check_damaged_file()
             self._replace_recycled_workers()  # max-tasks recycling, health check or not
             if self.check_worker_health:
@@ -385,9 +387,11 @@ class Consumer:
                 except StorageError:  # unreachable storage: the tick and upkeep report it
                     self._shutdown.wait(wait)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> float:
+        """Checkpoint the WAL; returns the seconds until the next checkpoint."""
         try:
-            done = self.queue.storage.checkpoint()
+            # Only process workers leave this process's GIL free for finely polled lock waits.
+            done = self.queue.storage.checkpoint(fine_waits=self.worker_type == 'process')
         except StorageCorruptError as exc:
             self._storage_corrupt(exc)
         except Exception as exc:
@@ -395,6 +399,9 @@ class Consumer:
         else:
             if done and done.get('rewind_seconds') is not None:  # a rewind was tried
                 logger.debug('checkpoint: %s', done)
+                if not done.get('rewound'):
+                    return CHECKPOINT_RETRY
+        return CHECKPOINT_INTERVAL
 
     def _upkeep(self, now: float) -> None:
         """Heartbeat, give dead owners' claims back, and (now and then) database upkeep."""

@@ -147,11 +147,12 @@ class Upkeep:
         the database to ``checkpoint`` calls (the consumer makes them from a background
         thread), so that no commit on a task's path waits for it. No-op without such a log."""
 
-    def checkpoint(self) -> Optional[Dict[str, Any]]:
+    def checkpoint(self, *, fine_waits: bool = False) -> Optional[Dict[str, Any]]:
         """Fold the write-ahead log into the database as far as possible without making other
         connections wait more than a few milliseconds, and keep the log's size bounded
-        (SQLite: rewind it once it is large). Returns what was done (backend-specific keys),
-        or None: no-op without such a log."""
+        (SQLite: rewind it once it is large). ``fine_waits``: the caller's process has no other
+        thread busy in Python, so lock waits may poll finely from Python. Returns what was
+        done (backend-specific keys), or None: no-op without such a log."""
         return None
 
     def vacuum(self) -> None:

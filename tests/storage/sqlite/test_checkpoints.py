@@ -148,14 +148,15 @@ def rewinding(storage):
     return storage
 
 
+@pytest.mark.parametrize('fine_waits', [False, True], ids=['sqlite-waits', 'fine-waits'])
 def test_checkpoint_rewinds_a_large_wal_so_that_writes_start_again_at_its_beginning(
-        rewinding, db_path):
+        rewinding, db_path, fine_waits):
     storage = rewinding
     storage.defer_checkpoints(True)
     write_pages(storage)  # about 1300 frames: more than rewind_frames
     assert wal_frames(db_path) >= storage.rewind_frames
     wal_before = os.path.getsize(db_path + '-wal')
-    done = storage.checkpoint()
+    done = storage.checkpoint(fine_waits=fine_waits)
     assert done['rewound'] is True and done['rewind_seconds'] is not None
     assert done['wal_frames'] == done['checkpointed_frames'] >= storage.rewind_frames
     storage.put_data('after', b'x')
@@ -173,8 +174,9 @@ def test_checkpoint_leaves_a_small_wal_alone(rewinding, db_path):
     assert 0 < done['wal_frames'] == done['checkpointed_frames'] < storage.rewind_frames
 
 
+@pytest.mark.parametrize('fine_waits', [False, True], ids=['sqlite-waits', 'fine-waits'])
 def test_a_reader_of_old_frames_makes_the_rewind_give_up_then_the_next_one_rewinds(
-        rewinding, db_path):
+        rewinding, db_path, fine_waits):
     storage = rewinding
     storage.defer_checkpoints(True)
     storage.put_data('before', b'x')
@@ -183,7 +185,7 @@ def test_a_reader_of_old_frames_makes_the_rewind_give_up_then_the_next_one_rewin
         reader.execute('BEGIN')
         assert reader.execute("SELECT count(*) FROM kv").fetchall()[0][0] == 1  # a snapshot
         write_pages(storage)
-        done = storage.checkpoint()
+        done = storage.checkpoint(fine_waits=fine_waits)
         # Frames after the reader's snapshot cannot be copied back, nor the WAL rewound: the
         # RESTART gave up after rewind_wait instead of waiting for the reader.
         assert done['rewound'] is False and done['rewind_seconds'] is not None
@@ -191,7 +193,7 @@ def test_a_reader_of_old_frames_makes_the_rewind_give_up_then_the_next_one_rewin
         reader.execute('COMMIT')
     finally:
         reader.close()
-    done = storage.checkpoint()
+    done = storage.checkpoint(fine_waits=fine_waits)
     assert done['rewound'] is True
     storage.put_data('after', b'z')
     assert wal_frames(db_path) < 10
@@ -315,3 +317,27 @@ def test_a_lock_held_past_the_timeout_fails_naming_the_timeout(db_path, lock_hol
     storage.enqueue(b'after')  # the storage is fine once the lock is free
     assert storage.enqueued_items() == [b'after']
     storage.close()
+
+
+@pytest.mark.parametrize('worker_type,fine_waits', [('process', True), ('thread', False)])
+def test_the_consumer_polls_finely_only_beside_process_workers_and_retries_a_failed_rewind_soon(
+        tmp_path, monkeypatch, worker_type, fine_waits):
+    # A rewind that gave up (busy writers, a long reader) is retried after CHECKPOINT_RETRY,
+    # not a whole CHECKPOINT_INTERVAL: what one interval writes is the WAL's bound. Only a
+    # process whose workers are processes leaves the GIL free for finely polled lock waits.
+    from sqlq.consumer import CHECKPOINT_INTERVAL, CHECKPOINT_RETRY
+    queue = SqliteQueue(str(tmp_path / 'queue.db'), name='test')
+    try:
+        consumer = queue.create_consumer(workers=1, worker_type=worker_type)
+        calls = []
+        outcomes = iter([{'rewound': False, 'rewind_seconds': 0.02},
+                         {'rewound': True, 'rewind_seconds': 0.003},
+                         {'rewound': False, 'rewind_seconds': None}])
+        monkeypatch.setattr(queue.storage, 'checkpoint',
+                            lambda **kw: calls.append(kw) or next(outcomes))
+        assert [consumer._checkpoint() for _ in range(3)] == [
+            CHECKPOINT_RETRY, CHECKPOINT_INTERVAL, CHECKPOINT_INTERVAL]
+        assert calls == [{'fine_waits': fine_waits}] * 3
+        assert CHECKPOINT_RETRY < CHECKPOINT_INTERVAL
+    finally:
+        queue.close()
