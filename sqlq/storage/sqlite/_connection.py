@@ -35,8 +35,12 @@ _ABANDONED: list[Any] = []
 
 SYNCHRONOUS_MODES = ('NORMAL', 'FULL', 'OFF')
 
-#: SQLite's default wal_autocheckpoint (pages).
-AUTOCHECKPOINT_PAGES = 1000
+#: ``wal_autocheckpoint`` (pages) of connections whose checkpoints are not deferred: a
+#: producer's. Twice the WAL a running consumer rewinds from (``Upkeep.rewind_frames``), not
+#: SQLite's 1000: a commit that runs the auto-checkpoint copies the WAL and syncs the file
+#: before it returns, which made a producer's single enqueue take 5 ms (p50) while a consumer
+#: drained (bench/wal.py). Without a consumer, the WAL is folded from 32 MB on.
+AUTOCHECKPOINT_PAGES = 8192
 
 #: Seconds a worker woken for a new task retries for the lock without sleeping (the producer
 #: wakes it while still holding the lock, just before its commit).
