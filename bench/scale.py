@@ -316,7 +316,7 @@ class Scale:
                 _, started = ledger.wait(tag, 30, proc)
                 delays.append((started - enqueued) * 1000.0)
                 returns.append((started - returned) * 1000.0)
-                starts.append((enqueued, started))
+                starts.append((enqueued, returned, started))
                 time.sleep(rng.uniform(*URGENT_GAP))
             end = time.monotonic()
         except L.BenchError:
@@ -332,11 +332,15 @@ class Scale:
             self.drop(db)
         import bisect
         overtaken = [bisect.bisect_left(ran, s) - bisect.bisect_right(ran, e)
-                     for e, s in starts]
+                     for e, _, s in starts]
+        # ... of which after the enqueue returned (the urgent task was committed): those the
+        # worker ran instead of it; the others started while the producer waited for the lock
+        after_return = [bisect.bisect_left(ran, s) - bisect.bisect_right(ran, r)
+                        for _, r, s in starts]
         window = [t for t in ran if first <= t <= end]
         rate = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 1 else None
         return {'delay': L.summary(delays), 'from_return': L.summary(returns),
-                'overtaken': L.summary(overtaken),
+                'overtaken': L.summary(overtaken), 'after_return': L.summary(after_return),
                 'background_rate': rate, 'background_done': len(ran)}
 
     def eta(self, family: str, template: str, m: int, rng: random.Random) -> Dict[str, Any]:
@@ -420,6 +424,8 @@ class Scale:
         self.row('prio_return_p50', 'urgent task, from the enqueue\'s return, p50 (ms)', 'cost')
         self.row('prio_overtaken_p50', 'lower-priority tasks started after it, p50', 'cost')
         self.row('prio_overtaken_max', 'lower-priority tasks started after it, max', 'cost')
+        self.row('prio_after_return_max', '... of which after the enqueue returned, max',
+                 'cost')
         self.row('prio_rate', 'background drain meanwhile (tasks/s)', 'rate')
         for run in range(self.args.repeat):
             for family in systems:
@@ -432,12 +438,13 @@ class Scale:
                 self.record(family, 'prio_return_p50', r['from_return']['p50'])
                 self.record(family, 'prio_overtaken_p50', r['overtaken']['p50'])
                 self.record(family, 'prio_overtaken_max', r['overtaken']['max'])
+                self.record(family, 'prio_after_return_max', r['after_return']['max'])
                 self.record(family, 'prio_rate', r['background_rate'])
                 L.log('priority, %s, run %d: delay p50 %.2f ms (max %.2f), overtaken p50 %g '
-                      '(max %g), background %.0f/s' % (
+                      '(max %g; after the return: max %g), background %.0f/s' % (
                           family, run + 1, r['delay']['p50'], r['delay']['max'],
                           r['overtaken']['p50'], r['overtaken']['max'],
-                          r['background_rate'] or 0))
+                          r['after_return']['max'], r['background_rate'] or 0))
 
     def section_workers(self, systems: List[str]) -> None:
         n = self.args.tasks

@@ -5,9 +5,15 @@ import os
 import _ledger
 from huey import SqliteHuey
 
+#: Seconds huey's connections wait for the write lock (huey's default: 5). A CI run failed
+#: when the bench's producer, beside a busy huey consumer on the loaded 2-core VM, waited more
+#: than 5 s ("database is locked": SQLite's busy handler sleeps up to 100 ms between tries and
+#: the consumer kept taking the lock meanwhile). The bench measures delays; it does not fail.
+TIMEOUT = 60.0
+
 
 def make(filename):
-    huey = SqliteHuey('bench', filename=filename)
+    huey = SqliteHuey('bench', filename=filename, timeout=TIMEOUT)
 
     @huey.task(name='bench.record')
     def record(tag, enqueued):
