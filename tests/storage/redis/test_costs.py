@@ -1,0 +1,70 @@
+"""What an enqueue costs the Redis server, counted (not timed): the commands its script runs
+(``INFO commandstats`` of the test's server), and the bytes the client sends."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def admin(redis_url):
+    """A plain redis-py client of the test's server."""
+    import redis
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def inner_calls(admin) -> dict[str, int]:
+    """command -> calls since the last CONFIG RESETSTAT, without the script entry points."""
+    stats = admin.info('commandstats')
+    return {name[len('cmdstat_'):]: int(v['calls']) for name, v in stats.items()
+            if name[len('cmdstat_'):] not in ('fcall', 'evalsha', 'eval', 'config|resetstat')}
+
+
+def test_a_batch_enqueue_runs_a_command_per_message_not_four(redis_url, admin, transport):
+    """enqueue_many of n messages (with keys): one HSET each (the message), and a bounded
+    number of commands for the rest (one id range, one ZADD, one key index write per chunk).
+    It used to run INCR, HSET, HSET and ZADD per message."""
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('costs', url=redis_url)
+    try:
+        s.enqueue(b'warm')  # loads the function library
+        s.flush_queue()
+        n = 500
+        admin.config_resetstat()
+        assert s.enqueue_many([(b'm%d' % i, i % 3) for i in range(n)],
+                              ['k%d' % i for i in range(n)]) == n
+        calls = inner_calls(admin)
+        assert calls.get('hset', 0) <= n + 1, calls
+        assert sum(calls.values()) <= n + 6, calls
+        # and nothing of it changed: FIFO within a priority, keys indexed
+        claims = s.dequeue_many(n)
+        assert [c.data for c in claims] == (
+            [b'm%d' % i for i in range(n) if i % 3 == 2] +
+            [b'm%d' % i for i in range(n) if i % 3 == 1] +
+            [b'm%d' % i for i in range(n) if i % 3 == 0])
+        assert [c.priority for c in claims[:3]] == [2, 2, 2]
+        first = claims[0].seq - 2  # m0's id: one consecutive range of ids
+        assert sorted(c.seq for c in claims) == list(range(first, first + n))
+        assert admin.hlen(s._qprefix + 'km') == n
+    finally:
+        s.close()
+
+
+def test_a_single_enqueue_runs_at_most_five_commands(redis_url, admin, transport):
+    """A single enqueue with nothing handed off: ZCARD (is anything ready: else an idle worker
+    may take it), INCR (its id), HSET (the message), ZADD (ready), PUBLISH (the wake-up); one
+    more HSET with a key (the key index)."""
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('costs', url=redis_url)
+    try:
+        s.enqueue(b'warm')
+        admin.config_resetstat()
+        s.enqueue(b'x', 1)
+        assert sum(inner_calls(admin).values()) <= 5
+        admin.config_resetstat()
+        s.enqueue(b'y', 1, key='the-key')
+        assert sum(inner_calls(admin).values()) <= 6
+        assert [c.data for c in s.dequeue_many(3)] == [b'x', b'y', b'warm']
+    finally:
+        s.close()
