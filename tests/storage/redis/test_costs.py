@@ -68,3 +68,20 @@ def test_a_single_enqueue_runs_at_most_five_commands(redis_url, admin, transport
         assert [c.data for c in s.dequeue_many(3)] == [b'x', b'y', b'warm']
     finally:
         s.close()
+
+
+def test_claims_are_scored_in_whole_microseconds(redis_url, admin, transport):
+    """The claimed set is a listpack up to 128 members, and every insert walks it comparing
+    scores: a fractional score is parsed (strtod) at each step, an integer one is not. A batch
+    of 128 claims spent most of its run there with ``now`` in seconds as the score."""
+    from sqlq.storage.redis import RedisStorage
+    s = RedisStorage('costs', url=redis_url, clock=lambda: 1764772345.1234567)
+    try:
+        s.enqueue_many([(b'm%d' % i, 0) for i in range(3)])
+        claims = s.dequeue_many(3)
+        scored = admin.zrange(s._qprefix + 'claimed', 0, -1, withscores=True)
+        assert [score for _, score in scored] == [1764772345123456.0] * 3
+        assert [c.data for c in claims] == [b'm0', b'm1', b'm2']
+        assert [item.claimed_at for item in s.claimed_items()] == [1764772345.1234567] * 3
+    finally:
+        s.close()

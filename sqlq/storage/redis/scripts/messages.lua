@@ -1,6 +1,6 @@
 -- messages -------------------------------------------------------------------------------
 local function owner_claims(owner, n)
-  local c = redis.call('HINCRBY', G .. 'oclaims', owner, n)
+  local c = redis.call('HINCRBY', G .. 'oclaims', owner, string.format('%d', n))
   if c <= 0 then redis.call('HDEL', G .. 'oclaims', owner) end
 end
 

@@ -16,7 +16,7 @@ end
 OPS.start = function()  -- id owner attempts: record the claim as started; {1}, or {0} if gone
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end
-  redis.call('HSET', P .. 'm:' .. id, 'st', 1)
+  redis.call('HSET', P .. 'm:' .. id, 'st', '1')
   return {1}
 end
 

@@ -29,14 +29,14 @@ end
 -- started: the claim is recorded as started (a claim of one: its worker runs it at once; see
 -- OPS.start), so that the death of its owner counts against it (OPS.relown).
 local function claim_one(owner, member, started)
-  local id = tostring(tonumber(member))
+  local id = id_text(tonumber(member))
   local m = P .. 'm:' .. id
-  local attempts = redis.call('HINCRBY', m, 'a', 1)
+  local attempts = redis.call('HINCRBY', m, 'a', '1')
   redis.call('HSET', m, 'o', owner, 'c', now)
-  if started then redis.call('HSET', m, 'st', 1) end
-  redis.call('ZADD', P .. 'claimed', now, member)
+  if started then redis.call('HSET', m, 'st', '1') end
+  redis.call('ZADD', P .. 'claimed', claim_score(), member)
   local v = redis.call('HMGET', m, 'd', 'r', 'p', 'dth')
-  return {id, v[1], tostring(attempts), v[2], v[3], v[4] or '0', started and '1' or '0'}
+  return {id, v[1], id_text(attempts), v[2], v[3], v[4] or '0', started and '1' or '0'}
 end
 
 -- hand-off: a single enqueue that finds nothing ready claims its message for the newest idle
@@ -68,7 +68,7 @@ OPS.enq1 = function()  -- data priority score own-token key: {id handed, or 0}
       end
       local header = 'H' .. id .. ' ' .. priority .. ' ' .. token .. '\n'
       if redis.call('PUBLISH', channel, header .. data) > 0 then
-        redis.call('ZADD', P .. 'claimed', now, pad(id))
+        redis.call('ZADD', P .. 'claimed', claim_score(), pad(id))
         owner_claims(owner, 1)
         redis.call('HSET', P .. 'handed', token, id)
         touch('x')

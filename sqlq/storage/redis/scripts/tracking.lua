@@ -12,7 +12,7 @@ end
 -- Record a run; claim: {key, owner, attempts, enqueued, claimed} of its message, or nil.
 -- Its sums are added to the table sums (written by add_sums).
 local function record_run(run, claim, sums)
-  local id = redis.call('INCR', P .. 'hseq')
+  local id = id_text(redis.call('INCR', P .. 'hseq'))
   local fields = {'k', run[1], 'n', run[2], 'x', run[3], 'f', run[4]}
   local function put(name, value)
     if value and value ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = value end
