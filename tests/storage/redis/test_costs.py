@@ -85,3 +85,24 @@ def test_claims_are_scored_in_whole_microseconds(redis_url, admin, transport):
         assert [item.claimed_at for item in s.claimed_items()] == [1764772345.1234567] * 3
     finally:
         s.close()
+
+
+def test_the_fcall_head_is_packed_once_and_sends_the_same_bytes(redis_url, transport):
+    """An FCALL's first five arguments (command, function, 0, the two key prefixes) are packed
+    once per connection; what goes on the wire is what packing the whole command gives."""
+    from sqlq.storage.redis import RedisStorage
+    from sqlq.storage.redis._scripts import FUNCTION
+    s = RedisStorage('cöst', url=redis_url, clock=lambda: 1764772345.25)
+    try:
+        s.enqueue(b'x', 2, key='k')
+        link = s._link(s._thread())
+        assert set(link.heads) == {False}
+        sent = []
+        original = link.send
+        link.send = lambda payload, check=True: (sent.append(payload), original(payload, check))
+        s.enqueue(b'y', 1, key='ключ')
+        assert sent == [link.pack(['FCALL', FUNCTION, 0, s._qprefix, s._gprefix,
+                                   '1764772345.25', 0, 'enq1', b'y', 1, -1, '', 'ключ'])]
+        assert s.queue_size() == 2 and set(link.heads) == {False, True}
+    finally:
+        s.close()
