@@ -106,3 +106,36 @@ def test_the_fcall_head_is_packed_once_and_sends_the_same_bytes(redis_url, trans
         assert s.queue_size() == 2 and set(link.heads) == {False, True}
     finally:
         s.close()
+
+
+def test_completing_a_batch_runs_a_few_commands_per_task(redis_url, admin, transport):
+    """complete_many of n claims with results and history: per task the claim check, the
+    message's removal and its run's record; the claimed set, the owner's count, the results
+    and the history indexes are written once per batch. It used to be ~16 commands a task."""
+    from sqlq.storage.redis import RedisStorage
+    from sqlq.storage.types import Finished
+    s = RedisStorage('costs', url=redis_url, clock=lambda: 1764772345.5)
+    try:
+        n = 100
+        s.enqueue_many([(b'm%d' % i, 0) for i in range(n)], ['t%d' % i for i in range(n)])
+        claims = s.dequeue_many(n)
+        admin.config_resetstat()
+        items = [(c.receipt, 'r%d' % (i % 90), b'v%d' % i, 60.0 if i % 2 else None)
+                 for i, c in enumerate(claims)]
+        runs = [Finished('t%d' % (i if i < 95 else 0), 'noop', 'success', 1764772345.5, 0.001)
+                for i in range(n)]  # t0: 6 runs, 5 of them in this batch
+        assert s.complete_many(items, runs) == [True] * n
+        calls = inner_calls(admin)
+        assert sum(calls.values()) <= 8 * n + 20, calls
+        # what was written: the last result of each key, with its own expiry
+        assert s.claimed_size() == 0 and s.claim_owners() == {}
+        assert s.peek_data('r5') == b'v95' and s.peek_data('r6') == b'v96'
+        assert admin.zscore(s._qprefix + 'kvexp', 'r5') is not None
+        assert admin.zscore(s._qprefix + 'kvexp', 'r6') is None
+        assert s.result_store_size() == 90
+        assert [e.key for e in s.history(limit=3)] == ['t0', 't0', 't0']
+        chain = s.history(key='t0', limit=None)  # followed through each run's previous one
+        assert len(chain) == 6 and [e.id for e in chain] == sorted((e.id for e in chain),
+                                                                   reverse=True)
+    finally:
+        s.close()
