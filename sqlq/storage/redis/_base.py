@@ -199,8 +199,8 @@ class RedisBase(Storage):
         local = self._thread()
         if self._in_doubt:
             self._give_back_in_doubt()
-        args: list[Any] = [self._qprefix, self._gprefix,
-                           num(self._clock()) if now is None else now, len(guards)]
+        # The arguments after the two key prefixes (which _call sends packed in advance).
+        args: list[Any] = [num(self._clock()) if now is None else now, len(guards)]
         for guard in guards:
             args.extend(guard)
         args.extend(ops)
@@ -208,7 +208,7 @@ class RedisBase(Storage):
         try:
             link = self._link(local)
             if link is None:
-                reply = self._script(args=args)
+                reply = self._script(args=[self._qprefix, self._gprefix, *args])
             else:
                 reply = self._call(link, args, read_only)
         except _rexc.RedisError as exc:
@@ -222,20 +222,24 @@ class RedisBase(Storage):
         return reply[1:]
 
     def _call(self, link: Link, args: list[Any], read_only: bool) -> Any:
-        """Run the operations: FCALL of the library's function (loaded on first use, and
-        again after the server lost it), or EVALSHA of the script on a server without
-        functions (Redis < 7, or FUNCTION/FCALL not permitted)."""
+        """Run the operations (``args``: the script's arguments after the two key prefixes):
+        FCALL of the library's function (loaded on first use, and again after the server lost
+        it), or EVALSHA of the script on a server without functions (Redis < 7, or
+        FUNCTION/FCALL not permitted)."""
         if self._functions is not False:
-            command: list[Any] = ['FCALL', READ_FUNCTION if read_only else FUNCTION, 0]
-            command.extend(args)
+            head = link.heads.get(read_only)
+            if head is None:  # FCALL name 0 prefix-of-queue prefix-of-globals, packed once
+                head = link.heads[read_only] = link.pack_items(
+                    ['FCALL', READ_FUNCTION if read_only else FUNCTION, 0, self._qprefix,
+                     self._gprefix])
             try:
-                return link.call(command)
+                return link.call_with(head, 5, args)
             except _rexc.ResponseError as exc:
                 if not _function_missing(exc):
                     raise
             if self._load_library(link):
-                return link.call(command)
-        command = ['EVALSHA', self._script.sha, 0]
+                return link.call_with(head, 5, args)
+        command = ['EVALSHA', self._script.sha, 0, self._qprefix, self._gprefix]
         command.extend(args)
         try:
             return link.call(command)

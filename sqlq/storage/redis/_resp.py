@@ -77,6 +77,9 @@ class Link:
         #: Whether this object connected the connection and saw no failure since.
         self._live = False
         self.closed = False
+        #: The packed first arguments of its storage's FCALLs (see :meth:`call_with`), by
+        #: read-only flag; a connection serves one storage.
+        self.heads: dict[bool, bytes] = {}
 
     @property
     def connected(self) -> bool:
@@ -122,7 +125,15 @@ class Link:
             self.release()
 
     def pack(self, args: Sequence[Any]) -> bytes:
-        out = [b'*%d\r\n' % len(args)]
+        return self._pack([b'*%d\r\n' % len(args)], args)
+
+    def pack_items(self, args: Sequence[Any]) -> bytes:
+        """``args`` as the bulk strings of a command, without the command's header (so that a
+        constant first part can be packed once: see :meth:`call_with`)."""
+        return self._pack([], args)
+
+    def _pack(self, out: list[bytes], args: Sequence[Any]) -> bytes:
+        """``out`` (the parts so far) and ``args`` packed after them, joined."""
         append = out.append
         for a in args:
             if type(a) is str:
@@ -160,6 +171,12 @@ class Link:
 
     def call(self, args: Sequence[Any]) -> Any:
         self.send(self.pack(args))
+        return self.read()
+
+    def call_with(self, head: bytes, n: int, args: Sequence[Any]) -> Any:
+        """:meth:`call` of a command whose first ``n`` arguments are packed in ``head`` (by
+        :meth:`pack_items`, with this connection's encoding)."""
+        self.send(self._pack([b'*%d\r\n' % (n + len(args)), head], args))
         return self.read()
 
 
@@ -266,13 +283,15 @@ class _FastLink(Link):
             self.pos = 0
         self.buf += chunk
 
-    def _line(self) -> bytes:
+    def _header(self) -> tuple[int, int, int]:
+        """The next line: (its type byte, where its text starts in ``buf``, where it ends);
+        ``pos`` moves past it."""
         while True:
             end = self.buf.find(b'\r\n', self.pos)
             if end >= 0:
-                line = bytes(self.buf[self.pos:end])
+                start = self.pos
                 self.pos = end + 2
-                return line
+                return self.buf[start], start + 1, end
             self._fill()
 
     def _bulk(self, n: int) -> bytes:
@@ -283,38 +302,40 @@ class _FastLink(Link):
         return data
 
     def _value(self) -> Any:
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b'$':
-            n = int(rest)
+        kind, start, end = self._header()
+        # The commonest types first, read without copying the line (type bytes as numbers).
+        if kind == 36:  # $ bulk string
+            n = int(self.buf[start:end])
             return None if n < 0 else self._bulk(n)
-        if kind == b':':
-            return int(rest)
-        if kind in (b'*', b'~', b'>'):
-            n = int(rest)
+        if kind == 58:  # : integer
+            return int(self.buf[start:end])
+        if kind == 42 or kind == 126 or kind == 62:  # * array, ~ set, > push
+            n = int(self.buf[start:end])
             if n < 0:
                 return None
             items = [self._value() for _ in range(n)]
-            return _Push(items) if kind == b'>' else items
-        if kind == b'+':
+            return _Push(items) if kind == 62 else items
+        line = bytes(self.buf[start - 1:end])
+        tag, rest = line[:1], line[1:]
+        if tag == b'+':
             return rest
-        if kind in (b'-', b'!'):
-            text = self._bulk(int(rest)) if kind == b'!' else rest
+        if tag in (b'-', b'!'):
+            text = self._bulk(int(rest)) if tag == b'!' else rest
             return self.parse_error(text.decode('utf-8', 'replace'))
-        if kind == b'_':
+        if tag == b'_':
             return None
-        if kind == b'#':
+        if tag == b'#':
             return rest == b't'
-        if kind == b',':
+        if tag == b',':
             return float(rest)
-        if kind == b'(':
+        if tag == b'(':
             return int(rest)
-        if kind == b'=':
+        if tag == b'=':
             return self._bulk(int(rest))[4:]
-        if kind == b'%':
+        if tag == b'%':
             n = int(rest)
             return {self._value(): self._value() for _ in range(n)}
-        if kind == b'|':  # attributes, then the value they describe
+        if tag == b'|':  # attributes, then the value they describe
             n = int(rest)
             for _ in range(2 * n):
                 self._value()

@@ -20,18 +20,18 @@ Reply: ``{1, result-of-op-1, ...}`` (each result a table, so absent values never
 the reply) or ``{0, index-of-failed-guard}``.
 
 Layout under the queue prefix ``P`` (``<prefix>:q:{<name>}:``): ``seq`` (id counter),
-``m:<id>`` (message hash: d data, p priority, s ready score, a attempts, r recoveries,
-dth deaths, e enqueued_at, o owner, c claimed_at, st present while the claim is recorded as
-started, k key), ``ready`` (zset: score -priority, member the zero-padded
-id, so equal scores pop in id order), ``claimed`` (zset by claimed_at), ``sched`` + ``sd``
+``m:<id>`` (message hash: d data, p priority, s ready score, a attempts, r recoveries, dth
+deaths, e enqueued_at, o owner, c claimed_at, st present while the claim is recorded as
+started, k key), ``ready`` (zset: score -priority, member the zero-padded id, so equal scores
+pop in id order), ``claimed`` (zset by claimed_at in whole microseconds), ``sched`` + ``sd``
 (zset by eta + hash of data), ``kv`` (hash), ``kvexp`` (zset of expiry times), ``res`` (set of
 result keys), ``dead`` + ``dl:<id>`` (dead letters), ``km``/``ks``/``kd`` (message keys -> the
 message id, scheduled member, dead-letter id holding them; ``sk``: scheduled member -> key),
 the history (``h:<id>``, ``hist``, ``hk``, ``hseq``) and its sums (``st:<minute>``, ``stm``,
-``stt``: see ``scripts/tracking.lua``), ``dq:<request>`` (the ids claimed by a
-request, space-separated, for retries), ``idle`` + ``idleinfo`` (idle workers' registrations:
-zset token -> since, hash token -> "owner channel"), ``handed`` (hash: registration token ->
-id of the message handed through it, until its worker reports it taken). Globals under ``G``
+``stt``: see ``scripts/tracking.lua``), ``dq:<request>`` (the ids claimed by a request,
+space-separated, for retries), ``idle`` + ``idleinfo`` (idle workers' registrations: zset token
+-> since, hash token -> "owner channel"), ``handed`` (hash: registration token -> id of the
+message handed through it, until its worker reports it taken). Globals under ``G``
 (``<prefix>:``): ``ostart``, ``obeat`` (owner -> first/last heartbeat) and ``oclaims`` (owner
 -> claims held in every queue).
 """

@@ -1,6 +1,6 @@
 -- messages -------------------------------------------------------------------------------
 local function owner_claims(owner, n)
-  local c = redis.call('HINCRBY', G .. 'oclaims', owner, n)
+  local c = redis.call('HINCRBY', G .. 'oclaims', owner, string.format('%d', n))
   if c <= 0 then redis.call('HDEL', G .. 'oclaims', owner) end
 end
 
@@ -16,16 +16,26 @@ local function unindex_key(index, key, value)
   end
 end
 
-local function push(data, priority, score, enqueued_at, key)
-  local id = redis.call('INCR', P .. 'seq')
-  if key and key ~= '' then
-    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', 0, 'r', 0,
+-- Ids go into keys and arguments as strings: a Lua number given to redis.call, or joined to a
+-- string, is formatted with printf's floating-point path (several thousand instructions).
+local function id_text(n) return string.format('%d', n) end
+
+-- A new ready message's hash and key index entry (id: a string); not yet in the ready set.
+local function new_message(id, data, priority, score, enqueued_at, key)
+  if key ~= '' then
+    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', '0', 'r', '0',
                'e', enqueued_at, 'k', key)
-    redis.call('HSET', P .. 'km', key, id)
   else
-    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', 0, 'r', 0,
+    redis.call('HSET', P .. 'm:' .. id, 'd', data, 'p', priority, 's', score, 'a', '0', 'r', '0',
                'e', enqueued_at)
   end
+end
+
+local function push(data, priority, score, enqueued_at, key)
+  local id = id_text(redis.call('INCR', P .. 'seq'))
+  key = key or ''
+  new_message(id, data, priority, score, enqueued_at, key)
+  if key ~= '' then redis.call('HSET', P .. 'km', key, id) end
   redis.call('ZADD', P .. 'ready', score, pad(id))
   touch('q')
 end

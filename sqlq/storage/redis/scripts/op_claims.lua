@@ -16,7 +16,7 @@ end
 OPS.start = function()  -- id owner attempts: record the claim as started; {1}, or {0} if gone
   local id, owner, attempts = arg(), arg(), arg()
   if not held(id, owner, attempts) then return {0} end
-  redis.call('HSET', P .. 'm:' .. id, 'st', 1)
+  redis.call('HSET', P .. 'm:' .. id, 'st', '1')
   return {1}
 end
 
@@ -47,21 +47,31 @@ end
 OPS.complete = function()  -- n, then n x (id owner attempts key value expires, then a run's
   -- 8 history arguments, see run_args): ack each held claim, store its result under key
   -- (none if key is ''), record its run (none if the run's key is ''); per item 1 if held
-  local n, out, sums = tonumber(arg()), {}, {}
+  -- The claimed set, owners' counts, results and history indexes are written once at the
+  -- end (nothing in the loop reads them back; a result key given twice keeps its last value).
+  local n, out, sums, later = tonumber(arg()), {}, {}, new_later()
+  local members, owners, keys, values = {}, {}, {}, {}
   for i = 1, n do
     local id, owner, attempts, key, value, expires = arg(), arg(), arg(), arg(), arg(), arg()
     local run = run_args()
     if held(id, owner, attempts) then
       local claim = drop_message(id)
-      redis.call('ZREM', P .. 'claimed', pad(id))
-      owner_claims(owner, -1)
-      if key ~= '' then kv_put(key, value, '1', expires) end
-      if run[1] ~= '' then record_run(run, claim, sums) end
+      members[#members + 1] = pad(id)
+      owners[owner] = (owners[owner] or 0) - 1
+      if key ~= '' then
+        if not values[key] then keys[#keys + 1] = key end
+        values[key] = {value, expires}
+      end
+      if run[1] ~= '' then record_run(run, claim, sums, later) end
       out[i] = 1
     else
       out[i] = 0
     end
   end
+  each_chunk(members, function(part) redis.call('ZREM', P .. 'claimed', unpack(part)) end)
+  for owner, count in pairs(owners) do owner_claims(owner, count) end
+  put_results(keys, values)
+  write_later(later)
   add_sums(sums)
   touch('x')
   return out

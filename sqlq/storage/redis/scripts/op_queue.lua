@@ -1,26 +1,42 @@
 -- operations -----------------------------------------------------------------------------
 local OPS = {}
 
+-- n (data priority score key)*n: {n}. One id range, one ZADD and one key index write per
+-- chunk; a command per message only for its hash.
 OPS.enq = function()
   local n = tonumber(arg())
-  for _ = 1, n do
+  if n < 1 then return {0} end
+  local first = redis.call('INCRBY', P .. 'seq', n) - n + 1
+  local ready, keys = {}, {}
+  for i = 0, n - 1 do
     local data, priority, score, key = arg(), arg(), arg(), arg()
-    push(data, priority, score, now, key)
+    local id = id_text(first + i)
+    new_message(id, data, priority, score, now, key)
+    ready[#ready + 1] = score
+    ready[#ready + 1] = pad(id)
+    if key ~= '' then
+      keys[#keys + 1] = key
+      keys[#keys + 1] = id
+    end
   end
+  -- CHUNK is even: no pair is split between two commands.
+  each_chunk(ready, function(part) redis.call('ZADD', P .. 'ready', unpack(part)) end)
+  each_chunk(keys, function(part) redis.call('HSET', P .. 'km', unpack(part)) end)
+  touch('q')
   return {n}
 end
 
 -- started: the claim is recorded as started (a claim of one: its worker runs it at once; see
 -- OPS.start), so that the death of its owner counts against it (OPS.relown).
 local function claim_one(owner, member, started)
-  local id = tostring(tonumber(member))
+  local id = id_text(tonumber(member))
   local m = P .. 'm:' .. id
-  local attempts = redis.call('HINCRBY', m, 'a', 1)
+  local attempts = redis.call('HINCRBY', m, 'a', '1')
   redis.call('HSET', m, 'o', owner, 'c', now)
-  if started then redis.call('HSET', m, 'st', 1) end
-  redis.call('ZADD', P .. 'claimed', now, member)
+  if started then redis.call('HSET', m, 'st', '1') end
+  redis.call('ZADD', P .. 'claimed', claim_score(), member)
   local v = redis.call('HMGET', m, 'd', 'r', 'p', 'dth')
-  return {id, v[1], tostring(attempts), v[2], v[3], v[4] or '0', started and '1' or '0'}
+  return {id, v[1], id_text(attempts), v[2], v[3], v[4] or '0', started and '1' or '0'}
 end
 
 -- hand-off: a single enqueue that finds nothing ready claims its message for the newest idle
@@ -42,24 +58,24 @@ OPS.enq1 = function()  -- data priority score own-token key: {id handed, or 0}
     if info then
       local sp = string.find(info, ' ', 1, true)
       local owner, channel = string.sub(info, 1, sp - 1), string.sub(info, sp + 1)
-      local id = redis.call('INCR', P .. 'seq')
+      local id = id_text(redis.call('INCR', P .. 'seq'))
       local m = P .. 'm:' .. id
-      redis.call('HSET', m, 'd', data, 'p', priority, 's', score, 'a', 1, 'r', 0, 'e', now,
-                 'o', owner, 'c', now, 'st', 1)
+      redis.call('HSET', m, 'd', data, 'p', priority, 's', score, 'a', '1', 'r', '0', 'e', now,
+                 'o', owner, 'c', now, 'st', '1')
       if key ~= '' then
         redis.call('HSET', m, 'k', key)
         redis.call('HSET', P .. 'km', key, id)
       end
       local header = 'H' .. id .. ' ' .. priority .. ' ' .. token .. '\n'
       if redis.call('PUBLISH', channel, header .. data) > 0 then
-        redis.call('ZADD', P .. 'claimed', now, pad(id))
+        redis.call('ZADD', P .. 'claimed', claim_score(), pad(id))
         owner_claims(owner, 1)
         redis.call('HSET', P .. 'handed', token, id)
         touch('x')
-        return {id}
+        return {tonumber(id)}
       end
       -- Nobody listens on that channel: its worker is gone. An ordinary ready message.
-      redis.call('HSET', m, 'a', 0)
+      redis.call('HSET', m, 'a', '0')
       redis.call('HDEL', m, 'o', 'c', 'st')
       redis.call('ZADD', P .. 'ready', score, pad(id))
       touch('q')

@@ -10,19 +10,32 @@ local function run_args()
 end
 
 -- Record a run; claim: {key, owner, attempts, enqueued, claimed} of its message, or nil.
--- Its sums are added to the table sums (written by add_sums).
-local function record_run(run, claim, sums)
-  local id = redis.call('INCR', P .. 'hseq')
+-- Its sums are added to the table sums (written by add_sums). later (or nil: written now):
+-- a table from new_later() that collects the index writes, written by write_later.
+local function record_run(run, claim, sums, later)
+  local id = id_text(redis.call('INCR', P .. 'hseq'))
   local fields = {'k', run[1], 'n', run[2], 'x', run[3], 'f', run[4]}
   local function put(name, value)
     if value and value ~= '' then fields[#fields + 1] = name; fields[#fields + 1] = value end
   end
   put('u', run[5]); put('r', run[6])
   if claim then put('o', claim[2]); put('a', claim[3]); put('e', claim[4]); put('c', claim[5]) end
-  put('pv', redis.call('HGET', P .. 'hk', run[1]))
+  if later then
+    put('pv', later.newest[run[1]] or redis.call('HGET', P .. 'hk', run[1]))
+    later.newest[run[1]] = id
+    local hk, hist = later.hk, later.hist
+    hk[#hk + 1] = run[1]
+    hk[#hk + 1] = id
+    hist[#hist + 1] = id
+    hist[#hist + 1] = id
+  else
+    put('pv', redis.call('HGET', P .. 'hk', run[1]))
+  end
   redis.call('HSET', P .. 'h:' .. id, unpack(fields))
-  redis.call('HSET', P .. 'hk', run[1], id)
-  redis.call('ZADD', P .. 'hist', id, id)
+  if not later then
+    redis.call('HSET', P .. 'hk', run[1], id)
+    redis.call('ZADD', P .. 'hist', id, id)
+  end
   local base = run[2] .. '\0' .. run[3] .. '\0'
   local minute = sums[run[7]]
   if not minute then minute = {}; sums[run[7]] = minute end
@@ -31,6 +44,14 @@ local function record_run(run, claim, sums)
     minute[base .. 's'] = (minute[base .. 's'] or 0) + tonumber(run[5])
     minute[base .. 'b' .. run[8]] = (minute[base .. 'b' .. run[8]] or 0) + 1
   end
+end
+
+local function new_later() return {newest = {}, hk = {}, hist = {}} end
+
+-- The history index writes record_run collected (a key's newest run last: it wins).
+local function write_later(later)
+  each_chunk(later.hk, function(part) redis.call('HSET', P .. 'hk', unpack(part)) end)
+  each_chunk(later.hist, function(part) redis.call('ZADD', P .. 'hist', unpack(part)) end)
 end
 
 local function add_sums(sums)
