@@ -12,12 +12,13 @@ import heapq
 import os
 import struct
 import time
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
+__all__ = ['encode_message', 'encode_messages', 'decode_message', 'ClaimBuffer',
+           'new_task_id', 'new_task_ids']
 
 #: A decoded message: the 14 values of ``encode_message``'s parameters, in order.
 Message = Tuple[str, str, bytes, int, int, float, float, Optional[float], Optional[float],
@@ -115,6 +116,22 @@ def encode_message(id: str, name: str, payload: bytes, priority: int, retries: i
     parts[0] = _HEADER.pack(_MAGIC, _VERSION, flags, priority, retries,
                             retry_delay, retry_backoff)
     return b''.join(parts)
+
+
+def encode_messages(ids: Sequence[str], name: str, payloads: Sequence[bytes], priority: int,
+                    retries: int, retry_delay: float, retry_backoff: float,
+                    eta: Optional[float], expires_at: Optional[float], timeout: Optional[float],
+                    trace: Optional[bytes] = None) -> List[bytes]:
+    """``encode_message`` of each (id, payload) pair of ``ids`` and ``payloads`` (sequences of
+    one length, else ValueError), every other field shared and no links or extra fields: the
+    list of the messages, or the error of the first message that fails."""
+    ids, payloads = list(ids), list(payloads)
+    if len(ids) != len(payloads):
+        raise ValueError('ids and payloads differ in length: %d and %d'
+                         % (len(ids), len(payloads)))
+    return [encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
+                           eta, expires_at, timeout, None, None, None, trace)
+            for id, payload in zip(ids, payloads)]
 
 
 def _truncated(field: str, need: int, offset: int, size: int) -> MessageDecodeError:
@@ -274,3 +291,12 @@ def new_task_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
     return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def new_task_ids(n: int) -> List[str]:
+    """``n`` task ids: a list of what ``n`` calls of ``new_task_id`` return."""
+    if not isinstance(n, int):
+        raise TypeError('n must be int, not %s' % type(n).__name__)
+    if n < 0:
+        raise ValueError('n must not be negative: %d' % n)
+    return [new_task_id() for _ in range(n)]
