@@ -284,14 +284,13 @@ class Queue(QueueHooks, QueueHistory):
         Returns a Result (a ResultGroup for a pipeline or group, a ChordResult for a chord;
         None when the queue keeps no results).
         """
+        if isinstance(task, Task):  # (neither a group nor a chord)
+            return self.enqueuer.enqueue(task)
         if isinstance(task, group):  # (a member chord or group: TypeError)
             return self.enqueue_many(task.tasks)  # type: ignore[arg-type]
         if isinstance(task, chord):
             return self.chords.enqueue(task)
-        if not isinstance(task, Task):
-            raise TypeError('enqueue expects a Task, group or chord, not %s'
-                            % type(task).__name__)
-        return self.enqueuer.enqueue(task)
+        raise TypeError('enqueue expects a Task, group or chord, not %s' % type(task).__name__)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""

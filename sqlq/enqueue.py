@@ -133,6 +133,15 @@ class Enqueuer:
         """
         queue = self.queue
         storage, serialize = queue.storage, queue.serialize_task
+        if len(tasks) == 1:  # a single call: the producer's hot path
+            task = tasks[0]
+            if task.eta is None and not task.unique and task.unique_key is None:
+                if task.options.expires is not None:
+                    self.resolve_expires(task, queue.time.clock())
+                storage.enqueue(serialize(task), task.options.priority or 0, task.id)
+                if queue.signals.has_receivers():
+                    queue.signals.send(SIGNAL_ENQUEUED, task)
+                return [task]
         now = queue.time.clock()
         if all(task.eta is None and not task.unique and task.unique_key is None
                for task in tasks):
@@ -140,12 +149,8 @@ class Enqueuer:
             for task in tasks:
                 if task.options.expires is not None:
                     self.resolve_expires(task, now)
-            if len(tasks) == 1:
-                task = tasks[0]
-                storage.enqueue(serialize(task), task.options.priority or 0, task.id)
-            else:
-                storage.enqueue_many([(serialize(task), task.options.priority or 0)
-                                      for task in tasks], [task.id for task in tasks])
+            storage.enqueue_many([(serialize(task), task.options.priority or 0)
+                                  for task in tasks], [task.id for task in tasks])
             if queue.signals.has_receivers():
                 for task in tasks:
                     queue.signals.send(SIGNAL_ENQUEUED, task)
