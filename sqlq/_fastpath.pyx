@@ -569,9 +569,9 @@ cdef int _pool_pid = -1
 cdef const char* _HEX = b'0123456789abcdef'
 
 
-cdef str _make_id(int pid):
-    """One version-7 UUID from the pool of random bytes (refilled when spent or when ``pid``,
-    the caller's getpid(), shows a fork)."""
+cdef void _draw(int pid, unsigned char* raw):
+    """The 10 random bytes of an id into ``raw[6:16]``, from the pool of random bytes (refilled
+    when spent or when ``pid``, the caller's getpid(), shows a fork)."""
     global _pool_used, _pool_pid
     cdef bytes fresh
     if _pool_used + 10 > _POOL_SIZE or pid != _pool_pid:
@@ -579,15 +579,22 @@ cdef str _make_id(int pid):
         memcpy(_pool, PyBytes_AS_STRING(fresh), _POOL_SIZE)
         _pool_used = 0
         _pool_pid = pid
-    cdef unsigned char raw[16]
+    memcpy(raw + 6, _pool + _pool_used, 10)
+    _pool_used += 10
+
+
+cdef uint64_t _now_ms() noexcept:
     cdef timespec now
     clock_gettime(CLOCK_REALTIME, &now)
-    cdef uint64_t ms = <uint64_t>now.tv_sec * 1000 + <uint64_t>(now.tv_nsec // 1000000)
+    return <uint64_t>now.tv_sec * 1000 + <uint64_t>(now.tv_nsec // 1000000)
+
+
+cdef str _text(unsigned char* raw, uint64_t ms):
+    """The id of 16 bytes ``raw`` (random bytes from the 7th on) with timestamp ``ms``: the
+    version and variant bits set, as text."""
     cdef int i, j = 0
     for i in range(6):
         raw[i] = (ms >> (40 - 8 * i)) & 0xFF
-    memcpy(raw + 6, _pool + _pool_used, 10)
-    _pool_used += 10
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     cdef char out[36]
@@ -607,15 +614,35 @@ def new_task_id():
     Ids made later sort later, so results -- stored under their task's id -- are written
     near each other in the database instead of all over its key index.
     """
-    return _make_id(getpid())
+    cdef unsigned char raw[16]
+    _draw(getpid(), raw)
+    return _text(raw, _now_ms())
 
 
 def new_task_ids(n):
-    """``n`` task ids: a list of what ``n`` calls of ``new_task_id`` return."""
+    """``n`` task ids, each later in the list sorting later (so a batch's rows go to the end of
+    the message-key index in order): version-7 UUIDs whose 12 bits after the version (random
+    in ``new_task_id``'s) count on within a millisecond, from a random start below 2048, as
+    RFC 9562's "monotonic random" method 1; a count past 4095 carries into the timestamp,
+    which may then run ahead of the clock by a millisecond per 2048 ids."""
     if not isinstance(n, int):
         raise TypeError('n must be int, not %s' % type(n).__name__)
     if n < 0:
         raise ValueError('n must not be negative: %d' % n)
     cdef Py_ssize_t count = n, k
     cdef int pid = getpid()  # once: nothing forks in between
-    return [_make_id(pid) for k in range(count)]
+    cdef unsigned char raw[16]
+    cdef uint64_t ms, value, last = 0
+    cdef list ids = []
+    for k in range(count):
+        _draw(pid, raw)
+        ms = _now_ms()
+        if (ms << 12) > last:
+            value = (ms << 12) | ((<uint64_t>(raw[6] & 0x07)) << 8) | raw[7]
+        else:
+            value = last + 1
+        last = value
+        raw[6] = <unsigned char>((value >> 8) & 0x0F)
+        raw[7] = <unsigned char>(value & 0xFF)
+        ids.append(_text(raw, value >> 12))
+    return ids

@@ -112,6 +112,7 @@ def test_new_task_ids_are_distinct_time_ordered_uuid7(codec):
         assert parsed.variant == uuid.RFC_4122
     stamps = [int(text.replace('-', '')[:12], 16) for text in ids]
     assert stamps == sorted(stamps)
+    assert ids == sorted(ids)  # each later than the one before: rows append to the key index
     before = codec.new_task_id()
     after = codec.new_task_ids(1)[0]
     assert int(before.replace('-', '')[:12], 16) <= int(after.replace('-', '')[:12], 16)
@@ -122,3 +123,21 @@ def test_new_task_ids_errors_same_in_both(both):
     for bad in (-1, 1.5, '3', None):
         got = [outcome(codec.new_task_ids, bad) for codec in both]
         assert got[0] == got[1] and got[0][0] == 'raise', got
+
+
+def test_new_task_ids_count_on_within_a_millisecond_and_carry(codec):
+    import time
+    before = time.time_ns() // 1000000
+    ids = codec.new_task_ids(10000)
+    after = time.time_ns() // 1000000
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    # 12 bits after the version: a counter from a random start below 2048, carrying into the
+    # timestamp past 4095; so the stamps stay within a millisecond per 2048 ids of the clock
+    values = [int(text.replace('-', '')[:16], 16) for text in ids]
+    stamps = [value >> 16 for value in values]
+    counts = [value & 0xFFF for value in values]
+    assert before <= stamps[0] and stamps[-1] <= after + len(ids) // 2048 + 1
+    assert counts[0] < 2048
+    for (s1, c1), (s2, c2) in zip(zip(stamps, counts), zip(stamps[1:], counts[1:])):
+        assert (s2, c2) > (s1, c1)
+        assert s2 > s1 or c2 == c1 + 1
