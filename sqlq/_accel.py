@@ -16,7 +16,8 @@ from typing import Optional
 
 from sqlq import _fastpath_py
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id', 'IMPLEMENTATION',
+__all__ = ['encode_message', 'encode_messages', 'decode_message', 'ClaimBuffer',
+           'new_task_id', 'new_task_ids', 'IMPLEMENTATION',
            'IMPLEMENTATIONS', 'compiled_available', 'compiled_import_error', 'use',
            'FastPathUnavailableWarning']
 
@@ -60,7 +61,8 @@ def use(name: str) -> None:
 
     ``name`` is 'compiled' or 'twin'; for tests and benchmarks.
     """
-    global encode_message, decode_message, ClaimBuffer, new_task_id, IMPLEMENTATION
+    global encode_message, encode_messages, decode_message, ClaimBuffer, new_task_id
+    global new_task_ids, IMPLEMENTATION
     if name == 'compiled':
         if _compiled is None:
             raise CompiledUnavailableError(
@@ -73,16 +75,20 @@ def use(name: str) -> None:
         raise ValueError('unknown fast-path implementation %r (expected one of %s)'
                          % (name, ', '.join(IMPLEMENTATIONS)))
     encode_message = module.encode_message
+    encode_messages = module.encode_messages
     decode_message = module.decode_message
     ClaimBuffer = module.ClaimBuffer
     new_task_id = module.new_task_id
+    new_task_ids = module.new_task_ids
     IMPLEMENTATION = name
 
 
 encode_message = _fastpath_py.encode_message
+encode_messages = _fastpath_py.encode_messages
 decode_message = _fastpath_py.decode_message
 ClaimBuffer = _fastpath_py.ClaimBuffer
 new_task_id = _fastpath_py.new_task_id
+new_task_ids = _fastpath_py.new_task_ids
 IMPLEMENTATION = 'twin'
 if os.environ.get('SQLQ_NO_EXTENSIONS') != '1':
     if _compiled is not None:

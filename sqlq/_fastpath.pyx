@@ -26,7 +26,8 @@ cdef extern from "Python.h":
     object PyFloat_FromDouble(double)
     object PyLong_FromLongLong(long long)
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
+__all__ = ['encode_message', 'encode_messages', 'decode_message', 'ClaimBuffer',
+           'new_task_id', 'new_task_ids']
 
 cdef unsigned char MAGIC = _wire.MAGIC
 cdef unsigned char VERSION = _wire.VERSION
@@ -115,6 +116,21 @@ cdef inline int _check_opt_bytes(object value, str field) except -1:
     return _check_len(PyBytes_GET_SIZE(value), field)
 
 
+cdef inline const char* _utf8(object value, str field, Py_ssize_t* n) except NULL:
+    if not isinstance(value, str):
+        raise TypeError('%s must be str, not %s' % (field, type(value).__name__))
+    cdef const char* p = PyUnicode_AsUTF8AndSize(value, n)
+    _check_len(n[0], field)
+    return p
+
+
+cdef inline Py_ssize_t _payload_size(object payload) except -1:
+    if not isinstance(payload, bytes):
+        raise TypeError('payload must be bytes, not %s' % type(payload).__name__)
+    _check_len(PyBytes_GET_SIZE(payload), 'payload')
+    return PyBytes_GET_SIZE(payload)
+
+
 cdef inline unsigned char* _put_field(unsigned char* p, const char* src, Py_ssize_t n) noexcept:
     _put_u32(p, <uint32_t>n)
     memcpy(p + 4, src, n)
@@ -133,18 +149,9 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
     cdef bytes out
     cdef unsigned char* p
 
-    if not isinstance(id, str):
-        raise TypeError('id must be str, not %s' % type(id).__name__)
-    id_p = PyUnicode_AsUTF8AndSize(id, &id_n)
-    _check_len(id_n, 'id')
-    if not isinstance(name, str):
-        raise TypeError('name must be str, not %s' % type(name).__name__)
-    name_p = PyUnicode_AsUTF8AndSize(name, &name_n)
-    _check_len(name_n, 'name')
-    if not isinstance(payload, bytes):
-        raise TypeError('payload must be bytes, not %s' % type(payload).__name__)
-    payload_n = PyBytes_GET_SIZE(payload)
-    _check_len(payload_n, 'payload')
+    id_p = _utf8(id, 'id', &id_n)
+    name_p = _utf8(name, 'name', &name_n)
+    payload_n = _payload_size(payload)
 
     if not isinstance(priority, int):
         raise TypeError('priority must be int, not %s' % type(priority).__name__)
@@ -224,6 +231,58 @@ def encode_message(id, name, payload, priority, retries, retry_delay, retry_back
     if flags & FLAG_TRACE:
         p = _put_field(p, PyBytes_AS_STRING(trace), PyBytes_GET_SIZE(trace))
     return out
+
+
+def encode_messages(ids, name, payloads, priority, retries, retry_delay, retry_backoff,
+                    eta, expires_at, timeout, trace=None):
+    """``encode_message`` of each (id, payload) pair of ``ids`` and ``payloads`` (sequences of
+    one length, else ValueError), every other field shared and no links or extra fields: the
+    list of the messages, or the error of the first message that fails."""
+    cdef Py_ssize_t count, index, prefix_n, name_n, suffix_n, id_n, payload_n
+    cdef bytes first, out
+    cdef const char* src
+    cdef const char* id_p
+    cdef unsigned char* p
+    cdef list result
+    if not isinstance(ids, list):
+        ids = list(ids)
+    if not isinstance(payloads, list):
+        payloads = list(payloads)
+    count = len(<list>ids)
+    if count != len(<list>payloads):
+        raise ValueError('ids and payloads differ in length: %d and %d'
+                         % (count, len(<list>payloads)))
+    if not count:
+        return []
+    # The first message checks every shared field (with encode_message's errors); the others
+    # copy its header, name and trace, and differ only in their id and payload.
+    first = encode_message((<list>ids)[0], name, (<list>payloads)[0], priority, retries,
+                           retry_delay, retry_backoff, eta, expires_at, timeout, None, None,
+                           None, trace)
+    result = [first]
+    src = PyBytes_AS_STRING(first)
+    prefix_n = HEADER_SIZE + 8 * ((eta is not None) + (expires_at is not None)
+                                  + (timeout is not None))
+    PyUnicode_AsUTF8AndSize(name, &name_n)
+    suffix_n = 0 if trace is None else 4 + PyBytes_GET_SIZE(trace)
+    id_n = <Py_ssize_t>_get_u32(<const unsigned char*>src + prefix_n)
+    name_n += 4  # with its length
+    cdef const char* name_src = src + prefix_n + 4 + id_n
+    cdef const char* suffix_src = src + PyBytes_GET_SIZE(first) - suffix_n
+    for index in range(1, count):
+        id_p = _utf8((<list>ids)[index], 'id', &id_n)
+        payload = (<list>payloads)[index]
+        payload_n = _payload_size(payload)
+        out = PyBytes_FromStringAndSize(NULL, prefix_n + 8 + id_n + name_n + payload_n
+                                        + suffix_n)
+        p = <unsigned char*>PyBytes_AS_STRING(out)
+        memcpy(p, src, prefix_n)
+        p = _put_field(p + prefix_n, id_p, id_n)
+        memcpy(p, name_src, name_n)
+        p = _put_field(p + name_n, PyBytes_AS_STRING(payload), payload_n)
+        memcpy(p, suffix_src, suffix_n)
+        result.append(out)
+    return result
 
 
 # ---- decode -------------------------------------------------------------------------------
@@ -510,29 +569,32 @@ cdef int _pool_pid = -1
 cdef const char* _HEX = b'0123456789abcdef'
 
 
-def new_task_id():
-    """A version-7 UUID as a str (RFC 9562: 48-bit Unix time in ms, then 74 random bits).
-
-    Ids made later sort later, so results -- stored under their task's id -- are written
-    near each other in the database instead of all over its key index.
-    """
+cdef void _draw(int pid, unsigned char* raw):
+    """The 10 random bytes of an id into ``raw[6:16]``, from the pool of random bytes (refilled
+    when spent or when ``pid``, the caller's getpid(), shows a fork)."""
     global _pool_used, _pool_pid
-    cdef int pid = getpid()
     cdef bytes fresh
     if _pool_used + 10 > _POOL_SIZE or pid != _pool_pid:
         fresh = _os.urandom(_POOL_SIZE)
         memcpy(_pool, PyBytes_AS_STRING(fresh), _POOL_SIZE)
         _pool_used = 0
         _pool_pid = pid
-    cdef unsigned char raw[16]
+    memcpy(raw + 6, _pool + _pool_used, 10)
+    _pool_used += 10
+
+
+cdef uint64_t _now_ms() noexcept:
     cdef timespec now
     clock_gettime(CLOCK_REALTIME, &now)
-    cdef uint64_t ms = <uint64_t>now.tv_sec * 1000 + <uint64_t>(now.tv_nsec // 1000000)
+    return <uint64_t>now.tv_sec * 1000 + <uint64_t>(now.tv_nsec // 1000000)
+
+
+cdef str _text(unsigned char* raw, uint64_t ms):
+    """The id of 16 bytes ``raw`` (random bytes from the 7th on) with timestamp ``ms``: the
+    version and variant bits set, as text."""
     cdef int i, j = 0
     for i in range(6):
         raw[i] = (ms >> (40 - 8 * i)) & 0xFF
-    memcpy(raw + 6, _pool + _pool_used, 10)
-    _pool_used += 10
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     cdef char out[36]
@@ -544,3 +606,43 @@ def new_task_id():
         out[j + 1] = _HEX[raw[i] & 0x0F]
         j += 2
     return PyUnicode_DecodeUTF8(out, 36, NULL)
+
+
+def new_task_id():
+    """A version-7 UUID as a str (RFC 9562: 48-bit Unix time in ms, then 74 random bits).
+
+    Ids made later sort later, so results -- stored under their task's id -- are written
+    near each other in the database instead of all over its key index.
+    """
+    cdef unsigned char raw[16]
+    _draw(getpid(), raw)
+    return _text(raw, _now_ms())
+
+
+def new_task_ids(n):
+    """``n`` task ids, each later in the list sorting later (so a batch's rows go to the end of
+    the message-key index in order): version-7 UUIDs whose 12 bits after the version (random
+    in ``new_task_id``'s) count on within a millisecond, from a random start below 2048, as
+    RFC 9562's "monotonic random" method 1; a count past 4095 carries into the timestamp,
+    which may then run ahead of the clock by a millisecond per 2048 ids."""
+    if not isinstance(n, int):
+        raise TypeError('n must be int, not %s' % type(n).__name__)
+    if n < 0:
+        raise ValueError('n must not be negative: %d' % n)
+    cdef Py_ssize_t count = n, k
+    cdef int pid = getpid()  # once: nothing forks in between
+    cdef unsigned char raw[16]
+    cdef uint64_t ms, value, last = 0
+    cdef list ids = []
+    for k in range(count):
+        _draw(pid, raw)
+        ms = _now_ms()
+        if (ms << 12) > last:
+            value = (ms << 12) | ((<uint64_t>(raw[6] & 0x07)) << 8) | raw[7]
+        else:
+            value = last + 1
+        last = value
+        raw[6] = <unsigned char>((value >> 8) & 0x0F)
+        raw[7] = <unsigned char>(value & 0xFF)
+        ids.append(_text(raw, value >> 12))
+    return ids

@@ -12,12 +12,13 @@ import heapq
 import os
 import struct
 import time
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from sqlq import _wire
 from sqlq.exceptions import MessageDecodeError
 
-__all__ = ['encode_message', 'decode_message', 'ClaimBuffer', 'new_task_id']
+__all__ = ['encode_message', 'encode_messages', 'decode_message', 'ClaimBuffer',
+           'new_task_id', 'new_task_ids']
 
 #: A decoded message: the 14 values of ``encode_message``'s parameters, in order.
 Message = Tuple[str, str, bytes, int, int, float, float, Optional[float], Optional[float],
@@ -115,6 +116,22 @@ def encode_message(id: str, name: str, payload: bytes, priority: int, retries: i
     parts[0] = _HEADER.pack(_MAGIC, _VERSION, flags, priority, retries,
                             retry_delay, retry_backoff)
     return b''.join(parts)
+
+
+def encode_messages(ids: Sequence[str], name: str, payloads: Sequence[bytes], priority: int,
+                    retries: int, retry_delay: float, retry_backoff: float,
+                    eta: Optional[float], expires_at: Optional[float], timeout: Optional[float],
+                    trace: Optional[bytes] = None) -> List[bytes]:
+    """``encode_message`` of each (id, payload) pair of ``ids`` and ``payloads`` (sequences of
+    one length, else ValueError), every other field shared and no links or extra fields: the
+    list of the messages, or the error of the first message that fails."""
+    ids, payloads = list(ids), list(payloads)
+    if len(ids) != len(payloads):
+        raise ValueError('ids and payloads differ in length: %d and %d'
+                         % (len(ids), len(payloads)))
+    return [encode_message(id, name, payload, priority, retries, retry_delay, retry_backoff,
+                           eta, expires_at, timeout, None, None, None, trace)
+            for id, payload in zip(ids, payloads)]
 
 
 def _truncated(field: str, need: int, offset: int, size: int) -> MessageDecodeError:
@@ -269,8 +286,36 @@ def new_task_id() -> str:
     Ids made later sort later, so results -- stored under their task's id -- are written
     near each other in the database instead of all over its key index.
     """
-    raw = bytearray((time.time_ns() // 1000000).to_bytes(6, 'big') + os.urandom(10))
+    return _text(bytearray(os.urandom(16)), time.time_ns() // 1000000)
+
+
+def _text(raw: bytearray, ms: int) -> str:
+    """The id of 16 bytes ``raw`` (random bytes from the 7th on) with timestamp ``ms``: the
+    version and variant bits set, as text."""
+    raw[:6] = ms.to_bytes(6, 'big')
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
     h = raw.hex()
     return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def new_task_ids(n: int) -> List[str]:
+    """``n`` task ids, each later in the list sorting later (so a batch's rows go to the end of
+    the message-key index in order): version-7 UUIDs whose 12 bits after the version (random
+    in ``new_task_id``'s) count on within a millisecond, from a random start below 2048, as
+    RFC 9562's "monotonic random" method 1; a count past 4095 carries into the timestamp,
+    which may then run ahead of the clock by a millisecond per 2048 ids."""
+    if not isinstance(n, int):
+        raise TypeError('n must be int, not %s' % type(n).__name__)
+    if n < 0:
+        raise ValueError('n must not be negative: %d' % n)
+    ids = []
+    last = 0
+    for _ in range(n):
+        raw = bytearray(os.urandom(16))
+        ms = time.time_ns() // 1000000
+        value = (ms << 12) | ((raw[6] & 0x07) << 8) | raw[7] if ms << 12 > last else last + 1
+        last = value
+        raw[6], raw[7] = (value >> 8) & 0x0F, value & 0xFF
+        ids.append(_text(raw, value >> 12))
+    return ids

@@ -24,7 +24,9 @@ from typing import (
     List,
     Literal,
     Optional,
+    Sequence,
     Set,
+    Tuple,
     Type,
     TypeVar,
     Union,
@@ -282,18 +284,26 @@ class Queue(QueueHooks, QueueHistory):
         Returns a Result (a ResultGroup for a pipeline or group, a ChordResult for a chord;
         None when the queue keeps no results).
         """
+        if isinstance(task, Task):  # (neither a group nor a chord)
+            return self.enqueuer.enqueue(task)
         if isinstance(task, group):  # (a member chord or group: TypeError)
             return self.enqueue_many(task.tasks)  # type: ignore[arg-type]
         if isinstance(task, chord):
             return self.chords.enqueue(task)
-        if not isinstance(task, Task):
-            raise TypeError('enqueue expects a Task, group or chord, not %s'
-                            % type(task).__name__)
-        return self.enqueuer.enqueue(task)
+        raise TypeError('enqueue expects a Task, group or chord, not %s' % type(task).__name__)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup[Any]:
         """Store several tasks in one transaction (all or none); a ResultGroup of their results."""
         return self.enqueuer.enqueue_many(tasks)
+
+    def enqueue_calls(self, task_class: Type[Task],
+                      calls: Sequence[Tuple[Any, ...]]) -> ResultGroup[Any]:
+        """``enqueue_many`` of one ``task_class`` task per argument tuple of ``calls``, with the
+        class's default options: ``TaskWrapper.map``'s batch (built and encoded together). A
+        subclass's own ``enqueue_many`` gets the tasks instead."""
+        if type(self).enqueue_many is not Queue.enqueue_many:
+            return self.enqueue_many([task_class(args, {}) for args in calls])
+        return self.enqueuer.enqueue_calls(task_class, calls)
 
     # -- consuming -----------------------------------------------------------------------------
     def dequeue(self) -> Optional[Task]:

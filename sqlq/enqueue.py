@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from itertools import repeat
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -17,16 +18,18 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
     TypeVar,
     Union,
 )
 
+from . import _accel
 from ._gc import cycle_collector_paused
 from ._time import seconds
 from .result import Result, ResultGroup
 from .signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
 from .storage.base import EMPTY, retry_conflicts
-from .task import Task
+from .task import Task, fresh_tasks
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Queue
@@ -83,6 +86,36 @@ class Enqueuer:
         with cycle_collector_paused(len(tasks)):
             return ResultGroup([Result(queue, t) for t in self.write(tasks)])
 
+    def enqueue_calls(self, task_class: Type[Task],
+                      calls: Sequence[Tuple[Any, ...]]) -> ResultGroup[Any]:
+        """``enqueue_many`` of a ``task_class`` task per argument tuple (a plain ``tuple``) of
+        ``calls``, with the class's default options (``map``).
+
+        Such a batch is built, checked and encoded together: its arguments checked once per
+        length, its tasks made without a call of ``__init__`` each, its messages encoded with
+        one call of the fast path. A batch this cannot take (a unique task, an ``expires``, a
+        class with its own ``__init__``, immediate mode, tracing) goes through
+        ``enqueue_many``."""
+        queue = self.queue
+        options = task_class.default_options
+        if len(calls) < 2 or queue.immediate or queue.tracing is not None \
+                or task_class.unique or options.expires is not None \
+                or task_class.__init__ is not Task.__init__:
+            return self.enqueue_many([task_class(args, {}) for args in calls])
+        tasks = fresh_tasks(task_class, calls, _accel.new_task_ids(len(calls)))
+        check = task_class.check_call
+        # A call's check depends on its length only (its keywords are none): one per length,
+        # in the order of their first call, raises what checking every call would.
+        for args in dict(zip(map(len, calls), calls)).values():
+            check(args, {})
+        datas = queue.task_codec.serialize_fresh(tasks)
+        queue.storage.enqueue_many(list(zip(datas, repeat(options.priority or 0))),
+                                   [task.id for task in tasks])
+        if queue.signals.has_receivers():
+            for task in tasks:
+                queue.signals.send(SIGNAL_ENQUEUED, task)
+        return ResultGroup([Result(queue, task) for task in tasks])
+
     def handle(self, task: Task) -> TaskHandle:
         """The result handle of an enqueued task (a pipeline's: a ResultGroup of its steps)."""
         queue = self.queue
@@ -100,6 +133,15 @@ class Enqueuer:
         """
         queue = self.queue
         storage, serialize = queue.storage, queue.serialize_task
+        if len(tasks) == 1:  # a single call: the producer's hot path
+            task = tasks[0]
+            if task.eta is None and not task.unique and task.unique_key is None:
+                if task.options.expires is not None:
+                    self.resolve_expires(task, queue.time.clock())
+                storage.enqueue(serialize(task), task.options.priority or 0, task.id)
+                if queue.signals.has_receivers():
+                    queue.signals.send(SIGNAL_ENQUEUED, task)
+                return [task]
         now = queue.time.clock()
         if all(task.eta is None and not task.unique and task.unique_key is None
                for task in tasks):
@@ -107,12 +149,8 @@ class Enqueuer:
             for task in tasks:
                 if task.options.expires is not None:
                     self.resolve_expires(task, now)
-            if len(tasks) == 1:
-                task = tasks[0]
-                storage.enqueue(serialize(task), task.options.priority or 0, task.id)
-            else:
-                storage.enqueue_many([(serialize(task), task.options.priority or 0)
-                                      for task in tasks], [task.id for task in tasks])
+            storage.enqueue_many([(serialize(task), task.options.priority or 0)
+                                  for task in tasks], [task.id for task in tasks])
             if queue.signals.has_receivers():
                 for task in tasks:
                     queue.signals.send(SIGNAL_ENQUEUED, task)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import pickle
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _accel
 from .exceptions import DeserializationError, MessageDecodeError
@@ -66,6 +66,17 @@ class MessageCodec:
             id, name, self.serializer.dumps_raw((args, kwargs)), options.priority or 0,
             options.retries, options.retry_delay, options.retry_backoff or 0.0, eta,
             expires_at, options.timeout, None, None, None, trace))
+
+    def encode_plain_many(self, ids: List[str], name: str,
+                          calls: Sequence[Tuple[Tuple[Any, ...], Dict[str, Any]]],
+                          options: TaskOptions) -> List[bytes]:
+        """``encode_plain`` of one message per id and its ``(args, kwargs)`` in ``calls``, all
+        with ``name`` and ``options`` (whose ``expires`` is None), no eta and no trace."""
+        serializer = self.serializer
+        return serializer.seal_many(_accel.encode_messages(
+            ids, name, serializer.dumps_raw_many(calls), options.priority or 0,
+            options.retries, options.retry_delay, options.retry_backoff or 0.0, None, None,
+            options.timeout, None))
 
     def decode(self, data: bytes) -> Message:
         """The message stored as ``data``; a DeserializationError subclass if unreadable."""

@@ -8,7 +8,19 @@ default options, as with huey (see :mod:`sqlq.wrapper`). What happens to one del
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 
 from . import _accel
 from ._aio import run_coroutine
@@ -21,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .delivery import Delivery
     from .wrapper import TaskWrapper
 
-__all__ = ['Task', 'PeriodicTask', 'as_task']
+__all__ = ['Task', 'PeriodicTask', 'as_task', 'fresh_tasks']
 
 
 class Task(OptionAttributes):
@@ -231,6 +243,32 @@ class PeriodicTask(Task):
     @staticmethod
     def validate_datetime(timestamp: _dt.datetime) -> bool:  # replaced per task class
         return False
+
+
+def fresh_tasks(task_class: Type[Task], calls: Sequence[Tuple[Any, ...]],
+                ids: Sequence[str]) -> List[Task]:
+    """What ``task_class(args, {}, id=id)`` makes for each argument tuple (a plain ``tuple``)
+    of ``calls`` and its id, without a call of ``Task.__init__`` per task (``map``'s batch;
+    for a class that keeps ``Task.__init__``)."""
+    options = task_class.default_options
+    new = object.__new__
+    tasks: List[Task] = []
+    append = tasks.append
+    for args, id in zip(calls, ids):
+        task = new(task_class)
+        # The attributes of Task.__init__, in its order (tests/tasks/test_map.py checks).
+        task.args = args
+        task.kwargs = {}
+        task.id = id
+        task.eta = None
+        task.options = options
+        task.expires_resolved = None
+        task.on_complete = None
+        task.on_error = None
+        task.chord_config = None
+        task.unique_key = None
+        append(task)
+    return tasks
 
 
 def as_task(task: Union[Task, 'TaskWrapper[Any, Any]'], args: Tuple[Any, ...],

@@ -2,7 +2,7 @@
 :class:`~sqlq.message.Message`, in one queue's time convention and task registry."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from ._time import to_timestamp
 from .message import Message
@@ -75,6 +75,14 @@ class TaskCodec:
                                                                         utc),
                 task.trace_context)
         return self.queue.codec.encode(self.message(task))
+
+    def serialize_fresh(self, tasks: Sequence[Task]) -> List[bytes]:
+        """``serialize`` of each of ``tasks``: tasks of one class, with its default options
+        (no ``expires``) and nothing else set (``fresh_tasks``), on a queue without tracing."""
+        first = tasks[0]
+        return self.queue.codec.encode_plain_many(
+            [task.id for task in tasks], first.registered_name,
+            [(task.args, task.kwargs) for task in tasks], first.options)
 
     def deserialize(self, data: bytes) -> Task:
         """The Task stored as ``data``; DeserializationError or UnknownTaskError if unusable."""

@@ -304,9 +304,11 @@ class TaskWrapper(OptionAttributes, Generic[P, R]):
         ResultGroup (None when the queue keeps no results, as with huey)."""
         items = it if isinstance(it, (list, tuple, range)) else list(it)
         with cycle_collector_paused(len(items)):
-            make = self.task_class
-            tasks = [make(item if isinstance(item, tuple) else (item,), {}) for item in items]
-            group = self.queue.enqueue_many(tasks)
+            # Each call's arguments as a plain tuple, as Task() makes them (a namedtuple item
+            # is its fields).
+            calls = [item if type(item) is tuple else tuple(item) if isinstance(item, tuple)
+                     else (item,) for item in items]
+            group = self.queue.enqueue_calls(self.task_class, calls)
             return group if self.queue.results else None  # type: ignore[return-value]
 
     def call_local(self, *args: P.args, **kwargs: P.kwargs) -> Any:
