@@ -37,7 +37,7 @@ if step == 'drain':
     worker.outcomes.max_delay = 1e9  # flushed by size or with the next claim
     with queue.outcome_writer.grouping(worker.outcomes), queue.storage.worker_session():
         while True:
-            worker._mean_run = 1e-9  # batches of max_batch (128), as at full speed
+            worker._mean_run = 1e-9  # batches of max_batch (64), as at full speed
             if not worker.run_once():
                 break
         worker.outcomes.flush()

@@ -33,10 +33,11 @@ logger = logging.getLogger('sqlq.worker')
 IDLE_WAIT = 0.25
 # Batch claims hold about this many seconds of work (by the measured run time), at most
 # MAX_BATCH tasks: a short wait for a task claimed behind others, a short revoke window.
-# (128, not 64: a drain of short tasks writes a quarter less WAL per task -- fewer claim
-# commits, each rewriting the same index pages -- at the same rate; bench/wal_pages.py.)
+# (128 wrote a quarter less WAL per drained task -- fewer claim commits, each rewriting the
+# same index pages, bench/wal_pages.py -- but an urgent task waited ~1 ms longer for a worker
+# busy in its longer transactions, bench/scale.py: 64 it stays.)
 BATCH_WINDOW = 0.005
-MAX_BATCH = 128
+MAX_BATCH = 64
 # Finished tasks' outcomes are committed together once this many wait or the first has
 # waited this long (seconds), or when the worker runs out of claimed tasks.
 GROUP_MAX_SIZE = 128
