@@ -19,9 +19,11 @@ def test_demo_runs_every_task_with_a_real_consumer(tmp_path: pathlib.Path) -> No
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert 'map     : %s' % [i + i * 10 for i in range(20)] in lines
-    assert 'pipeline: [3, 103]' in lines
-    assert 'chord   : 20' in lines
-    assert 'delayed : 42' in lines
-    assert 'retried : flaky(1) ok after a retry' in lines  # the retry ran and its value shows
-    assert lines[-1].endswith('pending=0 scheduled=0'), lines[-1]  # nothing left behind
+    shown = 'the demo printed:\n%s\nand on stderr:\n%s' % (proc.stdout, proc.stderr[-3000:])
+    assert 'map     : %s' % [i + i * 10 for i in range(20)] in lines, shown
+    assert 'pipeline: [3, 103]' in lines, shown
+    assert 'chord   : 20' in lines, shown
+    assert 'delayed : 42' in lines, shown
+    # the retry ran and its value shows
+    assert 'retried : flaky(1) ok after a retry' in lines, shown
+    assert lines[-1].endswith('pending=0 scheduled=0'), shown  # nothing left behind
