@@ -111,10 +111,16 @@ class Enqueuer:
         datas = queue.task_codec.serialize_fresh(tasks)
         queue.storage.enqueue_many(list(zip(datas, repeat(options.priority or 0))),
                                    [task.id for task in tasks])
-        if queue.signals.has_receivers():
-            for task in tasks:
-                queue.signals.send(SIGNAL_ENQUEUED, task)
+        self._signal_enqueued(tasks)
         return ResultGroup([Result(queue, task) for task in tasks])
+
+    def _signal_enqueued(self, tasks: Sequence[Task]) -> None:
+        """SIGNAL_ENQUEUED for each of ``tasks``, stored ready (nothing to do without
+        receivers)."""
+        signals = self.queue.signals
+        if signals.has_receivers():
+            for task in tasks:
+                signals.send(SIGNAL_ENQUEUED, task)
 
     def handle(self, task: Task) -> TaskHandle:
         """The result handle of an enqueued task (a pipeline's: a ResultGroup of its steps)."""
@@ -151,9 +157,7 @@ class Enqueuer:
                     self.resolve_expires(task, now)
             storage.enqueue_many([(serialize(task), task.options.priority or 0)
                                   for task in tasks], [task.id for task in tasks])
-            if queue.signals.has_receivers():
-                for task in tasks:
-                    queue.signals.send(SIGNAL_ENQUEUED, task)
+            self._signal_enqueued(tasks)
             return list(tasks)
         encoded: List[Tuple[Task, bytes, Optional[float]]] = []
         for task in tasks:
