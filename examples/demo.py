@@ -6,6 +6,7 @@ consumer completes them.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -40,7 +41,9 @@ def total(values: list) -> int:
 
 @queue.periodic_task(crontab(minute='*/5'))
 def tidy() -> None:
-    print('tidy ran')
+    # Logged, not printed: the consumer shares this terminal, and its prints would land
+    # in the middle of the report lines below.
+    logging.getLogger('demo').info('tidy ran')
 
 
 def main() -> int:

@@ -27,3 +27,7 @@ def test_demo_runs_every_task_with_a_real_consumer(tmp_path: pathlib.Path) -> No
     # the retry ran and its value shows
     assert 'retried : flaky(1) ok after a retry' in lines, shown
     assert lines[-1].endswith('pending=0 scheduled=0'), shown  # nothing left behind
+    # The consumer writes to stderr only, so nothing it runs can split a report line.
+    reports = ('enqueued ', 'map     : ', 'pipeline: ', 'chord   : ', 'delayed : ',
+               'retried : ', 'all done in ')
+    assert [line for line in lines if not line.startswith(reports)] == [], shown
