@@ -57,7 +57,7 @@ def wal_frames(path: str) -> Tuple[int, List[Tuple[int, bool]]]:
     return page_size, frames
 
 
-def measure(tasks: int, payload: int, max_batch: int, history: bool) -> None:
+def measure(tasks: int, payload: int, max_batch: int, history: bool, priorities: int) -> None:
     workdir = tempfile.mkdtemp(prefix='sqlq-wal-pages-')
     db = os.path.join(workdir, 'queue.db')
     queue = SqliteQueue(db, name='wal-pages', history=history)
@@ -69,7 +69,8 @@ def measure(tasks: int, payload: int, max_batch: int, history: bool) -> None:
     queue.storage.defer_checkpoints(True)
     data = b'x' * payload
     for start in range(0, tasks, 1000):
-        queue.enqueue_many([sized.s(i, data) for i in range(start, min(tasks, start + 1000))])
+        queue.enqueue_many([sized.s(i, data, priority=i % priorities)
+                            for i in range(start, min(tasks, start + 1000))])
     before = page_owners(db)
     conn = apsw.Connection(db)
     try:
@@ -98,9 +99,10 @@ def measure(tasks: int, payload: int, max_batch: int, history: bool) -> None:
         owners.get(page, 'pointer map' if page != 1 else 'page 1') for page, _ in frames)
     commits = sum(1 for _, ends in frames if ends)
     frame_bytes = page_size + FRAME_HEADER
-    print('%d tasks of %d bytes, max_batch %d, history %s: %d frames in %d commits (%.1f '
-          'frames, %.1f tasks per commit); drain WAL %.0f bytes per task'
-          % (tasks, payload, max_batch, 'on' if history else 'off', len(frames), commits,
+    print('%d tasks of %d bytes, %d priorities interleaved, max_batch %d, history %s: %d frames '
+          'in %d commits (%.1f frames, %.1f tasks per commit); drain WAL %.0f bytes per task'
+          % (tasks, payload, priorities, max_batch, 'on' if history else 'off', len(frames),
+             commits,
              len(frames) / max(commits, 1),
              tasks / max(commits, 1), len(frames) * frame_bytes / tasks))
     print('| b-tree | frames | bytes per task |\n|---|---:|---:|')
@@ -114,8 +116,11 @@ def main() -> None:
     parser.add_argument('-p', '--payload', type=int, default=10240, help='bytes per task')
     parser.add_argument('--max-batch', type=int, default=MAX_BATCH)
     parser.add_argument('--no-history', action='store_true', help='SqliteQueue(history=False)')
+    parser.add_argument('--priorities', type=int, default=1,
+                        help='task i gets priority i %% PRIORITIES (bench/scale.py\'s priority '
+                             'scenario: 10)')
     args = parser.parse_args()
-    measure(args.tasks, args.payload, args.max_batch, not args.no_history)
+    measure(args.tasks, args.payload, args.max_batch, not args.no_history, args.priorities)
 
 
 if __name__ == '__main__':

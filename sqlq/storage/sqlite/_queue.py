@@ -81,26 +81,32 @@ class ReadyQueue(HandOff, TaskTracking):
         now, name = self._clock(), self.name
         params: list[Any] = []
         add = params.extend
+        # Rows of (id, queue, priority, body, enqueued_at, key); the ids are set below.
         if keys is None:
             for data, priority in items:
-                add((name, priority if type(priority) is int else int(priority),
+                add((None, name, priority if type(priority) is int else int(priority),
                      data if type(data) is bytes else as_bytes(data), now, None))
         else:
             for (data, priority), key in zip(items, keys):
-                add((name, priority if type(priority) is int else int(priority),
+                add((None, name, priority if type(priority) is int else int(priority),
                      data if type(data) is bytes else as_bytes(data), now, key))
-        width = 5  # parameters per row
+        width = 6  # parameters per row
         count = len(params) // width
         if not count:
             return 0
         chunk = _sql.INSERT_ROWS
+        priorities = params[2::width]
         with self._tx() as conn:
-            self._rank(max(params[1::len(params) // count]))  # each row's priority
+            self._rank(max(priorities))
             try:
-                if max(map(len, params[2::width])) > INLINE_MAX:  # long messages: row by row
-                    _sql.insert_tasks(conn, [params[i:i + width]
+                ids = None
+                if max(map(len, params[3::width])) <= INLINE_MAX:
+                    ids = _sql.band_ids(conn, priorities)
+                if ids is None:  # long messages (or a full band): row by row
+                    _sql.insert_tasks(conn, [params[i + 1:i + width]
                                              for i in range(0, len(params), width)])
                 else:
+                    params[0::width] = ids
                     # Many rows per INSERT statement: about half the cost per row of
                     # executemany.
                     full = count - count % chunk
@@ -108,8 +114,8 @@ class ReadyQueue(HandOff, TaskTracking):
                         conn.execute(_sql.ENQUEUE_CHUNK, params[start:start + chunk * width])
                     if full < count:
                         rest = params[full * width:]
-                        conn.executemany(_sql.ENQUEUE, [rest[i:i + width]
-                                                        for i in range(0, len(rest), width)])
+                        conn.executemany(_sql.ENQUEUE_WITH_ID,
+                                         [rest[i:i + width] for i in range(0, len(rest), width)])
             except apsw.Error as exc:
                 raise self._error(exc, 'writing') from exc
             self._touch('q')

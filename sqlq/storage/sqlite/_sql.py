@@ -10,9 +10,9 @@ parameter) except those on ``owner`` and ``idle_worker`` rows, which are file-wi
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-from sqlq.storage.sqlite._schema import INLINE_MAX
+from sqlq.storage.sqlite._schema import ID_BAND, ID_BANDS, ID_BASE, INLINE_MAX, id_band
 
 #: How every statement reads a message's ``data`` (``task.body``: TASK_DATA) and a key's
 #: ``value``: as a BLOB whatever the row holds. The storage contract is bytes, but a row
@@ -65,14 +65,28 @@ CLAIM_OUTRANKING = (CLAIM_HEAD.replace('owner IS NULL ', 'owner IS NULL AND prio
                     + ', attempts, recoveries, priority, deaths, started, '
                     + 'CASE WHEN ?6 IS NULL THEN NULL ELSE ' + FLAGGED + ' END')
 ANY_READY = 'SELECT 1 FROM task WHERE queue = ? AND owner IS NULL LIMIT 1'
-ENQUEUE = 'INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
+#: A new task row's id (see _schema.id_band, which this computes from the priority ?2): the
+#: largest id of its priority's band plus one, the band's first if it has none -- or NULL
+#: (SQLite's own choice, unique but not in the band) should a band ever fill up.
+_BAND = ('(CASE WHEN ?2 = 0 THEN 0 ELSE %d + (min(max(?2, %d), %d) - %d) * %d END)'
+         % (ID_BASE, -ID_BANDS // 2, ID_BANDS // 2 - 1, -ID_BANDS // 2, ID_BAND))
+NEXT_ID = ('nullif(coalesce((SELECT max(id) FROM task WHERE id >= {lo} AND id < {lo} + {band}), '
+           '{lo}) + 1, {lo} + {band})'.format(lo=_BAND, band=ID_BAND))
+#: The largest id in [?, ?): the batch form of NEXT_ID (see band_ids).
+BAND_MAX = 'SELECT max(id) FROM task WHERE id >= ? AND id < ?'
+#: Parameters: ?1 queue, ?2 priority, ?3 body, ?4 enqueued_at, ?5 key.
+ENQUEUE = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key) VALUES ('
+           + NEXT_ID + ', ?1, ?2, ?3, ?4, ?5)')
 #: The payload of the task row just inserted, for a message longer than _schema.INLINE_MAX
 #: (the row's own body is then empty): parameters (id, data).
 SPILL = 'INSERT INTO task_payload (id, data) VALUES (?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
-ENQUEUE_CHUNK = ('INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES '
-                 + ', '.join(['(?, ?, ?, ?, ?)'] * INSERT_ROWS))
+#: ENQUEUE with the id given (band_ids), one row and INSERT_ROWS rows.
+ENQUEUE_WITH_ID = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key) '
+                   'VALUES (?, ?, ?, ?, ?, ?)')
+ENQUEUE_CHUNK = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key) VALUES '
+                 + ', '.join(['(?, ?, ?, ?, ?, ?)'] * INSERT_ROWS))
 #: What every release of a claim sets: a ready row is unowned, handed to nobody and not
 #: started.
 UNCLAIMED = 'owner = NULL, claimed_at = NULL, assignee = NULL, started = 0'
@@ -114,8 +128,9 @@ IDLE_WORKER = ('SELECT token, owner, socket FROM idle_worker '
 HAND_OFF_CHECK = ('SELECT EXISTS (SELECT 1 FROM task WHERE queue = ?1 AND owner IS NULL), '
                   'CASE WHEN ?2 IS NULL THEN NULL ELSE '
                   'EXISTS (SELECT 1 FROM kv WHERE queue = ?1 AND key >= ?2 AND key < ?3) END')
-ENQUEUE_HANDED = ('INSERT INTO task (queue, priority, body, enqueued_at, key, owner, '
-                  'claimed_at, attempts, assignee, started) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1)')
+ENQUEUE_HANDED = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key, owner, '
+                  'claimed_at, attempts, assignee, started) VALUES (' + NEXT_ID
+                  + ', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, 1)')
 DEREGISTER = 'DELETE FROM idle_worker WHERE token = ?'
 #: A handed message whose datagram could not be delivered becomes an ordinary ready one.
 TAKE_BACK = ('UPDATE task SET ' + UNCLAIMED + ', attempts = 0 '
@@ -235,6 +250,38 @@ def insert_long(conn: Any, statement: str, params: Sequence[Any]) -> int:
     task_id: int = conn.last_insert_rowid()
     conn.execute(SPILL, (task_id, params[2]))
     return task_id
+
+
+def band_ids(conn: Any, priorities: Sequence[int]) -> Optional[list[int]]:
+    """The ids NEXT_ID would give new task rows of ``priorities``, inserted in this order in
+    the current write transaction; None if one would not fit in its band (the rows must then
+    be inserted with NEXT_ID, one by one)."""
+    if not priorities:
+        return []
+    first = priorities[0]
+    if priorities.count(first) == len(priorities):  # the usual batch: one priority
+        bands = {first: id_band(first)}
+    else:
+        bands = {priority: id_band(priority) for priority in set(priorities)}
+    following: dict[int, int] = {}
+    for start in set(bands.values()):
+        top = conn.execute(BAND_MAX, (start, start + ID_BAND)).fetchall()[0][0]
+        following[start] = (start if top is None else top) + 1
+    if len(bands) == 1:
+        start = bands[first]
+        low = following[start]
+        if low + len(priorities) > start + ID_BAND:
+            return None
+        return list(range(low, low + len(priorities)))
+    ids = []
+    for priority in priorities:
+        start = bands[priority]
+        next_id = following[start]
+        if next_id >= start + ID_BAND:
+            return None
+        ids.append(next_id)
+        following[start] = next_id + 1
+    return ids
 
 
 def insert_tasks(conn: Any, rows: Iterable[Sequence[Any]]) -> None:
