@@ -82,6 +82,10 @@ ENQUEUE = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key) VALUE
 SPILL = 'INSERT INTO task_payload (id, data) VALUES (?, ?)'
 #: enqueue_many inserts this many rows per statement.
 INSERT_ROWS = 100
+#: ENQUEUE with SQLite's choice of id (the largest plus one: ReadyQueue._insert_inline),
+#: and the move of a row to another id (parameters: new id, id).
+ENQUEUE_ANY_ID = 'INSERT INTO task (queue, priority, body, enqueued_at, key) VALUES (?, ?, ?, ?, ?)'
+MOVE_ROW = 'UPDATE task SET id = ? WHERE id = ?'
 #: ENQUEUE with the id given (band_ids), one row and INSERT_ROWS rows.
 ENQUEUE_WITH_ID = ('INSERT INTO task (id, queue, priority, body, enqueued_at, key) '
                    'VALUES (?, ?, ?, ?, ?, ?)')

@@ -126,3 +126,26 @@ def test_priorities_beyond_the_bands_share_the_outermost_ones_in_priority_order(
         s.enqueue(b'p%d' % priority, priority)
     assert drain(s) == [b'p1000000000', b'p600', b'p512', b'p-513', b'p-600',
                         b'p-1000000000']
+
+
+def test_priority_0_rows_stay_in_their_band_whichever_connection_saw_other_bands(db_path):
+    """Priority 0 first takes SQLite's next rowid (the band's own while no other band holds
+    rows) and moves the row into its band if another band does: two storages on one file,
+    each finding out on its own, keep one band and one FIFO order."""
+    a = SqliteStorage(db_path, 'test', timeout=10)
+    b = SqliteStorage(db_path, 'test', timeout=10)
+    try:
+        a.enqueue(b'a0')
+        b.enqueue(b'b5', 5)
+        a.enqueue(b'a1')  # SQLite's choice lands beyond band 5's row: moved
+        b.enqueue(b'b0')  # the same, on the other connection
+        a.enqueue(b'a2')  # looked up in the band from now on
+        with a.transaction():
+            a.enqueue(b'a3')
+        a.enqueue(LONG)
+        zero = [row_id for row_id, priority in rows(a) if priority == 0]
+        assert zero == [1, 2, 3, 4, 5, 6]
+        assert drain(a) == [b'b5', b'a0', b'a1', b'b0', b'a2', b'a3', LONG]
+    finally:
+        a.close()
+        b.close()
