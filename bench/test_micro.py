@@ -104,6 +104,15 @@ def _decode_case(fn: Any) -> Callable[[], Any]:
     return _call_with((encoded,))(fn)
 
 
+def _encode_batch_case(fn: Any) -> Callable[[], Any]:
+    """``map``'s batch encoding: BATCH messages of one task, each its own id and arguments."""
+    serializer = Serializer()
+    ids = _fastpath_py.new_task_ids(BATCH)
+    payloads = [serializer.dumps_raw(((i, 'user-%d@example.com' % i), {})) for i in range(BATCH)]
+    return functools.partial(fn, ids, 'app.tasks.send_welcome_email', payloads, 0, 3, 10.0, 2.0,
+                             None, None, 30.0)
+
+
 class _Claimed(NamedTuple):  # what ClaimBuffer orders by (storage.Claim has these fields)
     priority: int
     seq: int
@@ -132,6 +141,10 @@ ACCEL_CASES: Dict[str, Tuple[str, bool, int, Callable[[Any], Callable[[], Any]]]
     'ClaimBuffer': ('claim buffer (extend %d + pop each), per task' % BATCH, True, BATCH,
                     _claim_buffer_case),
     'new_task_id': ('task id (new_task_id)', False, 1, lambda fn: fn),
+    'new_task_ids': ('task ids of a batch (new_task_ids(%d)), per task' % BATCH, False, BATCH,
+                     lambda fn: functools.partial(fn, BATCH)),
+    'encode_messages': ('codec encode of a batch (encode_messages, %d), per task' % BATCH,
+                        False, BATCH, _encode_batch_case),
 }
 
 
