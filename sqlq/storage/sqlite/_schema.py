@@ -74,6 +74,12 @@ Tables (every row carries the name of the queue it belongs to; one file holds ma
     deletes the task. The column is renamed so that an older sqlq still running on the file
     when it is upgraded fails its statements on ``task`` (no such column) instead of reading a
     long message as empty and burying it: nothing is lost while it is restarted.
+Task row ids (version 6)
+    Each priority takes its ids from a band of its own (:func:`id_band`), so that the rows of
+    one priority stay together. No table changes; the version keeps an older sqlq from opening
+    the file (its rows would go after every band). One still running when the file is upgraded
+    keeps working, but its tasks wait behind the newer rows of their priority: stop older
+    producers before upgrading.
 
 Opening: :func:`check_identity` refuses foreign or newer databases before anything writes to
 the file, then :func:`migrate` brings an older one up to date.
@@ -91,7 +97,7 @@ from typing import Any, Callable
 from sqlq.exceptions import StorageError
 
 #: Current schema version (stored in ``PRAGMA user_version``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: ``PRAGMA application_id`` of a sqlq database: b'SQLQ' as a big-endian 32-bit integer.
 APPLICATION_ID = 0x53514C51
@@ -245,9 +251,9 @@ def _add_tracking(conn: Any) -> None:
 #: bands). Priority 0, the default, keeps the ids below ID_BAND (continuing the rows of
 #: earlier versions, and as small as ever); every other priority from -ID_BANDS/2 to
 #: ID_BANDS/2 - 1 has ID_BAND ids from ID_BASE on (priorities beyond share the outermost
-#: bands: their order comes from the ready index, as always). No schema change: a rowid is a
-#: rowid, and an earlier version writing to the file takes SQLite's own choice (the largest
-#: id plus one), which stays unique.
+#: bands: their order comes from the ready index, as always). No table changes (a rowid is a
+#: rowid); schema version 6 keeps older versions from opening the file, since their rows
+#: would take SQLite's own choice (the largest id plus one: unique, but behind every band).
 ID_BAND = 2 ** 32
 ID_BANDS = 2 ** 10
 ID_BASE = 2 ** 42
@@ -290,6 +296,12 @@ def _add_task_payload(conn: Any) -> None:
     conn.execute(SCHEMA_V5)
 
 
+def _mark_id_bands(conn: Any) -> None:
+    """5 -> 6: task row ids in bands, one per priority (see :func:`id_band`). No table
+    changes: the version keeps an older sqlq, whose rows would take the largest id plus one
+    (after every band, behind the newer rows of their priority), from opening the file."""
+
+
 #: ``MIGRATIONS[n](conn)`` upgrades a version-``n`` database to ``n + 1``. It runs inside the
 #: opener's IMMEDIATE transaction; it must not commit, and the caller sets ``user_version``.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
@@ -298,6 +310,7 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {
     2: _add_start_marks,
     3: _add_tracking,
     4: _add_task_payload,
+    5: _mark_id_bands,
 }
 
 

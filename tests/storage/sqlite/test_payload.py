@@ -162,12 +162,14 @@ def test_a_long_message_is_handed_off_and_its_payload_row_goes_with_the_ack(prod
 # ------------------------------------------------------------------ migration
 
 def make_old_database(path: str, version: int) -> None:
-    """A file as sqlq left it at schema ``version`` (1..4), long and short messages inline:
-    ready, claimed (from version 3 on, started and with two deaths), scheduled, dead."""
+    """A file as sqlq left it at schema ``version``, long and short messages inline (from
+    version 5 on, moved out by the migration that made it): ready, claimed (from version 3 on,
+    started and with two deaths), scheduled, dead."""
     conn = apsw.Connection(path)
     conn.execute('PRAGMA journal_mode=WAL')
     conn.execute('BEGIN IMMEDIATE')
-    for step in range(version):
+    inline = min(version, 4)  # the last version whose task rows hold every message
+    for step in range(inline):
         _schema.MIGRATIONS[step](conn)
     insert = ('INSERT INTO task (queue, priority, data, enqueued_at, owner, claimed_at, '
               'attempts) VALUES (?, ?, ?, ?, ?, ?, ?)')
@@ -181,6 +183,8 @@ def make_old_database(path: str, version: int) -> None:
     conn.execute("INSERT INTO schedule (queue, ts, data) VALUES ('sqlq', 5.0, ?)", (LONG,))
     conn.execute("INSERT INTO dead_letter (queue, data, reason, failed_at) "
                  "VALUES ('sqlq', ?, 'why', 3.0)", (HUGE,))
+    for step in range(inline, version):
+        _schema.MIGRATIONS[step](conn)
     conn.execute('PRAGMA application_id=%d' % _schema.APPLICATION_ID)
     conn.execute('PRAGMA user_version=%d' % version)
     conn.execute('COMMIT')
